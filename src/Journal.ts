@@ -1,0 +1,375 @@
+/**
+ * The Journal: the append-only log every event of every aggregate is stored in.
+ *
+ * Records are ordered globally by `seq` (strictly increasing, gaps allowed) and inside their
+ * stream by `version` (1, 2, 3 … dense). Appends are atomic and guarded by an expected version
+ * (optimistic concurrency). Old records are removed by `truncateBefore` once they are folded into
+ * snapshots (and archived); a stream's version and the journal's `lastSeq` never go down.
+ *
+ * This module holds the service, its data types and errors, and `layerMemory`. Durable layers live
+ * in `annals/file` and `annals/postgres`; all of them pass the same conformance suite.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Effect, Layer, Schema, Stream } from "effect"
+import { appendProblem, nextSeq, readProblem, restoreProblem } from "./internal/journalChecks.ts"
+import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
+
+/**
+ * Names one stream: `namespace` is the aggregate type (`"cart"`), `id` the aggregate id. Both are
+ * non-empty, at most 256 characters and free of NUL; namespaces are matched exactly, never by prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const StreamRef = Schema.Struct({ namespace: Schema.String, id: Schema.String })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type StreamRef = typeof StreamRef.Type
+
+/**
+ * One stored event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JournalRecord {
+  /** Global position: ≥ 1, strictly increasing in append order; gaps are legal. */
+  readonly seq: number
+  readonly namespace: string
+  readonly id: string
+  /** Position inside the stream: 1, 2, 3 … dense. */
+  readonly version: number
+  /** The event's tag. */
+  readonly type: string
+  /** Epoch milliseconds from Effect's `Clock` at append; never lower than the record before it in a single-writer layer. */
+  readonly timestamp: number
+  /** The encoded event. Treat as read-only. */
+  readonly payload: Uint8Array
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * An event to append: what the caller supplies, before the journal assigns seq, version and timestamp.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EventData {
+  readonly type: string
+  readonly payload: Uint8Array
+  readonly metadata?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * The version a stream must be at for an append to proceed: a number (0 = the stream must not
+ * exist yet) or `"any"` (no check).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ExpectedVersion = number | "any"
+
+/**
+ * What a successful append assigned.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendResult {
+  readonly firstSeq: number
+  readonly lastSeq: number
+  /** The stream's version after the append (the version of its last new record). */
+  readonly version: number
+}
+
+/**
+ * Bounds for `read`, all inclusive and optional: versions `from..to`, at most `max` records.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadOptions {
+  readonly from?: number | undefined
+  readonly to?: number | undefined
+  readonly max?: number | undefined
+}
+
+/**
+ * A journal operation failed: bad input (an invalid stream name, a malformed record), a storage
+ * fault, or corrupt data. `message` names what and where.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JournalError extends Schema.TaggedError<JournalError>("annals/Journal/JournalError")("JournalError", {
+  method: Schema.String,
+  message: Schema.String,
+  stream: Schema.optional(StreamRef),
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
+ * An append's expected version did not match the stream's version; nothing was stored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class VersionConflict extends Schema.TaggedError<VersionConflict>("annals/Journal/VersionConflict")(
+  "VersionConflict",
+  { stream: StreamRef, expected: Schema.Number, actual: Schema.Number }
+) {
+  override get message(): string {
+    return `Version conflict on stream ${formatStream(this.stream)}: expected version ${this.expected}, but it is at ${this.actual}`
+  }
+}
+
+/**
+ * The Journal service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Journal extends Context.Service<Journal, {
+  /**
+   * Appends `events` to `stream` atomically (all or none) if the stream is at `expectedVersion`.
+   * Succeeds only once the records are as durable as the layer promises and visible to later reads.
+   */
+  readonly append: (
+    stream: StreamRef,
+    expectedVersion: ExpectedVersion,
+    events: ReadonlyArray<EventData>
+  ) => Effect.Effect<AppendResult, JournalError | VersionConflict>
+  /** The stream's records ordered by version, within inclusive bounds; empty for an unknown stream. */
+  readonly read: (stream: StreamRef, options?: ReadOptions) => Stream.Stream<JournalRecord, JournalError>
+  /** Every record with `seq ≥ fromSeq`, ordered by seq. */
+  readonly replayFrom: (fromSeq: number) => Stream.Stream<JournalRecord, JournalError>
+  /** Every record with `seq ≥ fromSeq` and `timestamp ≤ untilMs`, ordered by seq. */
+  readonly replayUntil: (fromSeq: number, untilMs: number) => Stream.Stream<JournalRecord, JournalError>
+  /**
+   * Removes every record with a lower seq and advances the checkpoint to at least `seq`.
+   * `lastSeq` and stream versions never go down; later appends get seqs ≥ the checkpoint.
+   */
+  readonly truncateBefore: (seq: number) => Effect.Effect<void, JournalError>
+  /** The compaction watermark: records below it have been folded into snapshots (0 for a new journal). */
+  readonly checkpoint: Effect.Effect<number, JournalError>
+  /** Moves the checkpoint forward (a lower value is ignored); stored durably. */
+  readonly setCheckpoint: (seq: number) => Effect.Effect<void, JournalError>
+  /** The highest seq ever assigned (0 for a new journal). */
+  readonly lastSeq: Effect.Effect<number, JournalError>
+  /** The stream's current version (0 if it has none); survives truncation. */
+  readonly version: (stream: StreamRef) => Effect.Effect<number, JournalError>
+  /**
+   * Bulk import keeping each record's seq, version and timestamp (restore from an archive). Records
+   * must come in seq order above `lastSeq`, with versions that continue their stream; all or none are stored.
+   */
+  readonly restore: (records: Iterable<JournalRecord>) => Effect.Effect<void, JournalError>
+}>()("annals/Journal") {}
+
+interface MemoryStream {
+  version: number
+  records: Array<JournalRecord>
+}
+
+/**
+ * An in-memory Journal: exact, fast and gone when the process ends. For tests, scripts and as the
+ * reference the durable layers are checked against.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
+  let log: Array<JournalRecord> = []
+  const streams = new Map<string, MemoryStream>()
+  let lastSeq = 0
+  let checkpoint = 0
+  let lastTimestamp = 0
+
+  const invalid = (method: string, message: string, stream?: StreamRef) =>
+    Effect.fail(
+      new JournalError({
+        method,
+        message,
+        ...(stream !== undefined && streamProblem(stream) === undefined
+          ? { stream: { namespace: stream.namespace, id: stream.id } }
+          : {})
+      })
+    )
+  const seqArgument = (method: string, what: string, value: number, min: number) => {
+    const problem = integerProblem(what, value, min)
+    return problem === undefined ? undefined : invalid(method, `Journal.${method}: ${problem}`)
+  }
+  const fromSeqIndex = (seq: number) => lowerBound(log, seq, (r) => r.seq)
+
+  const append: Journal["Service"]["append"] = (stream, expectedVersion, events) => {
+    const problem = appendProblem(stream, expectedVersion, events)
+    if (problem !== undefined) {
+      return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const key = streamKey(stream.namespace, stream.id)
+      const current = streams.get(key)?.version ?? 0
+      if (expectedVersion !== "any" && expectedVersion !== current) {
+        return Effect.fail(
+          new VersionConflict({
+            stream: { namespace: stream.namespace, id: stream.id },
+            expected: expectedVersion,
+            actual: current
+          })
+        )
+      }
+      let state = streams.get(key)
+      if (state === undefined) {
+        state = { version: 0, records: [] }
+        streams.set(key, state)
+      }
+      const timestamp = Math.max(now, lastTimestamp)
+      const firstSeq = nextSeq(lastSeq, checkpoint)
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!
+        const record: JournalRecord = {
+          seq: firstSeq + i,
+          namespace: stream.namespace,
+          id: stream.id,
+          version: current + i + 1,
+          type: event.type,
+          timestamp,
+          payload: event.payload.slice(),
+          ...(event.metadata !== undefined ? { metadata: { ...event.metadata } } : {})
+        }
+        log.push(record)
+        state.records.push(record)
+      }
+      lastSeq = firstSeq + events.length - 1
+      lastTimestamp = timestamp
+      state.version = current + events.length
+      return Effect.succeed({ firstSeq, lastSeq, version: state.version })
+    })
+  }
+
+  const read: Journal["Service"]["read"] = (stream, options) => {
+    const problem = readProblem(stream, options)
+    if (problem !== undefined) {
+      return Stream.fromEffect(
+        invalid("read", `Cannot read stream ${formatStream(stream)}: ${problem}`, stream)
+      )
+    }
+    return Stream.suspend(() => {
+      const records = streams.get(streamKey(stream.namespace, stream.id))?.records ?? []
+      const from = options?.from ?? 1
+      const to = options?.to ?? Number.MAX_SAFE_INTEGER
+      const max = options?.max ?? Number.MAX_SAFE_INTEGER
+      const start = lowerBound(records, from, (r) => r.version)
+      const end = Math.min(lowerBound(records, to + 1, (r) => r.version), start + max)
+      return Stream.fromArray(start < end ? records.slice(start, end) : [])
+    })
+  }
+
+  const replayFrom: Journal["Service"]["replayFrom"] = (fromSeq) => {
+    const bad = seqArgument("replayFrom", "fromSeq", fromSeq, 0)
+    if (bad !== undefined) return Stream.fromEffect(bad)
+    return Stream.suspend(() => Stream.fromArray(log.slice(fromSeqIndex(fromSeq))))
+  }
+
+  const replayUntil: Journal["Service"]["replayUntil"] = (fromSeq, untilMs) => {
+    const bad = seqArgument("replayUntil", "fromSeq", fromSeq, 0) ??
+      (Number.isFinite(untilMs) ? undefined : invalid("replayUntil", `Journal.replayUntil: untilMs must be finite, got ${untilMs}`))
+    if (bad !== undefined) return Stream.fromEffect(bad)
+    return Stream.suspend(() => {
+      // Timestamps never decrease in seq order here (appends use max(now, last); restore may import
+      // another writer's order), so filter rather than stop at the first later record.
+      const start = fromSeqIndex(fromSeq)
+      const out: Array<JournalRecord> = []
+      for (let i = start; i < log.length; i++) if (log[i]!.timestamp <= untilMs) out.push(log[i]!)
+      return Stream.fromArray(out)
+    })
+  }
+
+  const truncateBefore: Journal["Service"]["truncateBefore"] = (seq) =>
+    seqArgument("truncateBefore", "seq", seq, 0) ?? Effect.sync(() => {
+      const cut = fromSeqIndex(seq)
+      if (cut > 0) {
+        const touched = new Set<MemoryStream>()
+        for (let i = 0; i < cut; i++) touched.add(streams.get(streamKey(log[i]!.namespace, log[i]!.id))!)
+        for (const state of touched) state.records.splice(0, lowerBound(state.records, seq, (r) => r.seq))
+        log = log.slice(cut)
+      }
+      checkpoint = Math.max(checkpoint, seq)
+    })
+
+  const setCheckpoint: Journal["Service"]["setCheckpoint"] = (seq) =>
+    seqArgument("setCheckpoint", "seq", seq, 0) ?? Effect.sync(() => {
+      checkpoint = Math.max(checkpoint, seq)
+    })
+
+  const version: Journal["Service"]["version"] = (stream) => {
+    const problem = streamProblem(stream)
+    return problem !== undefined
+      ? invalid("version", `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, stream)
+      : Effect.sync(() => streams.get(streamKey(stream.namespace, stream.id))?.version ?? 0)
+  }
+
+  const restore: Journal["Service"]["restore"] = (records) =>
+    Effect.suspend(() => {
+      const batch = Array.from(records)
+      const versions = new Map<string, number>()
+      let seq = lastSeq
+      for (const record of batch) {
+        const key = streamKey(record.namespace, record.id)
+        const problem = restoreProblem(record, seq, versions.get(key) ?? streams.get(key)?.version ?? 0)
+        if (problem !== undefined) {
+          return invalid("restore", `Cannot restore record seq ${record.seq}: ${problem}; nothing was restored`)
+        }
+        seq = record.seq
+        versions.set(key, record.version)
+      }
+      for (const record of batch) {
+        const key = streamKey(record.namespace, record.id)
+        let state = streams.get(key)
+        if (state === undefined) {
+          state = { version: 0, records: [] }
+          streams.set(key, state)
+        }
+        const copy: JournalRecord = {
+          seq: record.seq,
+          namespace: record.namespace,
+          id: record.id,
+          version: record.version,
+          type: record.type,
+          timestamp: record.timestamp,
+          payload: record.payload.slice(),
+          ...(record.metadata !== undefined ? { metadata: { ...record.metadata } } : {})
+        }
+        log.push(copy)
+        state.records.push(copy)
+        state.version = record.version
+        lastTimestamp = Math.max(lastTimestamp, record.timestamp)
+      }
+      lastSeq = seq
+      return Effect.void
+    })
+
+  return Journal.of({
+    append,
+    read,
+    replayFrom,
+    replayUntil,
+    truncateBefore,
+    checkpoint: Effect.sync(() => checkpoint),
+    setCheckpoint,
+    lastSeq: Effect.sync(() => lastSeq),
+    version,
+    restore
+  })
+})
+
+/**
+ * A fresh in-memory Journal per layer build.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Journal> = Layer.effect(Journal, makeMemory)

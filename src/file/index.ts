@@ -1,0 +1,8 @@
+/**
+ * annals/file: the embedded, zero-setup layers on `node:fs` (Bun, Deno and Node alike).
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as DirectoryArchive from "./DirectoryArchive.ts"

@@ -1,0 +1,15 @@
+/**
+ * annals: event sourcing on Effect. The core entry point: storage contracts with their in-memory
+ * layers, and codecs. Durable layers live in `annals/file` (and, later, `annals/postgres`, `annals/s3`).
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Archive from "./Archive.ts"
+/** @since 0.1.0 */
+export * as Codec from "./Codec.ts"
+/** @since 0.1.0 */
+export * as Journal from "./Journal.ts"
+/** @since 0.1.0 */
+export * as SnapshotStore from "./SnapshotStore.ts"

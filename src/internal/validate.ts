@@ -1,0 +1,66 @@
+/**
+ * Input checks shared by every layer. Each returns a sentence naming what is wrong, or `undefined`.
+ * @internal
+ */
+import { Effect } from "effect"
+
+/** Longest namespace or id, in UTF-16 code units. @internal */
+export const MAX_NAME_LENGTH = 256
+
+/** Checks a namespace or stream id: a non-empty string of at most 256 characters without NUL. @internal */
+export const nameProblem = (what: "namespace" | "id", value: unknown): string | undefined => {
+  if (typeof value !== "string") return `${what} must be a string, got ${typeof value}`
+  if (value.length === 0) return `${what} must not be empty`
+  if (value.length > MAX_NAME_LENGTH) {
+    return `${what} ${JSON.stringify(value.slice(0, 32))}… is ${value.length} characters long (at most ${MAX_NAME_LENGTH})`
+  }
+  if (value.includes("\u0000")) return `${what} ${JSON.stringify(value)} contains a NUL character`
+  return undefined
+}
+
+/** Checks a `{ namespace, id }` pair. @internal */
+export const streamProblem = (stream: { readonly namespace: unknown; readonly id: unknown }): string | undefined =>
+  stream === null || typeof stream !== "object"
+    ? "stream must be an object { namespace, id }"
+    : nameProblem("namespace", stream.namespace) ?? nameProblem("id", stream.id)
+
+/** Checks that `value` is a safe integer ≥ `min`. @internal */
+export const integerProblem = (what: string, value: unknown, min: number): string | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= min
+    ? undefined
+    : `${what} must be a safe integer ≥ ${min}, got ${typeof value === "number" ? value : typeof value}`
+
+/** A map key for a stream that cannot collide (NUL is not allowed in names). @internal */
+export const streamKey = (namespace: string, id: string): string => `${namespace}\u0000${id}`
+
+/** Index of the first element whose key is ≥ `target` in an array sorted by that key. @internal */
+export const lowerBound = <A>(array: ReadonlyArray<A>, target: number, key: (a: A) => number): number => {
+  let lo = 0
+  let hi = array.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (key(array[mid]!) < target) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** `namespace/id`, for messages. @internal */
+export const formatStream = (stream: { readonly namespace: unknown; readonly id: unknown }): string =>
+  stream !== null && typeof stream === "object" ? `${String(stream.namespace)}/${String(stream.id)}` : String(stream)
+
+/** Checks an optional string→string metadata map. @internal */
+export const metadataProblem = (metadata: unknown): string | undefined => {
+  if (metadata === undefined) return undefined
+  if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
+    return "metadata must be an object of strings"
+  }
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== "string") return `metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`
+  }
+  return undefined
+}
+
+/** Succeeds when there is no problem, else fails with the error built from the message. @internal */
+export const failIf = <E>(problem: string | undefined, error: (message: string) => E): Effect.Effect<void, E> =>
+  problem === undefined ? Effect.void : Effect.fail(error(problem))
