@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { type Cause, Context, Data, Effect, Layer } from "effect"
 import { SecureRandom } from "effect/crypto"
 import type { JournalRecord } from "./Journal.ts"
 import { crc32 } from "./internal/crc32.ts"
@@ -48,18 +48,35 @@ export interface Segment {
 }
 
 /**
+ * The fields of an `ArchiveError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface ArchiveErrorFields {
+  /** The operation that failed, e.g. `"get"`. */
+  readonly method: string
+  /** What went wrong and where. */
+  readonly message: string
+  /** The object concerned, when there is one. */
+  readonly key?: string | undefined
+  readonly cause?: unknown
+}
+
+const ArchiveErrorBase: new(
+  args: ArchiveErrorFields
+) => Cause.YieldableError & { readonly _tag: "ArchiveError" } & Readonly<ArchiveErrorFields> = Data.TaggedError(
+  "ArchiveError"
+)
+
+/**
  * An archive operation failed: bad input, a backend fault, a damaged object, or an object under an
  * existing key that differs from the one being put. `key` names the object when there is one.
  *
  * @since 0.1.0
  * @category errors
  */
-export class ArchiveError extends Schema.TaggedError<ArchiveError>("annals/Archive/ArchiveError")("ArchiveError", {
-  method: Schema.String,
-  message: Schema.String,
-  key: Schema.optional(Schema.String),
-  cause: Schema.optional(Schema.Defect())
-}) {}
+export class ArchiveError extends ArchiveErrorBase {}
 
 /**
  * The Archive service.
@@ -67,14 +84,22 @@ export class ArchiveError extends Schema.TaggedError<ArchiveError>("annals/Archi
  * @since 0.1.0
  * @category services
  */
-export class Archive extends Context.Service<Archive, {
+export interface Archive {
   /** Stores a segment under its key; identical again is a no-op, a different object under the key an error. */
   readonly put: (segment: Segment) => Effect.Effect<SegmentRef, ArchiveError>
   /** The segments that hold seqs ≥ `fromSeq` (default: all), ordered by `startSeq`. */
   readonly list: (fromSeq?: number) => Effect.Effect<ReadonlyArray<SegmentRef>, ArchiveError>
   /** The segment's records in seq order, checksum verified. */
   readonly get: (ref: SegmentRef) => Effect.Effect<ReadonlyArray<JournalRecord>, ArchiveError>
-}>()("annals/Archive") {}
+}
+
+/**
+ * The Archive service key.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const Archive: Context.Service<Archive, Archive> = Context.Service<Archive>("annals/Archive")
 
 /**
  * Byte storage for archive objects: what an Archive backend provides. Keys are `/`-separated paths.
@@ -276,7 +301,7 @@ const describeCause = (cause: unknown): string => cause instanceof Error ? cause
 export const make = (
   store: ObjectStore,
   options?: ArchiveOptions
-): Effect.Effect<Archive["Service"], ArchiveError> =>
+): Effect.Effect<Archive, ArchiveError> =>
   Effect.suspend(() => {
     const prefix = options?.prefix ?? ""
     const problem = prefixProblem(prefix)

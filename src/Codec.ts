@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Result, Schema } from "effect"
+import { type Cause, Data, Effect, Result, Schema } from "effect"
 import type { EventData, JournalRecord, StreamRef } from "./Journal.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import type { Snapshot } from "./SnapshotStore.ts"
@@ -25,21 +25,34 @@ export interface Codec<A> {
 }
 
 /**
+ * The fields of a `CodecError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface CodecErrorFields {
+  readonly method: "encodeEvent" | "decodeEvent" | "encodeState" | "decodeState"
+  readonly namespace: string
+  readonly id: string
+  readonly version?: number | undefined
+  readonly seq?: number | undefined
+  /** The event type (a record's `type`, an event's `_tag`). */
+  readonly type?: string | undefined
+  readonly cause: unknown
+}
+
+const CodecErrorBase: new(
+  args: CodecErrorFields
+) => Cause.YieldableError & { readonly _tag: "CodecError" } & Readonly<CodecErrorFields> = Data.TaggedError("CodecError")
+
+/**
  * An event or state failed to encode or decode. Carries the stream and, for stored data, the
  * version and seq of the record or snapshot, so the bad bytes can be found.
  *
  * @since 0.1.0
  * @category errors
  */
-export class CodecError extends Schema.TaggedError<CodecError>("annals/Codec/CodecError")("CodecError", {
-  method: Schema.Literals(["encodeEvent", "decodeEvent", "encodeState", "decodeState"]),
-  namespace: Schema.String,
-  id: Schema.String,
-  version: Schema.optional(Schema.Number),
-  seq: Schema.optional(Schema.Number),
-  type: Schema.optional(Schema.String),
-  cause: Schema.Defect()
-}) {
+export class CodecError extends CodecErrorBase {
   override get message(): string {
     const what = this.method.endsWith("Event") ? "event" : "state"
     const verb = this.method.startsWith("encode") ? "encode" : "decode"

@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Schema, Stream } from "effect"
+import { type Cause, Clock, Context, Data, Effect, Layer, Stream } from "effect"
 import { appendProblem, nextSeq, readProblem, restoreProblem } from "./internal/journalChecks.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
 
@@ -22,13 +22,10 @@ import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } fr
  * @since 0.1.0
  * @category models
  */
-export const StreamRef = Schema.Struct({ namespace: Schema.String, id: Schema.String })
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type StreamRef = typeof StreamRef.Type
+export interface StreamRef {
+  readonly namespace: string
+  readonly id: string
+}
 
 /**
  * One stored event.
@@ -99,18 +96,51 @@ export interface ReadOptions {
 }
 
 /**
+ * The fields of a `JournalError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface JournalErrorFields {
+  /** The operation that failed, e.g. `"append"`. */
+  readonly method: string
+  /** What went wrong and where (stream, file, offset …). */
+  readonly message: string
+  readonly stream?: StreamRef | undefined
+  readonly cause?: unknown
+}
+
+const JournalErrorBase: new(
+  args: JournalErrorFields
+) => Cause.YieldableError & { readonly _tag: "JournalError" } & Readonly<JournalErrorFields> = Data.TaggedError(
+  "JournalError"
+)
+
+/**
  * A journal operation failed: bad input (an invalid stream name, a malformed record), a storage
  * fault, or corrupt data. `message` names what and where.
  *
  * @since 0.1.0
  * @category errors
  */
-export class JournalError extends Schema.TaggedError<JournalError>("annals/Journal/JournalError")("JournalError", {
-  method: Schema.String,
-  message: Schema.String,
-  stream: Schema.optional(StreamRef),
-  cause: Schema.optional(Schema.Defect())
-}) {}
+export class JournalError extends JournalErrorBase {}
+
+/**
+ * The fields of a `VersionConflict`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface VersionConflictFields {
+  readonly stream: StreamRef
+  readonly expected: number
+  readonly actual: number
+}
+
+const VersionConflictBase: new(
+  args: VersionConflictFields
+) => Cause.YieldableError & { readonly _tag: "VersionConflict" } & Readonly<VersionConflictFields> = Data
+  .TaggedError("VersionConflict")
 
 /**
  * An append's expected version did not match the stream's version; nothing was stored.
@@ -118,10 +148,7 @@ export class JournalError extends Schema.TaggedError<JournalError>("annals/Journ
  * @since 0.1.0
  * @category errors
  */
-export class VersionConflict extends Schema.TaggedError<VersionConflict>("annals/Journal/VersionConflict")(
-  "VersionConflict",
-  { stream: StreamRef, expected: Schema.Number, actual: Schema.Number }
-) {
+export class VersionConflict extends VersionConflictBase {
   override get message(): string {
     return `Version conflict on stream ${formatStream(this.stream)}: expected version ${this.expected}, but it is at ${this.actual}`
   }
@@ -133,7 +160,7 @@ export class VersionConflict extends Schema.TaggedError<VersionConflict>("annals
  * @since 0.1.0
  * @category services
  */
-export class Journal extends Context.Service<Journal, {
+export interface Journal {
   /**
    * Appends `events` to `stream` atomically (all or none) if the stream is at `expectedVersion`.
    * Succeeds only once the records are as durable as the layer promises and visible to later reads.
@@ -167,7 +194,15 @@ export class Journal extends Context.Service<Journal, {
    * must come in seq order above `lastSeq`, with versions that continue their stream; all or none are stored.
    */
   readonly restore: (records: Iterable<JournalRecord>) => Effect.Effect<void, JournalError>
-}>()("annals/Journal") {}
+}
+
+/**
+ * The Journal service key.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const Journal: Context.Service<Journal, Journal> = Context.Service<Journal>("annals/Journal")
 
 interface MemoryStream {
   version: number
@@ -181,7 +216,7 @@ interface MemoryStream {
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
+export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
   let log: Array<JournalRecord> = []
   const streams = new Map<string, MemoryStream>()
   let lastSeq = 0
@@ -204,7 +239,7 @@ export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
   }
   const fromSeqIndex = (seq: number) => lowerBound(log, seq, (r) => r.seq)
 
-  const append: Journal["Service"]["append"] = (stream, expectedVersion, events) => {
+  const append: Journal["append"] = (stream, expectedVersion, events) => {
     const problem = appendProblem(stream, expectedVersion, events)
     if (problem !== undefined) {
       return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
@@ -250,7 +285,7 @@ export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
     })
   }
 
-  const read: Journal["Service"]["read"] = (stream, options) => {
+  const read: Journal["read"] = (stream, options) => {
     const problem = readProblem(stream, options)
     if (problem !== undefined) {
       return Stream.fromEffect(
@@ -268,13 +303,13 @@ export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
     })
   }
 
-  const replayFrom: Journal["Service"]["replayFrom"] = (fromSeq) => {
+  const replayFrom: Journal["replayFrom"] = (fromSeq) => {
     const bad = seqArgument("replayFrom", "fromSeq", fromSeq, 0)
     if (bad !== undefined) return Stream.fromEffect(bad)
     return Stream.suspend(() => Stream.fromArray(log.slice(fromSeqIndex(fromSeq))))
   }
 
-  const replayUntil: Journal["Service"]["replayUntil"] = (fromSeq, untilMs) => {
+  const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
     const bad = seqArgument("replayUntil", "fromSeq", fromSeq, 0) ??
       (Number.isFinite(untilMs) ? undefined : invalid("replayUntil", `Journal.replayUntil: untilMs must be finite, got ${untilMs}`))
     if (bad !== undefined) return Stream.fromEffect(bad)
@@ -288,7 +323,7 @@ export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
     })
   }
 
-  const truncateBefore: Journal["Service"]["truncateBefore"] = (seq) =>
+  const truncateBefore: Journal["truncateBefore"] = (seq) =>
     seqArgument("truncateBefore", "seq", seq, 0) ?? Effect.sync(() => {
       const cut = fromSeqIndex(seq)
       if (cut > 0) {
@@ -300,19 +335,19 @@ export const makeMemory: Effect.Effect<Journal["Service"]> = Effect.sync(() => {
       checkpoint = Math.max(checkpoint, seq)
     })
 
-  const setCheckpoint: Journal["Service"]["setCheckpoint"] = (seq) =>
+  const setCheckpoint: Journal["setCheckpoint"] = (seq) =>
     seqArgument("setCheckpoint", "seq", seq, 0) ?? Effect.sync(() => {
       checkpoint = Math.max(checkpoint, seq)
     })
 
-  const version: Journal["Service"]["version"] = (stream) => {
+  const version: Journal["version"] = (stream) => {
     const problem = streamProblem(stream)
     return problem !== undefined
       ? invalid("version", `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, stream)
       : Effect.sync(() => streams.get(streamKey(stream.namespace, stream.id))?.version ?? 0)
   }
 
-  const restore: Journal["Service"]["restore"] = (records) =>
+  const restore: Journal["restore"] = (records) =>
     Effect.suspend(() => {
       const batch = Array.from(records)
       const versions = new Map<string, number>()

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
+import { type Cause, Context, Data, Effect, Layer, Option, Stream } from "effect"
 import { resolveKeep, scanProblem, select, snapshotProblem, streamArgsProblem } from "./internal/snapshotChecks.ts"
 import { failIf, lowerBound, streamKey } from "./internal/validate.ts"
 
@@ -56,19 +56,31 @@ export interface SnapshotStoreOptions {
 }
 
 /**
+ * The fields of a `SnapshotStoreError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface SnapshotStoreErrorFields {
+  /** The operation that failed, e.g. `"put"`. */
+  readonly method: string
+  /** What went wrong and where (stream, file …). */
+  readonly message: string
+  readonly cause?: unknown
+}
+
+const SnapshotStoreErrorBase: new(
+  args: SnapshotStoreErrorFields
+) => Cause.YieldableError & { readonly _tag: "SnapshotStoreError" } & Readonly<SnapshotStoreErrorFields> = Data
+  .TaggedError("SnapshotStoreError")
+
+/**
  * A snapshot operation failed: bad input, a storage fault, or a corrupt snapshot. `message` names what and where.
  *
  * @since 0.1.0
  * @category errors
  */
-export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>("annals/SnapshotStore/SnapshotStoreError")(
-  "SnapshotStoreError",
-  {
-    method: Schema.String,
-    message: Schema.String,
-    cause: Schema.optional(Schema.Defect())
-  }
-) {}
+export class SnapshotStoreError extends SnapshotStoreErrorBase {}
 
 /**
  * The SnapshotStore service.
@@ -76,7 +88,7 @@ export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>("
  * @since 0.1.0
  * @category services
  */
-export class SnapshotStore extends Context.Service<SnapshotStore, {
+export interface SnapshotStore {
   /** The youngest snapshot of the stream matching `criteria` (none: the latest), or `Option.none()`. */
   readonly get: (
     namespace: string,
@@ -89,7 +101,17 @@ export class SnapshotStore extends Context.Service<SnapshotStore, {
   readonly delete: (namespace: string, id: string) => Effect.Effect<void, SnapshotStoreError>
   /** The latest snapshot of every stream in exactly `namespace`, ordered by id. */
   readonly scan: (namespace: string) => Stream.Stream<Snapshot, SnapshotStoreError>
-}>()("annals/SnapshotStore") {}
+}
+
+/**
+ * The SnapshotStore service key.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const SnapshotStore: Context.Service<SnapshotStore, SnapshotStore> = Context.Service<SnapshotStore>(
+  "annals/SnapshotStore"
+)
 
 const error = (method: string) => (message: string): SnapshotStoreError =>
   new SnapshotStoreError({ method, message })
@@ -100,7 +122,7 @@ const error = (method: string) => (message: string): SnapshotStoreError =>
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory = (options?: SnapshotStoreOptions): Effect.Effect<SnapshotStore["Service"], SnapshotStoreError> => {
+export const makeMemory = (options?: SnapshotStoreOptions): Effect.Effect<SnapshotStore, SnapshotStoreError> => {
   const keep = resolveKeep(options)
   if (typeof keep === "string") return Effect.fail(new SnapshotStoreError({ method: "makeMemory", message: keep }))
   return Effect.sync(() => {

@@ -13,7 +13,7 @@ export interface JournalStorage {
   readonly layer: Layer.Layer<Journal, unknown>
 }
 
-type Service = Journal["Service"]
+type Service = Journal
 
 const cart = (id: string): StreamRef => ({ namespace: "cart", id })
 const event = (type: string, text: string, metadata?: Record<string, string>): EventData => ({

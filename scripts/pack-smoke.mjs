@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// Packaging smoke test: `npm pack` this package, install the tarball into a fresh temporary Node
+// project, and run a few appends and reads through the compiled JavaScript that npm users get.
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+
+const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+const root = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..")
+const work = mkdtempSync(join(tmpdir(), "annals-pack-"))
+const sh = (args, cwd) => execFileSync(npm, args, { cwd, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" })
+
+try {
+  const packed = JSON.parse(sh(["pack", "--json", "--pack-destination", work], root))
+  const tarball = join(work, packed[0].filename)
+  console.log(`packed ${packed[0].filename}: ${packed[0].files.length} files, ${packed[0].size} bytes`)
+  const app = join(work, "app")
+  execFileSync("mkdir", ["-p", app])
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "smoke", private: true, type: "module" }))
+  sh(["install", "--no-audit", "--no-fund", "--prefer-offline", tarball], app)
+  writeFileSync(
+    join(app, "smoke.mjs"),
+    `
+import assert from "node:assert/strict"
+import { Effect, Layer, Schema, Stream } from "effect"
+import { Archive, Codec, Journal, SnapshotStore } from "annals"
+import { DirectoryArchive } from "annals/file"
+
+const Event = Schema.Union([
+  Schema.TaggedStruct("Deposited", { amount: Schema.Finite }),
+  Schema.TaggedStruct("Withdrawn", { amount: Schema.Finite })
+])
+const codec = Codec.make(Event)
+const account = { namespace: "account", id: "42" }
+
+const program = Effect.gen(function*() {
+  const journal = yield* Journal.Journal
+  const events = yield* Codec.encodeEvents(codec, account, [{ _tag: "Deposited", amount: 100 }, { _tag: "Withdrawn", amount: 30 }])
+  const appended = yield* journal.append(account, 0, events)
+  assert.deepEqual(appended, { firstSeq: 1, lastSeq: 2, version: 2 })
+  const conflict = yield* Effect.flip(journal.append(account, 0, events))
+  assert.equal(conflict._tag, "VersionConflict")
+  const records = yield* Stream.runCollect(journal.read(account))
+  const decoded = records.map((r) => Codec.decodeRecord(codec, r)).map((r) => r.success)
+  assert.deepEqual(decoded, [{ _tag: "Deposited", amount: 100 }, { _tag: "Withdrawn", amount: 30 }])
+  const archive = yield* Archive.Archive
+  const ref = yield* archive.put({ startSeq: 1, endSeq: 2, records })
+  assert.equal(ref.key, "00000000000000000001-00000000000000000002.msgpack")
+  assert.equal((yield* archive.get(ref)).length, 2)
+  return decoded.length
+})
+
+const layer = Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory(), DirectoryArchive.layer({ directory: process.argv[2] }))
+const n = await Effect.runPromise(Effect.provide(program, layer))
+console.log("smoke: ok, decoded", n, "events through the installed package")
+`
+  )
+  execFileSync(process.execPath, ["smoke.mjs", join(work, "archive")], { cwd: app, stdio: "inherit" })
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}

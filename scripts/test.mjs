@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// Runs the test suite under Bun, Deno and Node, one after another, and prints one closing line per
+// runtime (`bun: 120 passed, 0 failed`). Exits non-zero if any runtime fails or reports no tests.
+// ANNALS_RUNTIMES=bun,node limits the runtimes; extra arguments are passed to every runner.
+import { spawn } from "node:child_process"
+import { readdirSync } from "node:fs"
+import { join } from "node:path"
+
+const bin = (name) => join("node_modules", ".bin", name)
+const testFiles = (dir) => readdirSync(dir).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f))
+
+const run = (command, args) =>
+  new Promise((resolve) => {
+    let output = ""
+    const child = spawn(command, args, { env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" } })
+    const tee = (target) => (chunk) => {
+      output += chunk
+      target.write(chunk)
+    }
+    child.stdout.on("data", tee(process.stdout))
+    child.stderr.on("data", tee(process.stderr))
+    child.on("close", (code) => resolve({ code: code ?? 1, output }))
+  })
+
+const lastMatch = (output, pattern) => {
+  const all = [...output.matchAll(pattern)]
+  return all.length === 0 ? undefined : Number(all[all.length - 1][1])
+}
+
+const runtimes = {
+  bun: async (extra) => {
+    const { code, output } = await run(bin("bun"), ["test", "--timeout", "120000", ...extra, "test/"])
+    return { code, passed: lastMatch(output, /^\s*(\d+) pass$/gm), failed: lastMatch(output, /^\s*(\d+) fail$/gm) }
+  },
+  deno: async (extra) => {
+    const { code, output } = await run(bin("deno"), ["test", "-A", ...extra, "test/"])
+    return {
+      code,
+      passed: lastMatch(output, /(\d+) passed/g),
+      failed: lastMatch(output, /(\d+) failed/g)
+    }
+  },
+  node: async (extra) => {
+    const build = await run(bin("tsc"), ["-p", "tsconfig.node-test.json"])
+    if (build.code !== 0) return { code: build.code, passed: undefined, failed: undefined }
+    const files = testFiles(join(".build", "node", "test"))
+    const { code, output } = await run(process.execPath, [
+      "--enable-source-maps",
+      "--test",
+      "--test-reporter=tap",
+      ...extra,
+      ...files
+    ])
+    return { code, passed: lastMatch(output, /^# pass (\d+)$/gm), failed: lastMatch(output, /^# fail (\d+)$/gm) }
+  }
+}
+
+const selected = (process.env.ANNALS_RUNTIMES ?? "bun,deno,node").split(",").map((s) => s.trim()).filter(Boolean)
+const extra = process.argv.slice(2)
+const results = []
+for (const name of selected) {
+  const runner = runtimes[name]
+  if (runner === undefined) {
+    console.error(`unknown runtime ${name} (expected bun, deno or node)`)
+    process.exit(2)
+  }
+  console.log(`\n=== ${name} ===`)
+  results.push([name, await runner(extra)])
+}
+
+let ok = true
+console.log("")
+for (const [name, { code, passed, failed }] of results) {
+  const counted = passed !== undefined && failed !== undefined
+  if (code !== 0 || !counted || failed > 0 || passed === 0) ok = false
+  if (!counted) console.log(`${name}: exited with code ${code} before reporting a count`)
+  console.log(`${name}: ${passed ?? 0} passed, ${failed ?? (code === 0 ? 0 : 1)} failed`)
+}
+process.exit(ok ? 0 : 1)
