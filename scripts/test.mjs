@@ -41,7 +41,7 @@ const runtimes = {
     }
   },
   node: async (extra) => {
-    const build = await run(bin("tsc"), ["-p", "tsconfig.node-test.json"])
+    const build = await run(bin("tsc"), ["-p", "tsconfig.node.json"])
     if (build.code !== 0) return { code: build.code, passed: undefined, failed: undefined }
     const files = testFiles(join(".build", "node", "test"))
     const { code, output } = await run(process.execPath, [
