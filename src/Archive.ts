@@ -190,6 +190,7 @@ interface SegmentObject {
   readonly endSeq: number
   readonly count: number
   readonly compression: "none"
+  /** CRC-32 over the encoded records, continued over the header fields (`headerBytes`). */
   readonly crc32: number
   readonly records: Uint8Array
 }
@@ -240,6 +241,12 @@ const encodeRecords = (records: ReadonlyArray<JournalRecord>): Uint8Array =>
     r.metadata === undefined ? null : { ...r.metadata }
   ]))
 
+/** The header fields the checksum covers besides the records, so a damaged header is detected too. */
+const headerBytes = (object: Omit<SegmentObject, "crc32" | "records">): Uint8Array =>
+  Msgpack.pack([object.format, object.formatVersion, object.writerId, object.startSeq, object.endSeq, object.count, object.compression])
+
+const checksum = (object: Omit<SegmentObject, "crc32">): number => crc32(headerBytes(object), crc32(object.records))
+
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
@@ -266,7 +273,7 @@ const decodeObject = (bytes: Uint8Array, startSeq: number, endSeq: number): {
     throw new Error(`it covers seqs ${object.startSeq}..${object.endSeq}, but its key names ${startSeq}..${endSeq}`)
   }
   if (!(object.records instanceof Uint8Array)) throw new Error("its records are missing")
-  const actual = crc32(object.records)
+  const actual = checksum(object)
   if (actual !== object.crc32) {
     throw new Error(`its checksum does not match (stored ${object.crc32}, computed ${actual})`)
   }
@@ -329,17 +336,16 @@ export const make = (
           }
           const key = segmentKey(prefix, segment.startSeq, segment.endSeq)
           const records = encodeRecords(segment.records)
-          const object: SegmentObject = {
+          const header = {
             format: FORMAT,
             formatVersion: FORMAT_VERSION,
             writerId,
             startSeq: segment.startSeq,
             endSeq: segment.endSeq,
             count: segment.records.length,
-            compression: "none",
-            crc32: crc32(records),
-            records
+            compression: "none" as const
           }
+          const object: SegmentObject = { ...header, crc32: checksum({ ...header, records }), records }
           const bytes = Msgpack.pack(object)
           const ref: SegmentRef = { startSeq: segment.startSeq, endSeq: segment.endSeq, key, size: bytes.length }
           return Effect.flatMap(store.putIfAbsent(key, bytes), (created) =>

@@ -107,7 +107,7 @@ export const make = <A, I>(schema: Schema.Codec<A, I>): Codec<A> => {
 export const encodeEvents = <A extends { readonly _tag: string }>(
   codec: Codec<A>,
   stream: StreamRef,
-  events: ReadonlyArray<A>
+  events: ReadonlyArray<NoInfer<A>>
 ): Effect.Effect<ReadonlyArray<EventData>, CodecError> =>
   Effect.suspend(() => {
     const out: Array<EventData> = []
@@ -159,7 +159,7 @@ export const encodeState = <S>(
   codec: Codec<S>,
   stream: StreamRef,
   version: number,
-  state: S
+  state: NoInfer<S>
 ): Result.Result<Uint8Array, CodecError> =>
   Result.mapError(
     codec.encode(state),

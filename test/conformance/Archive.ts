@@ -18,7 +18,7 @@ export interface ArchiveStorage {
   readonly damage: (key: string, mutate: (bytes: Uint8Array) => Uint8Array) => Effect.Effect<void, unknown>
 }
 
-type Service = Archive["Service"]
+type Service = Archive
 
 const encoder = new TextEncoder()
 
@@ -242,6 +242,19 @@ export const archiveCases: ReadonlyArray<Case<ArchiveStorage>> = [
         (yield* bare.put(segment(5, 6, [5]))).key,
         "journal00000000000000000005-00000000000000000006.msgpack"
       )
+
+      // the objects really are stored under those literal names (damage fails for a missing object)
+      for (
+        const key of [
+          "00000000000000000001-00000000000000000100.msgpack",
+          "journal/00000000000000000101-00000000000000000200.msgpack",
+          "a/b/00000000000000000003-00000000000000000004.msgpack",
+          "journal00000000000000000005-00000000000000000006.msgpack"
+        ]
+      ) {
+        yield* storage.damage(key, (bytes) => bytes)
+      }
+      assertRecords(yield* journal.get(ref), [record(101), record(150), record(200)])
 
       // each archive sees only its own objects
       assert.deepEqual(summary(yield* archive.list()), ["1..100", "12345678901..12345678999", "9007199254740991..9007199254740991"])
