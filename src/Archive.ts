@@ -390,11 +390,14 @@ export const make = (
  * @category constructors
  */
 export const makeObjectStoreMemory = (objects: Map<string, Uint8Array> = new Map()): ObjectStore => ({
-  get: (key) => Effect.sync(() => objects.get(key)?.slice()),
+  get: (key) => Effect.sync(() => {
+    const bytes = objects.get(key)
+    return bytes === undefined ? undefined : new Uint8Array(bytes)
+  }),
   putIfAbsent: (key, bytes) =>
     Effect.sync(() => {
       if (objects.has(key)) return false
-      objects.set(key, bytes.slice())
+      objects.set(key, new Uint8Array(bytes))
       return true
     }),
   list: (prefix) =>

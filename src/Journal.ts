@@ -272,7 +272,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
           version: current + i + 1,
           type: event.type,
           timestamp,
-          payload: event.payload.slice(),
+          payload: new Uint8Array(event.payload),
           ...(event.metadata !== undefined ? { metadata: { ...event.metadata } } : {})
         }
         log.push(record)
@@ -375,7 +375,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
           version: record.version,
           type: record.type,
           timestamp: record.timestamp,
-          payload: record.payload.slice(),
+          payload: new Uint8Array(record.payload),
           ...(record.metadata !== undefined ? { metadata: { ...record.metadata } } : {})
         }
         log.push(copy)

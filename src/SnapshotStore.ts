@@ -140,7 +140,7 @@ export const makeMemory = (options?: SnapshotStoreOptions): Effect.Effect<Snapsh
           Effect.sync(() => {
             const key = streamKey(snapshot.namespace, snapshot.id)
             const versions = streams.get(key) ?? []
-            const copy: Snapshot = { ...snapshot, state: snapshot.state.slice() }
+            const copy: Snapshot = { ...snapshot, state: new Uint8Array(snapshot.state) }
             const at = lowerBound(versions, snapshot.version, (s) => s.version)
             versions.splice(at, versions[at]?.version === snapshot.version ? 1 : 0, copy)
             if (versions.length > keep) versions.splice(0, versions.length - keep)

@@ -4,6 +4,7 @@
 import { Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
+import { Buffer } from "node:buffer"
 import type { EventData, JournalRecord, StreamRef } from "../../src/Journal.ts"
 import { Journal } from "../../src/Journal.ts"
 import { type Case, expectError, open } from "./harness.ts"
@@ -76,6 +77,21 @@ export const journalCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.ok(records[0]!.payload instanceof Uint8Array)
       assert.equal(yield* journal.version(cart("a")), 2)
       assert.equal(yield* journal.lastSeq, 2)
+    })),
+
+  withJournal("Node Buffer payloads are copied on append and restore and read back as plain Uint8Arrays", (journal) =>
+    Effect.gen(function*() {
+      const payload = Buffer.from([1, 2, 3])
+      yield* journal.append(cart("buffer"), 0, [{ type: "A", payload }])
+      payload[0] = 99
+      const restored = Buffer.from([4, 5])
+      yield* journal.restore([
+        { seq: 10, namespace: "cart", id: "restored", version: 1, type: "B", timestamp: 0, payload: restored }
+      ])
+      restored[0] = 99
+      const records = yield* collect(journal.replayFrom(0))
+      assert.deepEqual(records.map((r) => Array.from(r.payload)), [[1, 2, 3], [4, 5]])
+      for (const record of records) assert.equal(Object.getPrototypeOf(record.payload), Uint8Array.prototype)
     })),
 
   withJournal("a 1 MiB payload round-trips", (journal) =>
