@@ -13,13 +13,14 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
 import { SecureRandom } from "effect/crypto"
 import type { JournalRecord } from "./Journal.ts"
 import { crc32 } from "./internal/crc32.ts"
 import { recordProblem } from "./internal/journalChecks.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import { integerProblem } from "./internal/validate.ts"
+import type { TaggedErrorClass } from "./internal/errors.ts"
 
 /**
  * Where an archived segment is and which seqs it covers.
@@ -63,11 +64,7 @@ export interface ArchiveErrorFields {
   readonly cause?: unknown
 }
 
-const ArchiveErrorBase: new(
-  args: ArchiveErrorFields
-) => Cause.YieldableError & { readonly _tag: "ArchiveError" } & Readonly<ArchiveErrorFields> = Data.TaggedError(
-  "ArchiveError"
-)
+const ArchiveErrorBase: TaggedErrorClass<"ArchiveError", ArchiveErrorFields> = Data.TaggedError("ArchiveError")
 
 /**
  * An archive operation failed: bad input, a backend fault, a damaged object, or an object under an

@@ -6,10 +6,11 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Data, Effect, Result, Schema } from "effect"
+import { Data, Effect, Result, Schema } from "effect"
 import type { EventData, JournalRecord, StreamRef } from "./Journal.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import type { Snapshot } from "./SnapshotStore.ts"
+import type { TaggedErrorClass } from "./internal/errors.ts"
 
 /**
  * A Schema-checked msgpack codec for values of type `A`.
@@ -41,9 +42,7 @@ export interface CodecErrorFields {
   readonly cause: unknown
 }
 
-const CodecErrorBase: new(
-  args: CodecErrorFields
-) => Cause.YieldableError & { readonly _tag: "CodecError" } & Readonly<CodecErrorFields> = Data.TaggedError("CodecError")
+const CodecErrorBase: TaggedErrorClass<"CodecError", CodecErrorFields> = Data.TaggedError("CodecError")
 
 /**
  * An event or state failed to encode or decode. Carries the stream and, for stored data, the

@@ -11,9 +11,10 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Clock, Context, Data, Effect, Layer, Stream } from "effect"
+import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
 import { appendProblem, nextSeq, readProblem, restoreProblem } from "./internal/journalChecks.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
+import type { TaggedErrorClass } from "./internal/errors.ts"
 
 /**
  * Names one stream: `namespace` is the aggregate type (`"cart"`), `id` the aggregate id. Both are
@@ -110,11 +111,7 @@ export interface JournalErrorFields {
   readonly cause?: unknown
 }
 
-const JournalErrorBase: new(
-  args: JournalErrorFields
-) => Cause.YieldableError & { readonly _tag: "JournalError" } & Readonly<JournalErrorFields> = Data.TaggedError(
-  "JournalError"
-)
+const JournalErrorBase: TaggedErrorClass<"JournalError", JournalErrorFields> = Data.TaggedError("JournalError")
 
 /**
  * A journal operation failed: bad input (an invalid stream name, a malformed record), a storage
@@ -137,10 +134,7 @@ export interface VersionConflictFields {
   readonly actual: number
 }
 
-const VersionConflictBase: new(
-  args: VersionConflictFields
-) => Cause.YieldableError & { readonly _tag: "VersionConflict" } & Readonly<VersionConflictFields> = Data
-  .TaggedError("VersionConflict")
+const VersionConflictBase: TaggedErrorClass<"VersionConflict", VersionConflictFields> = Data.TaggedError("VersionConflict")
 
 /**
  * An append's expected version did not match the stream's version; nothing was stored.

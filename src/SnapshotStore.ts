@@ -8,9 +8,10 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { Context, Data, Effect, Layer, Option, Stream } from "effect"
 import { resolveKeep, scanProblem, select, snapshotProblem, streamArgsProblem } from "./internal/snapshotChecks.ts"
 import { failIf, lowerBound, streamKey } from "./internal/validate.ts"
+import type { TaggedErrorClass } from "./internal/errors.ts"
 
 /**
  * One saved state of one stream.
@@ -69,10 +70,7 @@ export interface SnapshotStoreErrorFields {
   readonly cause?: unknown
 }
 
-const SnapshotStoreErrorBase: new(
-  args: SnapshotStoreErrorFields
-) => Cause.YieldableError & { readonly _tag: "SnapshotStoreError" } & Readonly<SnapshotStoreErrorFields> = Data
-  .TaggedError("SnapshotStoreError")
+const SnapshotStoreErrorBase: TaggedErrorClass<"SnapshotStoreError", SnapshotStoreErrorFields> = Data.TaggedError("SnapshotStoreError")
 
 /**
  * A snapshot operation failed: bad input, a storage fault, or a corrupt snapshot. `message` names what and where.
