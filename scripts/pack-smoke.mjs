@@ -38,7 +38,7 @@ const program = Effect.gen(function*() {
   const journal = yield* Journal.Journal
   const events = yield* Codec.encodeEvents(codec, account, [{ _tag: "Deposited", amount: 100 }, { _tag: "Withdrawn", amount: 30 }])
   const appended = yield* journal.append(account, 0, events)
-  assert.deepEqual(appended, { firstSeq: 1, lastSeq: 2, version: 2 })
+  assert.deepEqual({ ...appended, timestamp: 0 }, { firstSeq: 1, lastSeq: 2, version: 2, timestamp: 0 })
   const conflict = yield* Effect.flip(journal.append(account, 0, events))
   assert.equal(conflict._tag, "VersionConflict")
   const records = yield* Stream.runCollect(journal.read(account))

@@ -82,6 +82,8 @@ export interface AppendResult {
   readonly lastSeq: number
   /** The stream's version after the append (the version of its last new record). */
   readonly version: number
+  /** The timestamp the new records were given (all records of one append share it). */
+  readonly timestamp: number
 }
 
 /**
@@ -275,7 +277,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       lastSeq = firstSeq + events.length - 1
       lastTimestamp = timestamp
       state.version = current + events.length
-      return Effect.succeed({ firstSeq, lastSeq, version: state.version })
+      return Effect.succeed({ firstSeq, lastSeq, version: state.version, timestamp })
     })
   }
 

@@ -13,3 +13,7 @@ export * as Codec from "./Codec.ts"
 export * as Journal from "./Journal.ts"
 /** @since 0.1.0 */
 export * as SnapshotStore from "./SnapshotStore.ts"
+/** @since 0.1.0 */
+export * as Aggregate from "./Aggregate.ts"
+/** @since 0.1.0 */
+export * as Repository from "./Repository.ts"
