@@ -17,3 +17,7 @@ export * as SnapshotStore from "./SnapshotStore.ts"
 export * as Aggregate from "./Aggregate.ts"
 /** @since 0.1.0 */
 export * as Repository from "./Repository.ts"
+/** @since 0.1.0 */
+export * as Archiver from "./Archiver.ts"
+/** @since 0.1.0 */
+export * as Checkpointer from "./Checkpointer.ts"

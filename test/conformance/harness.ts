@@ -76,11 +76,11 @@ export const failingCases = async <S>(fixture: Fixture<S>, cases: ReadonlyArray<
  * Asserts that `effect` fails with the tagged error `tag` whose message mentions every string in
  * `mentions`, and returns that error (narrowed). Succeeding, or failing otherwise, is a test failure.
  */
-export const expectError = <A, E extends { readonly _tag: string; readonly message: string }, T extends E["_tag"]>(
-  effect: Effect.Effect<A, E>,
+export const expectError = <A, E extends { readonly _tag: string; readonly message: string }, R, T extends E["_tag"]>(
+  effect: Effect.Effect<A, E, R>,
   tag: T,
   ...mentions: ReadonlyArray<string>
-): Effect.Effect<Extract<E, { readonly _tag: T }>> =>
+): Effect.Effect<Extract<E, { readonly _tag: T }>, never, R> =>
   Effect.map(Effect.result(effect), (result) => {
     assert.ok(result._tag === "Failure", `expected a ${tag} error, but the operation succeeded`)
     const error = result.failure

@@ -1,0 +1,287 @@
+/**
+ * The Archiver ships the journal to the Archive: every `segmentSize` records become one segment,
+ * uploaded by a background fiber; before the journal is truncated, `flush` uploads everything below
+ * the truncation point; on start with an empty journal, `restore` brings the archived history back.
+ *
+ * Uploads never block or fail appends: a failed upload is logged as a warning and retried with
+ * exponential backoff, and the records stay in the journal (which is never truncated past what is
+ * archived) until it succeeds. Segments chain without holes: each starts at the seq after the
+ * previous one's end, so `restore` can verify that nothing is missing.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Data, Duration, Effect, Layer, Option, Schedule, Semaphore, Stream } from "effect"
+import { Archive, type ArchiveError, type SegmentRef } from "./Archive.ts"
+import type { TaggedErrorClass } from "./internal/errors.ts"
+import { integerProblem } from "./internal/validate.ts"
+import { Journal, type JournalError, type JournalRecord } from "./Journal.ts"
+
+/**
+ * The fields of an `ArchiverError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface ArchiverErrorFields {
+  readonly method: string
+  readonly message: string
+  readonly cause?: unknown
+}
+
+const ArchiverErrorBase: TaggedErrorClass<"ArchiverError", ArchiverErrorFields> = Data.TaggedError("ArchiverError")
+
+/**
+ * A restore found the archive unusable (segments that do not chain, a journal that is not empty)
+ * or an option was invalid.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ArchiverError extends ArchiverErrorBase {}
+
+/**
+ * Options of the Archiver.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ArchiverOptions {
+  /** Records per segment uploaded in the background (default 1,000). */
+  readonly segmentSize?: number | undefined
+  /** How often the background fiber looks for full segments (default 1 second). */
+  readonly pollInterval?: Duration.Input | undefined
+  /** First delay before retrying a failed upload; doubles up to `maxBackoff` (default 100 ms). */
+  readonly backoff?: Duration.Input | undefined
+  /** Longest delay between retries (default 30 seconds). */
+  readonly maxBackoff?: Duration.Input | undefined
+  /** Restore the archived history when the layer starts on an empty journal (default true). */
+  readonly restoreOnStart?: boolean | undefined
+}
+
+/**
+ * What the Archiver has done.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ArchiverStatus {
+  /** Every seq ≤ this is in the archive (0: nothing archived). */
+  readonly archivedThrough: number
+  /** Seqs assigned by the journal and not archived yet: `lastSeq − archivedThrough`. */
+  readonly pendingSeqs: number
+  /** When the last upload succeeded (epoch ms). */
+  readonly lastSuccess: Option.Option<number>
+  /** The last upload failure's message, cleared by the next success. */
+  readonly lastError: Option.Option<string>
+}
+
+/**
+ * What a restore brought back.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RestoreResult {
+  readonly segments: number
+  readonly records: number
+  /** The highest seq restored (0 if none). */
+  readonly lastSeq: number
+}
+
+/**
+ * The Archiver service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export interface Archiver {
+  /** Uploads every record with seq < `beforeSeq` that is not archived yet; returns `archivedThrough`. */
+  readonly flush: (beforeSeq: number) => Effect.Effect<number, ArchiveError | JournalError>
+  /** Uploads every full segment available now (what the background fiber does each poll). */
+  readonly uploadFullSegments: Effect.Effect<number, ArchiveError | JournalError>
+  readonly status: Effect.Effect<ArchiverStatus, JournalError>
+}
+
+/**
+ * The Archiver service key.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const Archiver: Context.Service<Archiver, Archiver> = Context.Service<Archiver>("annals/Archiver")
+
+const optionProblem = (options: ArchiverOptions | undefined) =>
+  integerProblem("segmentSize", options?.segmentSize ?? 1_000, 1)
+
+/**
+ * Restores the archived history into an empty journal: every segment in order, checksums verified
+ * by the Archive, ranges verified to chain without holes. With `until`, only the records with
+ * timestamp ≤ `until` are restored (point-in-time recovery into a fresh journal).
+ *
+ * @since 0.1.0
+ * @category restore
+ */
+export const restore = (
+  options?: { readonly until?: number | undefined }
+): Effect.Effect<RestoreResult, ArchiverError | ArchiveError | JournalError, Journal | Archive> =>
+  Effect.gen(function*() {
+    const journal = yield* Journal
+    const archive = yield* Archive
+    const lastSeq = yield* journal.lastSeq
+    if (lastSeq > 0) {
+      return yield* new ArchiverError({
+        method: "restore",
+        message: `Cannot restore from the archive: the journal is not empty (last seq ${lastSeq})`
+      })
+    }
+    const refs = yield* archive.list()
+    for (let i = 1; i < refs.length; i++) {
+      const previous = refs[i - 1]!
+      const ref = refs[i]!
+      if (ref.startSeq !== previous.endSeq + 1) {
+        return yield* new ArchiverError({
+          method: "restore",
+          message: ref.startSeq <= previous.endSeq
+            ? `Archive segments ${previous.key} and ${ref.key} overlap; nothing after ${previous.key} was restored`
+            : `Archive segments are missing seqs ${previous.endSeq + 1}..${ref.startSeq - 1} between ${previous.key} and ${ref.key}`
+        })
+      }
+    }
+    const until = options?.until
+    let records = 0
+    let restoredThrough = 0
+    for (const ref of refs) {
+      const segment = yield* archive.get(ref)
+      const batch = until === undefined ? segment : segment.filter((r) => r.timestamp <= until)
+      yield* journal.restore(batch)
+      records += batch.length
+      if (batch.length > 0) restoredThrough = batch[batch.length - 1]!.seq
+    }
+    return { segments: refs.length, records, lastSeq: restoredThrough }
+  })
+
+/**
+ * Builds an Archiver (without its background fiber; see `layer`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options?: ArchiverOptions
+): Effect.Effect<Archiver, ArchiverError | ArchiveError | JournalError, Journal | Archive> =>
+  Effect.gen(function*() {
+    const problem = optionProblem(options)
+    if (problem !== undefined) return yield* new ArchiverError({ method: "make", message: `Archiver option ${problem}` })
+    const segmentSize = options?.segmentSize ?? 1_000
+    const journal = yield* Journal
+    const archive = yield* Archive
+    const lock = yield* Semaphore.make(1)
+    const existing = yield* archive.list()
+    let archivedThrough = existing.length === 0 ? 0 : existing[existing.length - 1]!.endSeq
+    const journalLastSeq = yield* journal.lastSeq
+    if (archivedThrough > journalLastSeq) {
+      return yield* new ArchiverError({
+        method: "make",
+        message: `The archive holds seqs up to ${archivedThrough} but the journal's last seq is ${journalLastSeq}: ` +
+          `this journal is not the archive's timeline (restore it first; after a point-in-time restore, ` +
+          `give the new timeline its own archive prefix)`
+      })
+    }
+    let lastSuccess: Option.Option<number> = Option.none()
+    let lastError: Option.Option<string> = Option.none()
+
+    /** Uploads the records as the segment `archivedThrough+1..endSeq`. */
+    const uploadSegment = (records: ReadonlyArray<JournalRecord>, endSeq: number) =>
+      Effect.gen(function*() {
+        const startSeq = archivedThrough + 1
+        const ref: SegmentRef = yield* archive.put({ startSeq, endSeq, records }).pipe(
+          Effect.tapError((error) => Effect.sync(() => void (lastError = Option.some(error.message))))
+        )
+        archivedThrough = ref.endSeq
+        lastSuccess = Option.some(yield* Clock.currentTimeMillis)
+        lastError = Option.none()
+      })
+
+    /** The next up to `segmentSize` records after `archivedThrough`, with seq < `beforeSeq`. */
+    const nextRecords = (beforeSeq: number) =>
+      Stream.runCollect(
+        journal.replayFrom(archivedThrough + 1).pipe(
+          Stream.takeWhile((r) => r.seq < beforeSeq),
+          Stream.take(segmentSize)
+        )
+      )
+
+    const flush: Archiver["flush"] = (beforeSeq) =>
+      lock.withPermit(Effect.gen(function*() {
+        const lastSeq = yield* journal.lastSeq
+        const limit = Math.min(beforeSeq, lastSeq + 1)
+        // Each segment ends at its last record, so archivedThrough is always the seq of a record the
+        // journal holds: a seq gap after it is covered by the next segment, whose start follows it.
+        for (;;) {
+          const records = yield* nextRecords(limit)
+          if (records.length === 0) break
+          yield* uploadSegment(records, records[records.length - 1]!.seq)
+        }
+        return archivedThrough
+      }))
+
+    const uploadFullSegments: Archiver["uploadFullSegments"] = lock.withPermit(Effect.gen(function*() {
+      for (;;) {
+        const records = yield* nextRecords(Number.MAX_SAFE_INTEGER)
+        if (records.length < segmentSize) return archivedThrough
+        yield* uploadSegment(records, records[records.length - 1]!.seq)
+      }
+    }))
+
+    return Archiver.of({
+      flush,
+      uploadFullSegments,
+      status: Effect.map(journal.lastSeq, (lastSeq) => ({
+        archivedThrough,
+        pendingSeqs: Math.max(0, lastSeq - archivedThrough),
+        lastSuccess,
+        lastError
+      }))
+    })
+  })
+
+/**
+ * The Archiver as a layer: restores the archive into an empty journal first (before anything else
+ * can use the journal), then uploads full segments from a background fiber that lives as long as
+ * the layer. Failed uploads are logged and retried with exponential backoff.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: ArchiverOptions
+): Layer.Layer<Archiver, ArchiverError | ArchiveError | JournalError, Journal | Archive> =>
+  Layer.effect(
+    Archiver,
+    Effect.gen(function*() {
+      if (options?.restoreOnStart ?? true) {
+        const journal = yield* Journal
+        if ((yield* journal.lastSeq) === 0) {
+          const restored = yield* restore()
+          if (restored.segments > 0) {
+            yield* Effect.logInfo(
+              `Restored ${restored.records} records (through seq ${restored.lastSeq}) from ${restored.segments} archive segments`
+            )
+          }
+        }
+      }
+      const archiver = yield* make(options)
+      const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? "1 second")
+      const maxBackoff = Duration.fromInputUnsafe(options?.maxBackoff ?? "30 seconds")
+      const retry = Schedule.exponential(options?.backoff ?? "100 millis").pipe(
+        Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, maxBackoff)))
+      )
+      const cycle = archiver.uploadFullSegments.pipe(
+        Effect.tapError((error) => Effect.logWarning(`Archive upload failed, will retry: ${error.message}`)),
+        Effect.retry(retry),
+        Effect.andThen(Effect.sleep(pollInterval))
+      )
+      yield* Effect.forkScoped(Effect.forever(cycle))
+      return archiver
+    })
+  )
