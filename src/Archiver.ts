@@ -189,13 +189,29 @@ export const make = (
     }
     let lastSuccess: Option.Option<number> = Option.none()
     let lastError: Option.Option<string> = Option.none()
+    // After a failed put the object may exist all the same (a timeout after the write): the next
+    // upload first adopts whatever the archive holds from `archivedThrough + 1` on, so segments
+    // never overlap.
+    let uncertain = false
+    const resync = Effect.gen(function*() {
+      if (!uncertain) return
+      for (const ref of yield* archive.list(archivedThrough + 1)) {
+        if (ref.startSeq === archivedThrough + 1) archivedThrough = ref.endSeq
+      }
+      uncertain = false
+    })
 
     /** Uploads the records as the segment `archivedThrough+1..endSeq`. */
     const uploadSegment = (records: ReadonlyArray<JournalRecord>, endSeq: number) =>
       Effect.gen(function*() {
         const startSeq = archivedThrough + 1
         const ref: SegmentRef = yield* archive.put({ startSeq, endSeq, records }).pipe(
-          Effect.tapError((error) => Effect.sync(() => void (lastError = Option.some(error.message))))
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              lastError = Option.some(error.message)
+              uncertain = true
+            })
+          )
         )
         archivedThrough = ref.endSeq
         lastSuccess = Option.some(yield* Clock.currentTimeMillis)
@@ -213,6 +229,7 @@ export const make = (
 
     const flush: Archiver["flush"] = (beforeSeq) =>
       lock.withPermit(Effect.gen(function*() {
+        yield* resync
         const lastSeq = yield* journal.lastSeq
         const limit = Math.min(beforeSeq, lastSeq + 1)
         // Each segment ends at its last record, so archivedThrough is always the seq of a record the
@@ -226,6 +243,7 @@ export const make = (
       }))
 
     const uploadFullSegments: Archiver["uploadFullSegments"] = lock.withPermit(Effect.gen(function*() {
+      yield* resync
       for (;;) {
         const records = yield* nextRecords(Number.MAX_SAFE_INTEGER)
         if (records.length < segmentSize) return archivedThrough
