@@ -111,3 +111,28 @@ test("Archiver.restore refuses a non-empty journal and archives whose segments d
     yield* expectError(Archiver.restore(), "ArchiverError", "not empty")
   }).pipe(Effect.provide(Layer.mergeAll(Journal.layerMemory, withArchive(objects)))))
 })
+
+test("Checkpointer.layer runs a checkpoint every interval in the background", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const aggregate = ledger()
+    const repo = yield* Repository.make(aggregate)
+    const journal = yield* Journal.Journal
+    yield* repo.execute("bg", append([credit(1), credit(2)]))
+    yield* TestClock.adjust("59 seconds")
+    assert.equal((yield* replayAll(journal)).length, 2, "not yet")
+    yield* TestClock.adjust("1 second")
+    for (let i = 0; i < 20 && (yield* journal.checkpoint) === 0; i++) yield* Effect.yieldNow
+    assert.equal(yield* journal.checkpoint, 3)
+    assert.deepEqual(yield* replayAll(journal), [])
+    yield* repo.execute("bg", append([credit(3)]))
+    yield* TestClock.adjust("1 minute")
+    for (let i = 0; i < 20 && (yield* journal.checkpoint) === 3; i++) yield* Effect.yieldNow
+    assert.equal(yield* journal.checkpoint, 4)
+    assert.deepEqual(yield* repo.load("bg"), { state: fold([credit(1), credit(2), credit(3)]), version: 3 })
+  }).pipe(
+    Effect.provide(Layer.provideMerge(
+      Checkpointer.layer([ledger()], { interval: "1 minute" }),
+      Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory())
+    )),
+    Effect.provide(TestClock.layer())
+  )))
