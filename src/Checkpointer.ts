@@ -42,7 +42,9 @@ export interface CheckpointResult {
   readonly from: number
   /** The new checkpoint: every record below it was removed from the journal. */
   readonly checkpoint: number
-  /** Streams snapshotted. */
+  /** Streams touched since the checkpoint (each is now in a snapshot at or past its last record). */
+  readonly streams: number
+  /** Snapshots written (a stream already snapshotted at its last record needs none). */
   readonly snapshots: number
   /** With an Archiver: every record below this seq + 1 is archived. */
   readonly archivedThrough: Option.Option<number>
@@ -113,12 +115,13 @@ export const make = (
           })
       )
       // 2. Snapshot each of them at (or past) its last record.
+      let streams = 0
       let snapshots = 0
       for (const [namespace, ids] of touched) {
         const repository = repositories.get(namespace)!
         for (const id of ids) {
-          yield* repository.snapshot(id)
-          snapshots++
+          streams++
+          if ((yield* repository.snapshot(id)).saved) snapshots++
         }
       }
       let watermark = Math.max(from, lastSeq + 1)
@@ -136,7 +139,7 @@ export const make = (
             `which has no registered aggregate, cannot be snapshotted`
         )
       }
-      return { from, checkpoint: watermark, snapshots, archivedThrough, heldBack: report }
+      return { from, checkpoint: watermark, streams, snapshots, archivedThrough, heldBack: report }
     })
 
     return Checkpointer.of({ run })

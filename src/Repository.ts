@@ -127,9 +127,12 @@ export interface Repository<E extends { readonly _tag: string }, S> {
   ) => Effect.Effect<Executed<E, S>, LoadError | VersionConflict | Err, R>
   /**
    * Saves a snapshot of the stream's current state unless one at that version exists; returns the
-   * version and seq of the newest record it covers (used by the Checkpointer before truncating).
+   * version and seq of the newest record it covers, and whether it wrote one (used by the
+   * Checkpointer before truncating).
    */
-  readonly snapshot: (id: string) => Effect.Effect<{ readonly version: number; readonly seq: number }, LoadError>
+  readonly snapshot: (
+    id: string
+  ) => Effect.Effect<{ readonly version: number; readonly seq: number; readonly saved: boolean }, LoadError>
 }
 
 /** A state together with where it stands in the log. */
@@ -346,11 +349,12 @@ export const make = <E extends { readonly _tag: string }, S>(
     const snapshot: Repository<E, S>["snapshot"] = (id) =>
       Effect.gen(function*() {
         const folded = yield* rebuild(id, undefined)
-        if (folded.version > folded.snapshotVersion) {
+        const saved = folded.version > folded.snapshotVersion
+        if (saved) {
           yield* saveSnapshot(streamOf(id), folded)
           cache.set(id, { ...folded, snapshotVersion: folded.version })
         }
-        return { version: folded.version, seq: folded.seq }
+        return { version: folded.version, seq: folded.seq, saved }
       })
 
     return {

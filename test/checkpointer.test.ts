@@ -33,6 +33,7 @@ test("Checkpointer: snapshots every touched stream, then truncates; loads stay e
     assert.deepEqual({ ...result, archivedThrough: Option.isNone(result.archivedThrough) }, {
       from: 0,
       checkpoint: 61,
+      streams: 4,
       snapshots: 4,
       archivedThrough: true,
       heldBack: []
@@ -43,7 +44,10 @@ test("Checkpointer: snapshots every touched stream, then truncates; loads stay e
     yield* repo.execute("s0", append([credit(7)]))
     const second = yield* checkpointer.run
     assert.equal(second.from, 61)
+    assert.equal(second.streams, 1)
     assert.equal(second.snapshots, 1)
+    const third = yield* checkpointer.run // nothing new: nothing to snapshot
+    assert.deepEqual([third.streams, third.snapshots, third.checkpoint], [0, 0, second.checkpoint])
     assert.deepEqual(yield* repo.load("s0"), { state: fold([...events.get("s0")!, credit(7)]), version: events.get("s0")!.length + 1 })
   }).pipe(Effect.provide(Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory())), Effect.provide(TestClock.layer()))))
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// Runs bench/runtime.ts under Bun, Deno and Node (building for Node first with tsconfig.node.json),
+// one after another, and prints every JSON line they report on stdout. Each group of figures (fold,
+// latency, execute) runs in a fresh process, so that one group's JIT and heap state does not skew the
+// next. Exits non-zero if a run fails; a missed target is reported in its line ("met": false), not by
+// the exit code. ANNALS_RUNTIMES=bun,node limits the runtimes; arguments limit the groups
+// (`npm run bench -- execute`).
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+
+const bin = (name) => join("node_modules", ".bin", name)
+
+const run = (command, args, { echo }) =>
+  new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NO_COLOR: "1" } })
+    let buffered = ""
+    child.stdout.on("data", (chunk) => {
+      buffered += chunk
+      const lines = buffered.split("\n")
+      buffered = lines.pop()
+      for (const line of lines) echo(line)
+    })
+    child.on("close", (code) => {
+      if (buffered !== "") echo(buffered)
+      resolve(code ?? 1)
+    })
+  })
+
+const printJson = (line) => {
+  if (line.startsWith("{")) console.log(line)
+  else if (line.trim() !== "") console.error(line)
+}
+
+const groups = process.argv.length > 2 ? process.argv.slice(2) : ["fold", "latency", "execute"]
+
+const eachGroup = async (command, args) => {
+  let failed = 0
+  for (const group of groups) {
+    const code = await run(command, [...args, group], { echo: printJson })
+    if (code !== 0) failed = code
+  }
+  return failed
+}
+
+const runtimes = {
+  bun: () => eachGroup(bin("bun"), ["bench/runtime.ts"]),
+  deno: () => eachGroup(bin("deno"), ["run", "-A", "bench/runtime.ts"]),
+  node: async () => {
+    const built = await run(bin("tsc"), ["-p", "tsconfig.node.json"], { echo: (line) => console.error(line) })
+    if (built !== 0) return built
+    return eachGroup(process.execPath, [join(".build", "node", "bench", "runtime.js")])
+  }
+}
+
+const selected = (process.env.ANNALS_RUNTIMES ?? "bun,deno,node").split(",").map((s) => s.trim()).filter(Boolean)
+let ok = true
+for (const name of selected) {
+  const runner = runtimes[name]
+  if (runner === undefined) {
+    console.error(`unknown runtime ${name} (expected bun, deno or node)`)
+    process.exit(2)
+  }
+  console.error(`=== ${name}`)
+  const code = await runner()
+  if (code !== 0) {
+    console.error(`${name}: the benchmark exited with code ${code}`)
+    ok = false
+  }
+}
+process.exit(ok ? 0 : 1)
