@@ -6,3 +6,5 @@
 
 /** @since 0.1.0 */
 export * as DirectoryArchive from "./DirectoryArchive.ts"
+/** @since 0.1.0 */
+export * as FileSnapshotStore from "./FileSnapshotStore.ts"

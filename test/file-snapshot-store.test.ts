@@ -1,0 +1,77 @@
+/**
+ * The file SnapshotStore: the whole SnapshotStore conformance suite over a fresh directory per case
+ * (durable: every build reopens the same directory), plus what only files can do wrong — crash
+ * leftovers and damaged files.
+ */
+import { Effect, Option, Stream } from "effect"
+import assert from "node:assert/strict"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { test } from "node:test"
+import { FileSnapshotStore } from "../src/file/index.ts"
+import { SnapshotStore } from "../src/index.ts"
+import { open, register } from "./conformance/harness.ts"
+import { type SnapshotStorage, snapshotStoreCases } from "./conformance/SnapshotStore.ts"
+
+const tempDirectory = Effect.acquireRelease(
+  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "annals-snapshots-"))),
+  (directory) => Effect.promise(() => fs.rm(directory, { recursive: true, force: true }))
+)
+
+register("SnapshotStore", {
+  name: "file",
+  durable: true,
+  storage: Effect.map(tempDirectory, (directory): SnapshotStorage => ({
+    layer: (options) => FileSnapshotStore.layer({ ...options, directory })
+  }))
+}, snapshotStoreCases)
+
+const snapshot = (version: number, state: ReadonlyArray<number>): SnapshotStore.Snapshot => ({
+  namespace: "cart",
+  id: "42",
+  version,
+  seq: version * 10,
+  timestamp: version * 100,
+  schemaVersion: 1,
+  state: new Uint8Array(state)
+})
+
+/** Every file below `directory` (relative paths). */
+const files = async (directory: string): Promise<Array<string>> =>
+  (await fs.readdir(directory, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(directory, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)))
+    .sort()
+
+test("FileSnapshotStore: temporary files left by a crash are removed at start", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const store = yield* open(SnapshotStore.SnapshotStore, FileSnapshotStore.layer({ directory }))
+    yield* store.put(snapshot(1, [1]))
+    const [file] = yield* Effect.promise(() => files(directory))
+    const leftover = path.join(directory, path.dirname(file!), "0b7c-crash.tmp")
+    yield* Effect.promise(() => fs.writeFile(leftover, "half a snapshot"))
+    yield* open(SnapshotStore.SnapshotStore, FileSnapshotStore.layer({ directory }))
+    assert.deepEqual(yield* Effect.promise(() => files(directory)), [file])
+  }))))
+
+test("FileSnapshotStore: a damaged snapshot file is skipped for the next older one, or none", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const store = yield* open(SnapshotStore.SnapshotStore, FileSnapshotStore.layer({ directory, keep: 2 }))
+    yield* store.put(snapshot(1, [1, 1]))
+    yield* store.put(snapshot(2, [2, 2]))
+    const all = yield* Effect.promise(() => files(directory))
+    assert.equal(all.length, 2)
+    const newest = path.join(directory, all.find((f) => f.includes("00000000000000000002-"))!)
+    const bytes = new Uint8Array(yield* Effect.promise(() => fs.readFile(newest)))
+    bytes[bytes.length - 2]! ^= 0xff // inside the state or checksum
+    yield* Effect.promise(() => fs.writeFile(newest, bytes))
+    const found = yield* store.get("cart", "42")
+    assert.equal(Option.getOrThrow(found).version, 1, "falls back to the older snapshot")
+    assert.deepEqual((yield* Stream.runCollect(store.scan("cart"))).map((s) => s.version), [1])
+    yield* Effect.promise(() => fs.writeFile(path.join(directory, all.find((f) => f.includes("00000000000000000001-"))!), "garbage"))
+    assert.ok(Option.isNone(yield* store.get("cart", "42")), "no readable snapshot: none, so the state is rebuilt from the journal")
+    assert.equal((yield* Effect.promise(() => files(directory))).length, 2, "damaged files are reported, never deleted")
+  }))))
