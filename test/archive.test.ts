@@ -4,6 +4,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { test } from "node:test"
+import { tempDirectory as makeTempDirectory } from "./support/tempDirectory.ts"
 import { DirectoryArchive } from "../src/file/index.ts"
 import { Archive } from "../src/index.ts"
 import type { JournalRecord } from "../src/Journal.ts"
@@ -49,10 +50,7 @@ register("Archive", memoryFixture("memory"), archiveCases)
 // ---------------------------------------------------------------------------------------------
 // directory: a fresh temp directory per case
 
-const tempDirectory = Effect.acquireRelease(
-  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "annals-archive-"))),
-  (directory) => Effect.promise(() => fs.rm(directory, { recursive: true, force: true }))
-)
+const tempDirectory = makeTempDirectory("archive")
 
 const directoryStorage = (directory: string): ArchiveStorage => ({
   layer: (options) => DirectoryArchive.layer({ ...options, directory }),

@@ -6,18 +6,15 @@
 import { Effect, Option, Stream } from "effect"
 import assert from "node:assert/strict"
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as path from "node:path"
 import { test } from "node:test"
+import { tempDirectory as makeTempDirectory } from "./support/tempDirectory.ts"
 import { FileSnapshotStore } from "../src/file/index.ts"
 import { SnapshotStore } from "../src/index.ts"
 import { open, register } from "./conformance/harness.ts"
 import { type SnapshotStorage, snapshotStoreCases } from "./conformance/SnapshotStore.ts"
 
-const tempDirectory = Effect.acquireRelease(
-  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "annals-snapshots-"))),
-  (directory) => Effect.promise(() => fs.rm(directory, { recursive: true, force: true }))
-)
+const tempDirectory = makeTempDirectory("snapshots")
 
 register("SnapshotStore", {
   name: "file",
