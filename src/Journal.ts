@@ -234,6 +234,28 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     return problem === undefined ? undefined : invalid(method, `Journal.${method}: ${problem}`)
   }
   const fromSeqIndex = (seq: number) => lowerBound(log, seq, (r) => r.seq)
+  /** Stores a copy of `record` (the caller's buffers stay the caller's) in the log and its stream. */
+  const store = (record: JournalRecord): void => {
+    const key = streamKey(record.namespace, record.id)
+    let state = streams.get(key)
+    if (state === undefined) {
+      state = { version: 0, records: [] }
+      streams.set(key, state)
+    }
+    const copy: JournalRecord = {
+      seq: record.seq,
+      namespace: record.namespace,
+      id: record.id,
+      version: record.version,
+      type: record.type,
+      timestamp: record.timestamp,
+      payload: new Uint8Array(record.payload),
+      ...(record.metadata !== undefined ? { metadata: { ...record.metadata } } : {})
+    }
+    log.push(copy)
+    state.records.push(copy)
+    state.version = record.version
+  }
 
   const append: Journal["append"] = (stream, expectedVersion, events) => {
     const problem = appendProblem(stream, expectedVersion, events)
@@ -252,32 +274,24 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
           })
         )
       }
-      let state = streams.get(key)
-      if (state === undefined) {
-        state = { version: 0, records: [] }
-        streams.set(key, state)
-      }
       const timestamp = Math.max(now, lastTimestamp)
       const firstSeq = nextSeq(lastSeq, checkpoint)
       for (let i = 0; i < events.length; i++) {
         const event = events[i]!
-        const record: JournalRecord = {
+        store({
           seq: firstSeq + i,
           namespace: stream.namespace,
           id: stream.id,
           version: current + i + 1,
           type: event.type,
           timestamp,
-          payload: new Uint8Array(event.payload),
-          ...(event.metadata !== undefined ? { metadata: { ...event.metadata } } : {})
-        }
-        log.push(record)
-        state.records.push(record)
+          payload: event.payload,
+          metadata: event.metadata
+        })
       }
       lastSeq = firstSeq + events.length - 1
       lastTimestamp = timestamp
-      state.version = current + events.length
-      return Effect.succeed({ firstSeq, lastSeq, version: state.version, timestamp })
+      return Effect.succeed({ firstSeq, lastSeq, version: current + events.length, timestamp })
     })
   }
 
@@ -358,25 +372,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
         versions.set(key, record.version)
       }
       for (const record of batch) {
-        const key = streamKey(record.namespace, record.id)
-        let state = streams.get(key)
-        if (state === undefined) {
-          state = { version: 0, records: [] }
-          streams.set(key, state)
-        }
-        const copy: JournalRecord = {
-          seq: record.seq,
-          namespace: record.namespace,
-          id: record.id,
-          version: record.version,
-          type: record.type,
-          timestamp: record.timestamp,
-          payload: new Uint8Array(record.payload),
-          ...(record.metadata !== undefined ? { metadata: { ...record.metadata } } : {})
-        }
-        log.push(copy)
-        state.records.push(copy)
-        state.version = record.version
+        store(record)
         lastTimestamp = Math.max(lastTimestamp, record.timestamp)
       }
       lastSeq = seq

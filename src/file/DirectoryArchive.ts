@@ -10,8 +10,8 @@
 import { Effect, Layer } from "effect"
 import { SecureRandom } from "effect/crypto"
 import * as NodePath from "node:path"
-import { Archive, type ArchiveError, type ArchiveOptions, make, type ObjectStore } from "../Archive.ts"
-import { archiveFailure, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "../internal/fs.ts"
+import { Archive, ArchiveError, type ArchiveOptions, make, type ObjectStore } from "../Archive.ts"
+import { attempt as attemptFs, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "../internal/fs.ts"
 import * as fs from "node:fs/promises"
 
 /**
@@ -27,6 +27,9 @@ export interface DirectoryArchiveOptions extends ArchiveOptions {
 
 const TEMP_SUFFIX = ".tmp"
 
+const archiveFailure = (method: string, key: string | undefined, message: string, cause: unknown) =>
+  new ArchiveError({ method, message: `Archive ${message}`, ...(key !== undefined ? { key } : {}), cause })
+
 /**
  * An `ObjectStore` over the files below `directory`.
  *
@@ -36,7 +39,7 @@ const TEMP_SUFFIX = ".tmp"
 export const makeObjectStore = (directory: string): ObjectStore => {
   const pathOf = (key: string) => NodePath.join(directory, ...key.split("/"))
   const attempt = <A>(method: string, key: string | undefined, what: string, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: (cause) => archiveFailure(method, key, what, cause) })
+    attemptFs(what, run, (message, cause) => archiveFailure(method, key, message, cause))
 
   return {
     get: (key) =>
@@ -105,10 +108,11 @@ export const layer = (options: DirectoryArchiveOptions): Layer.Layer<Archive, Ar
   Layer.effect(
     Archive,
     Effect.flatMap(
-      Effect.tryPromise({
-        try: () => fs.mkdir(options.directory, { recursive: true }),
-        catch: (cause) => archiveFailure("layer", undefined, `create directory ${options.directory}`, cause)
-      }),
+      attemptFs(
+        `create directory ${options.directory}`,
+        () => fs.mkdir(options.directory, { recursive: true }),
+        (message, cause) => archiveFailure("layer", undefined, message, cause)
+      ),
       () => make(makeObjectStore(options.directory), options)
     )
   )

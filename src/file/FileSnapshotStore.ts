@@ -18,7 +18,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { crc32 } from "../internal/crc32.ts"
-import { fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "../internal/fs.ts"
+import { attempt as attemptFs, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "../internal/fs.ts"
 import * as Msgpack from "../internal/msgpack.ts"
 import { resolveKeep, scanProblem, snapshotProblem, streamArgsProblem } from "../internal/snapshotChecks.ts"
 import { failIf } from "../internal/validate.ts"
@@ -85,15 +85,7 @@ export const make = (options: FileSnapshotStoreOptions): Effect.Effect<SnapshotS
     if (typeof keep === "string") return yield* new SnapshotStoreError({ method: "make", message: keep })
     const root = options.directory
     const attempt = <A>(method: string, what: string, run: () => Promise<A>) =>
-      Effect.tryPromise({
-        try: run,
-        catch: (cause) =>
-          new SnapshotStoreError({
-            method,
-            message: `SnapshotStore could not ${what}: ${cause instanceof Error ? cause.message : String(cause)}`,
-            cause
-          })
-      })
+      attemptFs(what, run, (message, cause) => new SnapshotStoreError({ method, message: `SnapshotStore ${message}`, cause }))
     const error = (method: string) => (message: string) => new SnapshotStoreError({ method, message })
     const namespaceDir = (namespace: string) => NodePath.join(root, hash(namespace))
     const streamDir = (namespace: string, id: string) => NodePath.join(namespaceDir(namespace), hash(namespace, id))
@@ -168,22 +160,22 @@ export const make = (options: FileSnapshotStoreOptions): Effect.Effect<SnapshotS
           const bytes = encode(snapshot)
           const temp = NodePath.join(dir, `${SecureRandom.uuidV4Unsafe()}${TEMP_SUFFIX}`)
           yield* attempt("put", `write a snapshot of ${snapshot.namespace}/${snapshot.id} in ${dir}`, async () => {
-            const created = (await readdir(dir)).length === 0
-            await fs.mkdir(dir, { recursive: true })
-            if (created) {
+            const existing = await entries(dir)
+            if (existing.length === 0) {
+              await fs.mkdir(dir, { recursive: true })
               await fsyncDirectory(NodePath.dirname(dir))
               await fsyncDirectory(root)
             }
             try {
-              const existing = await entries(dir)
+              const name = fileName(snapshot.version, snapshot.timestamp)
               await writeFileDurably(temp, bytes)
-              await fs.rename(temp, NodePath.join(dir, fileName(snapshot.version, snapshot.timestamp)))
-              // The same version under another timestamp is the one being replaced.
+              await fs.rename(temp, NodePath.join(dir, name))
+              // Whatever else is at this version is the snapshot being replaced.
               for (const old of existing) {
-                if (old.version === snapshot.version && old.timestamp !== snapshot.timestamp) await removeQuietly(old.path)
+                if (old.version === snapshot.version && NodePath.basename(old.path) !== name) await removeQuietly(old.path)
               }
-              const kept = await entries(dir)
-              for (const old of kept.slice(keep)) await removeQuietly(old.path)
+              // Listed again after the rename, so concurrent puts to the stream see each other's files.
+              for (const old of (await entries(dir)).slice(keep)) await removeQuietly(old.path)
               await fsyncDirectory(dir)
             } finally {
               await removeQuietly(temp)

@@ -2,8 +2,8 @@
  * `node:fs` helpers the file layers share: durable writes, directory fsync, error mapping.
  * @internal
  */
+import { Effect } from "effect"
 import * as fs from "node:fs/promises"
-import { ArchiveError } from "../Archive.ts"
 
 /** True for an ENOENT error. @internal */
 export const isNotFound = (cause: unknown): boolean => (cause as NodeJS.ErrnoException | undefined)?.code === "ENOENT"
@@ -43,11 +43,16 @@ export const removeQuietly = async (path: string): Promise<void> => {
   await fs.rm(path, { force: true })
 }
 
-/** An `ArchiveError` for a failed file operation, naming the operation and the OS error. @internal */
-export const archiveFailure = (method: string, key: string | undefined, what: string, cause: unknown): ArchiveError =>
-  new ArchiveError({
-    method,
-    message: `Archive could not ${what}: ${cause instanceof Error ? cause.message : String(cause)}`,
-    ...(key !== undefined ? { key } : {}),
-    cause
+/**
+ * Runs a file operation, mapping a failure to the layer's error with a message that names the
+ * operation (`what`, e.g. "read /data/x") and the OS error. @internal
+ */
+export const attempt = <A, E>(
+  what: string,
+  run: () => Promise<A>,
+  error: (message: string, cause: unknown) => E
+): Effect.Effect<A, E> =>
+  Effect.tryPromise({
+    try: run,
+    catch: (cause) => error(`could not ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
   })
