@@ -34,7 +34,7 @@ export const integerProblem = (what: string, value: unknown, min: number): strin
 export const streamKey = (namespace: string, id: string): string => `${namespace}\u0000${id}`
 
 /** Index of the first element whose key is ≥ `target` in an array sorted by that key. @internal */
-export const lowerBound = <A>(array: ReadonlyArray<A>, target: number, key: (a: A) => number): number => {
+export const lowerBound = <A>(array: ArrayLike<A>, target: number, key: (a: A) => number): number => {
   let lo = 0
   let hi = array.length
   while (lo < hi) {

@@ -1,0 +1,806 @@
+/**
+ * The file Journal over a `FileIo`: recovery on open, the write path with its three durability
+ * modes and group commit, rotation, truncation and reads. `annals/file`'s `FileJournal` runs it on
+ * `node:fs`; the crash tests run it on a simulated file system.
+ * @internal
+ */
+import { Clock, Effect, Option, Scope, Stream } from "effect"
+import * as path from "node:path"
+import type { FileJournalOptions } from "../file/FileJournal.ts"
+import { type AppendResult, Journal, JournalError, type JournalRecord, type StreamRef, VersionConflict } from "../Journal.ts"
+import { lockDirectory } from "./directoryLock.ts"
+import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, writeAll } from "./fileIo.ts"
+import { appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
+import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
+import {
+  decodeFrame,
+  decodeState,
+  encodeFrames,
+  encodeHeader,
+  encodeState,
+  type Frame,
+  HEADER_BYTES,
+  headerProblem,
+  parseSegmentName,
+  segmentName
+} from "./segmentFormat.ts"
+import { formatStream, integerProblem, streamKey, streamProblem } from "./validate.ts"
+
+/** Records per page of `read` and most records per page of `replayFrom`. */
+const PAGE_RECORDS = 4096
+/** Most bytes one page of `replayFrom` reads. */
+const PAGE_BYTES = 1 << 20
+/** Two records of one stream this close in a segment are read with one read. */
+const READ_GAP = 4096
+
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+const DEFAULT_SYNC_INTERVAL_MS = 100
+
+/** One segment file. The active (last) one is kept open for writing. */
+interface Segment {
+  readonly number: number
+  readonly firstSeq: number
+  readonly path: string
+}
+
+/** What the journal keeps about truncated history: versions and the last seq and timestamp dropped. */
+interface Base {
+  lastSeq: number
+  lastTimestamp: number
+  readonly versions: Map<string, readonly [string, string, number]>
+}
+
+/** A recovery failure: the message names the file and offset. */
+class Unrecoverable extends Error {}
+
+const message = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
+
+const optionsProblem = (options: FileJournalOptions): string | undefined => {
+  if (typeof options.directory !== "string" || options.directory.length === 0) return "directory must be a non-empty path"
+  if (options.durability !== undefined && !["always", "interval", "os"].includes(options.durability)) {
+    return `durability must be "always", "interval" or "os", got ${JSON.stringify(options.durability)}`
+  }
+  return (options.segmentBytes === undefined ? undefined : integerProblem("segmentBytes", options.segmentBytes, 256)) ??
+    (options.syncIntervalMs === undefined ? undefined : integerProblem("syncIntervalMs", options.syncIntervalMs, 1))
+}
+
+/**
+ * Opens (recovering if needed) the journal in `options.directory` on `io`, holding its lock until the
+ * scope closes. @internal
+ */
+export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Journal, JournalError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const problem = optionsProblem(options)
+    if (problem !== undefined) {
+      return yield* new JournalError({ method: "open", message: `Cannot open a file journal: ${problem}` })
+    }
+    const directory = path.resolve(options.directory)
+    const fail = (cause: unknown) =>
+      new JournalError({
+        method: "open",
+        message: cause instanceof Unrecoverable
+          ? `Cannot open the journal in ${directory}: ${cause.message}`
+          : `Cannot open the journal in ${directory}: ${message(cause)}`,
+        cause
+      })
+    yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          io.mkdirSync(directory, { recursive: true })
+          return lockDirectory(io, directory)
+        },
+        catch: fail
+      }),
+      (release) => Effect.sync(release)
+    )
+    const journal = yield* Effect.try({
+      try: () => new FileJournal(directory, options, io),
+      catch: fail
+    })
+    for (const warning of journal.warnings) yield* Effect.logWarning(warning)
+    yield* Effect.addFinalizer(() => journal.close())
+    if (journal.durability === "interval") {
+      // A wall-clock timer, not Effect's Clock: the flush is about the device, not about logical
+      // time (a TestClock that jumps years must not run millions of flushes).
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const timer = setInterval(() => journal.startSync(), journal.syncIntervalMs)
+          ;(timer as { unref?: () => void }).unref?.()
+          return timer
+        }),
+        (timer) => Effect.sync(() => clearInterval(timer))
+      )
+    }
+    return journal.service()
+  })
+
+interface Waiter {
+  readonly seq: number
+  readonly done: (error: JournalError | undefined) => void
+}
+
+/** The journal's state and operations; one instance per open. */
+class FileJournal {
+  readonly durability: "always" | "interval" | "os"
+  readonly syncIntervalMs: number
+  readonly segmentBytes: number
+  readonly warnings: Array<string> = []
+  private readonly index = new RecordIndex()
+  private readonly segments = new Map<number, Segment>()
+  /** Segment numbers in seq order. */
+  private order: Array<number> = []
+  private nextSegmentNumber = 0
+  private active!: Segment
+  private activeFd = -1
+  private activeSize = 0
+  private lastSeq = 0
+  private lastTimestamp = 0
+  private checkpoint = 0
+  private truncatedBefore = 0
+  private readonly base: Base = { lastSeq: 0, lastTimestamp: 0, versions: new Map() }
+  /** Highest seq known to be on the device. */
+  private durableSeq = 0
+  /** Highest seq reads may return: durable in "always" mode, written otherwise. */
+  private visibleSeq = 0
+  private waiters: Array<Waiter> = []
+  private syncing: Promise<void> | undefined
+  /** Fds of former active segments a running fdatasync still uses; closed when it finishes. */
+  private retired: Array<number> = []
+  private failure: JournalError | undefined
+  private closed = false
+
+  readonly directory: string
+  private readonly io: FileIo
+
+  constructor(directory: string, options: FileJournalOptions, io: FileIo) {
+    this.directory = directory
+    this.io = io
+    this.durability = options.durability ?? "always"
+    this.syncIntervalMs = options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS
+    this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
+    try {
+      this.recover()
+    } catch (cause) {
+      if (this.activeFd >= 0) io.closeSync(this.activeFd)
+      throw cause
+    }
+  }
+
+  // ─── Recovery ───────────────────────────────────────────────────────────────────────────────
+
+  private recover(): void {
+    const io = this.io
+    const names = io.readdirSync(this.directory)
+    let removedTemp = false
+    for (const name of names) {
+      if (name.endsWith(".tmp")) {
+        io.unlinkSync(this.file(name))
+        removedTemp = true
+      }
+    }
+    if (removedTemp) fsyncDirectorySync(io, this.directory)
+    this.readStateFiles(names)
+
+    const firstSeqs = names.map(parseSegmentName).filter((s): s is number => s !== undefined).sort((a, b) => a - b)
+    // A last segment shorter than its header is one whose creation a crash interrupted.
+    const last = firstSeqs[firstSeqs.length - 1]
+    if (last !== undefined) {
+      const file = this.file(segmentName(last))
+      const fd = io.openSync(file, "r")
+      const size = io.fstatSync(fd).size
+      io.closeSync(fd)
+      if (size < HEADER_BYTES) {
+        io.unlinkSync(file)
+        fsyncDirectorySync(io, this.directory)
+        this.warnings.push(`Removed ${file}: ${size} bytes, shorter than a segment header (its creation was interrupted)`)
+        firstSeqs.pop()
+      }
+    }
+    let previousSeq = 0
+    for (let i = 0; i < firstSeqs.length; i++) {
+      previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], previousSeq)
+    }
+    this.lastSeq = Math.max(this.lastSeq, this.base.lastSeq)
+    this.lastTimestamp = Math.max(this.lastTimestamp, this.base.lastTimestamp)
+    for (const [, [namespace, id, version]] of this.base.versions) {
+      const entry = this.index.streamOrCreate(namespace, id)
+      if (entry.records.length === 0) entry.firstVersion = version + 1
+      entry.version = Math.max(entry.version, version)
+    }
+    this.durableSeq = this.visibleSeq = this.lastSeq
+
+    // Segments wholly below the truncation point: a crash came between the checkpoint and the deletion.
+    const below = this.order.slice(0, -1).filter((_, i) => this.segments.get(this.order[i + 1]!)!.firstSeq <= this.truncatedBefore)
+    if (below.length > 0) {
+      this.writeBase()
+      this.deleteSegments(below)
+    }
+
+    const activeNumber = this.order[this.order.length - 1]
+    if (activeNumber === undefined) {
+      this.createSegment(this.lastSeq + 1)
+    } else {
+      this.active = this.segments.get(activeNumber)!
+      this.activeFd = io.openSync(this.active.path, "r+")
+      this.activeSize = io.fstatSync(this.activeFd).size
+    }
+  }
+
+  private readStateFiles(names: ReadonlyArray<string>): void {
+    if (names.includes("checkpoint")) {
+      const value = this.readState("checkpoint") as { checkpoint?: unknown; truncatedBefore?: unknown }
+      if (integerProblem("checkpoint", value?.checkpoint, 0) ?? integerProblem("truncatedBefore", value?.truncatedBefore, 0)) {
+        throw new Unrecoverable(`${this.file("checkpoint")} does not hold a checkpoint and truncation point`)
+      }
+      this.checkpoint = value.checkpoint as number
+      this.truncatedBefore = value.truncatedBefore as number
+    }
+    if (names.includes("streams")) {
+      const value = this.readState("streams") as { lastSeq?: unknown; lastTimestamp?: unknown; versions?: unknown }
+      const versions = value?.versions
+      if (
+        integerProblem("lastSeq", value?.lastSeq, 0) ?? integerProblem("lastTimestamp", value?.lastTimestamp, 0) ??
+          (Array.isArray(versions) ? undefined : "no versions")
+      ) {
+        throw new Unrecoverable(`${this.file("streams")} does not hold the truncated streams' versions`)
+      }
+      this.base.lastSeq = value.lastSeq as number
+      this.base.lastTimestamp = value.lastTimestamp as number
+      for (const item of versions as Array<unknown>) {
+        const [namespace, id, version] = item as [string, string, number]
+        if (streamProblem({ namespace, id }) ?? integerProblem("version", version, 0)) {
+          throw new Unrecoverable(`${this.file("streams")} holds a malformed stream version`)
+        }
+        this.base.versions.set(streamKey(namespace, id), [namespace, id, version])
+      }
+    }
+  }
+
+  private readState(name: string): unknown {
+    const decoded = decodeState(readWholeFile(this.io, this.file(name)))
+    if ("problem" in decoded) throw new Unrecoverable(`${this.file(name)} is damaged: ${decoded.problem}`)
+    return decoded.value
+  }
+
+  /**
+   * Reads one segment into the index; returns the last seq in it. A torn append at the tail of the
+   * last segment is cut off; any other damage throws `Unrecoverable` naming file and offset.
+   */
+  private scanSegment(firstSeq: number, nextFirstSeq: number | undefined, previousSeq: number): number {
+    const io = this.io
+    const sealed = nextFirstSeq !== undefined
+    const file = this.file(segmentName(firstSeq))
+    const fd = io.openSync(file, sealed ? "r" : "r+")
+    try {
+      const size = io.fstatSync(fd).size
+      const data = new Uint8Array(size)
+      readFully(io, fd, data, size, 0)
+      const problem = headerProblem(data.subarray(0, HEADER_BYTES), firstSeq)
+      if (problem !== undefined) throw new Unrecoverable(`${file} is not a segment: ${problem}`)
+      const segment: Segment = { number: this.nextSegmentNumber++, firstSeq, path: file }
+      this.segments.set(segment.number, segment)
+      this.order.push(segment.number)
+
+      const fits = (frame: Frame, group: ReadonlyArray<{ frame: Frame }>, seq: number) =>
+        frame.record.seq > seq && frame.record.seq >= firstSeq && (!sealed || frame.record.seq < nextFirstSeq) &&
+        (group.length === 0 ? frame.first === frame.record.seq : frame.first === group[0]!.frame.first && frame.last === group[0]!.frame.last)
+
+      let position = HEADER_BYTES
+      let seq = previousSeq
+      let committed = previousSeq
+      let group: Array<{ frame: Frame; offset: number }> = []
+      while (position < size) {
+        const frame = decodeFrame(data, position)
+        if (frame === undefined || !fits(frame, group, seq)) break
+        group.push({ frame, offset: position })
+        seq = frame.record.seq
+        position += frame.size
+        if (frame.record.seq === frame.last) {
+          for (const { frame, offset } of group) this.indexRecovered(frame.record, segment.number, offset, frame.size)
+          committed = seq
+          group = []
+        }
+      }
+      if (position === size && group.length === 0) return seq
+
+      const cut = group.length > 0 ? group[0]!.offset : position
+      if (sealed) {
+        throw new Unrecoverable(
+          position < size
+            ? `bad record at byte offset ${position} of ${file} (a sealed segment)`
+            : `the append starting at byte offset ${cut} of ${file} (a sealed segment) is incomplete`
+        )
+      }
+      if (position < size) {
+        const valid = this.validAfter(data, position, group.length > 0 ? group[0]!.frame.first : undefined, committed)
+        if (valid !== undefined) {
+          throw new Unrecoverable(
+            `bad record at byte offset ${position} of ${file}, followed by intact records (the first at byte offset ${valid}); ` +
+              "this is damage, not a torn write, and nothing was changed"
+          )
+        }
+      }
+      io.ftruncateSync(fd, cut)
+      io.fsyncSync(fd)
+      this.warnings.push(
+        `Cut ${size - cut} bytes of a torn append at byte offset ${cut} of ${file} (a crash interrupted its write; it was never acknowledged as durable)`
+      )
+      return committed
+    } finally {
+      io.closeSync(fd)
+    }
+  }
+
+  /**
+   * After a bad frame at `from` in the last segment: the offset of the first intact frame that is not
+   * part of the torn append in progress (`groupFirst`, or one starting after seq `committed`), or
+   * `undefined` when everything after `from` belongs to that one torn append.
+   */
+  private validAfter(data: Uint8Array, from: number, groupFirst: number | undefined, committed: number): number | undefined {
+    let first = groupFirst
+    let position = from + 1
+    while (position < data.length) {
+      const frame = decodeFrame(data, position)
+      if (frame === undefined) {
+        position++
+        continue
+      }
+      if (first === undefined && frame.first > committed && frame.first < frame.record.seq) first = frame.first
+      if (frame.first !== first) return position
+      position += frame.size
+    }
+    return undefined
+  }
+
+  private indexRecovered(record: JournalRecord, segment: number, offset: number, size: number): void {
+    this.lastSeq = record.seq
+    this.lastTimestamp = Math.max(this.lastTimestamp, record.timestamp)
+    if (record.seq < this.truncatedBefore) {
+      // Truncated but still on disk (its segment also holds later records): only its version counts.
+      const key = streamKey(record.namespace, record.id)
+      const known = this.base.versions.get(key)
+      if (known === undefined || known[2] < record.version) this.base.versions.set(key, [record.namespace, record.id, record.version])
+      this.base.lastSeq = Math.max(this.base.lastSeq, record.seq)
+      return
+    }
+    this.index.add(this.index.streamOrCreate(record.namespace, record.id), record.version, record.seq, segment, offset, size)
+  }
+
+  // ─── Files ─────────────────────────────────────────────────────────────────────────────────
+
+  private file(name: string): string {
+    return `${this.directory}/${name}`
+  }
+
+  /** Creates the segment for seqs from `firstSeq` on (temp file, rename) and makes it the active one. */
+  private createSegment(firstSeq: number): void {
+    const io = this.io
+    const name = segmentName(firstSeq)
+    const temp = this.file(`${name}.tmp`)
+    const fd = io.openSync(temp, "w")
+    try {
+      writeAll(io, fd, encodeHeader(firstSeq), 0)
+      if (this.durability !== "os") io.fsyncSync(fd)
+    } finally {
+      io.closeSync(fd)
+    }
+    const file = this.file(name)
+    io.renameSync(temp, file)
+    if (this.durability !== "os") fsyncDirectorySync(io, this.directory)
+    this.activeFd = io.openSync(file, "r+")
+    const segment: Segment = { number: this.nextSegmentNumber++, firstSeq, path: file }
+    this.segments.set(segment.number, segment)
+    this.order.push(segment.number)
+    this.active = segment
+    this.activeSize = HEADER_BYTES
+  }
+
+  /** Seals the active segment (flushed first unless durability is "os") and starts a new one. */
+  private rotate(): void {
+    const fd = this.activeFd
+    if (this.durability !== "os") this.io.fsyncSync(fd)
+    this.activeFd = -1
+    if (this.syncing !== undefined) this.retired.push(fd)
+    else this.io.closeSync(fd)
+    if (this.durability !== "os") this.markDurable(this.lastSeq)
+    this.createSegment(this.lastSeq + 1)
+  }
+
+  /** Deletes segments (the caller has stored what they held in the base) and fsyncs the directory. */
+  private deleteSegments(numbers: ReadonlyArray<number>): void {
+    for (const number of numbers) {
+      this.io.unlinkSync(this.segments.get(number)!.path)
+      this.segments.delete(number)
+    }
+    this.order = this.order.filter((n) => this.segments.has(n))
+    fsyncDirectorySync(this.io, this.directory)
+  }
+
+  private writeBase(): void {
+    replaceFileDurably(
+      this.io,
+      this.directory,
+      "streams",
+      encodeState({ lastSeq: this.base.lastSeq, lastTimestamp: this.base.lastTimestamp, versions: [...this.base.versions.values()] })
+    )
+  }
+
+  private writeCheckpoint(checkpoint: number, truncatedBefore: number): void {
+    replaceFileDurably(this.io, this.directory, "checkpoint", encodeState({ checkpoint, truncatedBefore }))
+    this.checkpoint = checkpoint
+    this.truncatedBefore = truncatedBefore
+  }
+
+  // ─── Writing ───────────────────────────────────────────────────────────────────────────────
+
+  /** Fails when the journal cannot take writes (closed, or poisoned by an earlier I/O failure). */
+  private writeRefusal(method: string): JournalError | undefined {
+    if (this.closed) return new JournalError({ method, message: `The journal in ${this.directory} is closed` })
+    if (this.failure === undefined) return undefined
+    return new JournalError({
+      method,
+      message: `The journal in ${this.directory} refuses writes after an earlier failure (${this.failure.message}); reopen it`,
+      cause: this.failure
+    })
+  }
+
+  /** Records an I/O failure: this write and every later one fail until the journal is reopened. */
+  private poison(method: string, what: string, cause: unknown): JournalError {
+    const error = new JournalError({ method, message: `Could not ${what} in ${this.directory}: ${message(cause)}`, cause })
+    if (this.failure === undefined) this.failure = error
+    const waiters = this.waiters
+    this.waiters = []
+    for (const waiter of waiters) waiter.done(error)
+    return error
+  }
+
+  /** Writes one append's (or restore's) records as one write to the active segment and indexes them. */
+  private write(records: ReadonlyArray<JournalRecord>): void {
+    const data = encodeFrames(records)
+    if (this.activeSize > HEADER_BYTES && this.activeSize + data.length > this.segmentBytes) this.rotate()
+    const start = this.activeSize
+    writeAll(this.io, this.activeFd, data, start)
+    this.activeSize += data.length
+    let offset = start
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
+    for (const record of records) {
+      const size = view.getUint32(offset - start, true) + 8
+      this.index.add(this.index.streamOrCreate(record.namespace, record.id), record.version, record.seq, this.active.number, offset, size)
+      offset += size
+    }
+    const last = records[records.length - 1]!
+    this.lastSeq = last.seq
+    this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
+    if (this.durability !== "always") this.visibleSeq = this.lastSeq
+  }
+
+  /** Succeeds with `result` once every record up to `seq` is durable as the durability mode promises. */
+  private acknowledge<A>(seq: number, result: A): Effect.Effect<A, JournalError> {
+    if (this.durability !== "always" || this.durableSeq >= seq) return Effect.succeed(result)
+    return Effect.callback<A, JournalError>((resume) => {
+      this.waiters.push({ seq, done: (error) => resume(error === undefined ? Effect.succeed(result) : Effect.fail(error)) })
+      this.startSync()
+    })
+  }
+
+  /**
+   * Starts an fdatasync of the active segment covering everything written so far, unless one is
+   * running (its completion starts the next). Appends written meanwhile share the next one: group commit.
+   */
+  startSync(): void {
+    if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.lastSeq) return
+    const target = this.lastSeq
+    const fd = this.activeFd
+    this.syncing = new Promise<void>((resolve) => {
+      this.io.fdatasync(fd, (error) => {
+        this.syncing = undefined
+        for (const retired of this.retired.splice(0)) this.io.closeSync(retired)
+        resolve()
+        if (error !== null) {
+          this.poison("append", "flush the active segment to disk", error)
+          return
+        }
+        this.markDurable(target)
+        if (this.waiters.length > 0) this.startSync()
+      })
+    })
+  }
+
+  /** Records that everything up to `seq` is on the device, and acknowledges the appends waiting for it. */
+  private markDurable(seq: number): void {
+    this.durableSeq = Math.max(this.durableSeq, seq)
+    if (this.durability === "always") this.visibleSeq = Math.max(this.visibleSeq, this.durableSeq)
+    const waiters = this.waiters
+    let done = 0
+    while (done < waiters.length && waiters[done]!.seq <= this.durableSeq) done++
+    if (done === 0) return
+    this.waiters = waiters.slice(done)
+    for (let i = 0; i < done; i++) waiters[i]!.done(undefined)
+  }
+
+  /** Closes the journal: waits for a running flush, flushes the rest (unless "os"), closes the segment. */
+  close(): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      self.closed = true
+      while (self.syncing !== undefined) yield* Effect.promise(() => self.syncing!)
+      try {
+        if (self.durability !== "os" && self.failure === undefined && self.durableSeq < self.lastSeq) self.io.fsyncSync(self.activeFd)
+      } catch (cause) {
+        yield* Effect.logWarning(`Could not flush ${self.active.path} on close: ${message(cause)}`)
+      }
+      try {
+        self.io.closeSync(self.activeFd)
+      } catch {
+        // The descriptor is gone either way.
+      }
+      const waiters = self.waiters
+      self.waiters = []
+      const closing = self.writeRefusal("append")
+      for (const waiter of waiters) waiter.done(closing)
+    })
+  }
+
+  // ─── Reading ───────────────────────────────────────────────────────────────────────────────
+
+  /** Reads and decodes the given live records (in seq order) with as few reads as their layout allows. */
+  private readRecords(numbers: ReadonlyArray<number>): Array<JournalRecord> {
+    const out: Array<JournalRecord> = []
+    const index = this.index
+    let i = 0
+    while (i < numbers.length) {
+      const segment = index.segment(numbers[i]!)
+      const start = index.offset(numbers[i]!)
+      let j = i + 1
+      let end = start + index.size(numbers[i]!)
+      while (
+        j < numbers.length && index.segment(numbers[j]!) === segment && index.offset(numbers[j]!) - end <= READ_GAP &&
+        index.offset(numbers[j]!) + index.size(numbers[j]!) - start <= PAGE_BYTES
+      ) {
+        end = index.offset(numbers[j]!) + index.size(numbers[j]!)
+        j++
+      }
+      const file = this.segments.get(segment)!
+      const data = new Uint8Array(end - start)
+      const isActive = file === this.active
+      const fd = isActive ? this.activeFd : this.io.openSync(file.path, "r")
+      try {
+        readFully(this.io, fd, data, data.length, start)
+      } finally {
+        if (!isActive) this.io.closeSync(fd)
+      }
+      for (let k = i; k < j; k++) {
+        const offset = index.offset(numbers[k]!)
+        const frame = decodeFrame(data.subarray(0, offset - start + index.size(numbers[k]!)), offset - start)
+        if (frame === undefined || frame.record.seq !== index.seq(numbers[k]!)) {
+          throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
+        }
+        out.push(frame.record)
+      }
+      i = j
+    }
+    return out
+  }
+
+  private readError(method: string, cause: unknown, stream?: StreamRef): JournalError {
+    return new JournalError({
+      method,
+      message: `Could not ${stream !== undefined ? `read stream ${formatStream(stream)}` : "replay"} from ${this.directory}: ${message(cause)}`,
+      cause,
+      ...(stream !== undefined ? { stream: { namespace: stream.namespace, id: stream.id } } : {})
+    })
+  }
+
+  private readStream(stream: StreamRef, from: number, to: number, max: number): Stream.Stream<JournalRecord, JournalError> {
+    return Stream.paginate({ version: from, left: max }, (state) =>
+      Effect.try({
+        try: () => {
+          const entry = this.index.stream(stream.namespace, stream.id)
+          if (entry === undefined || state.left <= 0) return [[], Option.none()] as const
+          const start = Math.max(0, state.version - entry.firstVersion)
+          const numbers: Array<number> = []
+          for (let i = start; i < entry.records.length && numbers.length < Math.min(PAGE_RECORDS, state.left); i++) {
+            const n = entry.records[i]!
+            if (entry.firstVersion + i > to || this.index.seq(n) > this.visibleSeq) break
+            numbers.push(n)
+          }
+          const records = this.readRecords(numbers)
+          const done = numbers.length < PAGE_RECORDS || numbers.length === state.left
+          const last = records[records.length - 1]
+          return [
+            records,
+            done || last === undefined ? Option.none() : Option.some({ version: last.version + 1, left: state.left - records.length })
+          ] as const
+        },
+        catch: (cause) => this.readError("read", cause, stream)
+      }))
+  }
+
+  private replay(fromSeq: number): Stream.Stream<JournalRecord, JournalError> {
+    return Stream.paginate(fromSeq, (seq) =>
+      Effect.try({
+        try: () => {
+          const index = this.index
+          const first = index.firstAtOrAfter(seq)
+          const numbers: Array<number> = []
+          const segment = first < index.end ? index.segment(first) : -1
+          let bytes = 0
+          for (let n = first; n < index.end && numbers.length < PAGE_RECORDS; n++) {
+            if (index.seq(n) > this.visibleSeq || index.segment(n) !== segment) break
+            bytes += index.size(n)
+            if (bytes > PAGE_BYTES && numbers.length > 0) break
+            numbers.push(n)
+          }
+          const records = this.readRecords(numbers)
+          const last = records[records.length - 1]
+          return [records, last === undefined ? Option.none() : Option.some(last.seq + 1)] as const
+        },
+        catch: (cause) => this.readError("replayFrom", cause)
+      }))
+  }
+
+  // ─── The service ───────────────────────────────────────────────────────────────────────────
+
+  service(): Journal {
+    const invalid = (method: string, text: string, stream?: StreamRef) =>
+      Effect.fail(
+        new JournalError({
+          method,
+          message: text,
+          ...(stream !== undefined && streamProblem(stream) === undefined ? { stream: { namespace: stream.namespace, id: stream.id } } : {})
+        })
+      )
+    const seqArgument = (method: string, what: string, value: number) => {
+      const problem = integerProblem(what, value, 0)
+      return problem === undefined ? undefined : invalid(method, `Journal.${method}: ${problem}`)
+    }
+
+    const append: Journal["append"] = (stream, expectedVersion, events) => {
+      const problem = appendProblem(stream, expectedVersion, events)
+      if (problem !== undefined) return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
+      return Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
+        const refusal = this.writeRefusal("append")
+        if (refusal !== undefined) return Effect.fail(refusal)
+        const current = this.index.stream(stream.namespace, stream.id)?.version ?? 0
+        if (expectedVersion !== "any" && expectedVersion !== current) {
+          return Effect.fail(
+            new VersionConflict({ stream: { namespace: stream.namespace, id: stream.id }, expected: expectedVersion, actual: current })
+          )
+        }
+        const timestamp = Math.max(now, this.lastTimestamp)
+        const firstSeq = nextSeq(this.lastSeq, this.checkpoint)
+        const records = events.map((event, i): JournalRecord => ({
+          seq: firstSeq + i,
+          namespace: stream.namespace,
+          id: stream.id,
+          version: current + i + 1,
+          type: event.type,
+          timestamp,
+          payload: event.payload,
+          metadata: event.metadata
+        }))
+        try {
+          this.write(records)
+        } catch (cause) {
+          return Effect.fail(this.poison("append", `append to stream ${formatStream(stream)}`, cause))
+        }
+        const lastSeq = firstSeq + events.length - 1
+        return this.acknowledge(lastSeq, { firstSeq, lastSeq, version: current + events.length, timestamp })
+      })
+    }
+
+    const read: Journal["read"] = (stream, options) => {
+      const problem = readProblem(stream, options)
+      if (problem !== undefined) {
+        return Stream.fromEffect(invalid("read", `Cannot read stream ${formatStream(stream)}: ${problem}`, stream))
+      }
+      return this.readStream(stream, options?.from ?? 1, options?.to ?? Number.MAX_SAFE_INTEGER, options?.max ?? Number.MAX_SAFE_INTEGER)
+    }
+
+    const replayFrom: Journal["replayFrom"] = (fromSeq) => {
+      const bad = seqArgument("replayFrom", "fromSeq", fromSeq)
+      return bad !== undefined ? Stream.fromEffect(bad) : this.replay(fromSeq)
+    }
+
+    const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
+      const bad = seqArgument("replayUntil", "fromSeq", fromSeq) ??
+        (Number.isFinite(untilMs) ? undefined : invalid("replayUntil", `Journal.replayUntil: untilMs must be finite, got ${untilMs}`))
+      // Timestamps never decrease in seq order for appends, but restored history keeps its own.
+      return bad !== undefined ? Stream.fromEffect(bad) : Stream.filter(this.replay(fromSeq), (r) => r.timestamp <= untilMs)
+    }
+
+    const truncateBefore: Journal["truncateBefore"] = (seq) =>
+      seqArgument("truncateBefore", "seq", seq) ?? Effect.suspend(() => {
+        const refusal = this.writeRefusal("truncateBefore")
+        if (refusal !== undefined) return Effect.fail(refusal)
+        try {
+          this.truncate(seq)
+          return Effect.void
+        } catch (cause) {
+          return Effect.fail(this.poison("truncateBefore", `truncate before seq ${seq}`, cause))
+        }
+      })
+
+    const setCheckpoint: Journal["setCheckpoint"] = (seq) =>
+      seqArgument("setCheckpoint", "seq", seq) ?? Effect.suspend(() => {
+        const refusal = this.writeRefusal("setCheckpoint")
+        if (refusal !== undefined) return Effect.fail(refusal)
+        if (seq <= this.checkpoint) return Effect.void
+        try {
+          this.writeCheckpoint(seq, this.truncatedBefore)
+          return Effect.void
+        } catch (cause) {
+          return Effect.fail(this.poison("setCheckpoint", `store checkpoint ${seq}`, cause))
+        }
+      })
+
+    const version: Journal["version"] = (stream) => {
+      const problem = streamProblem(stream)
+      return problem !== undefined
+        ? invalid("version", `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, stream)
+        : Effect.sync(() => this.index.stream(stream.namespace, stream.id)?.version ?? 0)
+    }
+
+    const restore: Journal["restore"] = (records) =>
+      Effect.suspend(() => {
+        const refusal = this.writeRefusal("restore")
+        if (refusal !== undefined) return Effect.fail(refusal)
+        const batch = Array.from(records)
+        const versions = new Map<string, number>()
+        let seq = this.lastSeq
+        for (const record of batch) {
+          const key = streamKey(record.namespace, record.id)
+          const problem = restoreProblem(record, seq, versions.get(key) ?? this.index.stream(record.namespace, record.id)?.version ?? 0) ??
+            (record.seq < this.truncatedBefore ? `seq ${record.seq} is below the truncation point ${this.truncatedBefore}` : undefined)
+          if (problem !== undefined) return invalid("restore", `Cannot restore record seq ${record.seq}: ${problem}; nothing was restored`)
+          seq = record.seq
+          versions.set(key, record.version)
+        }
+        if (batch.length === 0) return Effect.void
+        try {
+          this.write(batch)
+        } catch (cause) {
+          return Effect.fail(this.poison("restore", "restore records", cause))
+        }
+        return this.acknowledge(seq, undefined)
+      })
+
+    return Journal.of({
+      append,
+      read,
+      replayFrom,
+      replayUntil,
+      truncateBefore,
+      checkpoint: Effect.sync(() => this.checkpoint),
+      setCheckpoint,
+      lastSeq: Effect.sync(() => this.lastSeq),
+      version,
+      restore
+    })
+  }
+
+  /**
+   * Removes every record below `seq`: drops them from the index, deletes the segments wholly below
+   * (after storing the versions and last seq they held), and stores the new checkpoint and truncation
+   * point. Segments that also hold later records stay; their early records are skipped on reading and
+   * on reopening.
+   */
+  private truncate(seq: number): void {
+    const checkpoint = Math.max(this.checkpoint, seq)
+    if (seq <= this.truncatedBefore) {
+      if (checkpoint > this.checkpoint) this.writeCheckpoint(checkpoint, this.truncatedBefore)
+      return
+    }
+    // The active segment lies wholly below: start a new one so that it can go.
+    if (this.lastSeq < seq && this.activeSize > HEADER_BYTES) this.rotate()
+    for (const entry of this.index.dropBefore(seq) as Array<StreamEntry>) {
+      this.base.versions.set(entry.key, [entry.namespace, entry.id, entry.firstVersion - 1])
+    }
+    this.base.lastSeq = Math.max(this.base.lastSeq, Math.min(this.lastSeq, seq - 1))
+    this.base.lastTimestamp = this.lastTimestamp
+    const below = this.order.slice(0, -1).filter((_, i) => this.segments.get(this.order[i + 1]!)!.firstSeq <= seq)
+    if (below.length > 0) this.writeBase()
+    this.writeCheckpoint(checkpoint, seq)
+    if (below.length > 0) this.deleteSegments(below)
+  }
+}
