@@ -7,17 +7,19 @@
  *
  *     u32 LE body length | u32 LE CRC-32 of (the length bytes + body) | body
  *
- * The body is a msgpack array `[seq, namespace, id, version, type, timestamp, payload, metadata | null,
- * first, last]`, where `first` and `last` are the seqs of the first and last record of the append the
- * record belongs to: an append is written with one write, and recovery keeps it only when all of its
- * records are intact, so an append is all or nothing even when a crash tears it.
+ * The body holds seq, version, timestamp, and `first` and `last` — the seqs of the first and last
+ * record of the append the record belongs to — as f64 LE; the byte lengths of namespace, id, type and
+ * metadata; then namespace, id and type in UTF-8, the metadata as a msgpack map (if any) and the
+ * payload bytes (the event, which the Codec encoded as msgpack). An append is written with one write,
+ * and recovery keeps it only when all of its records are intact, so an append is all or nothing even
+ * when a crash tears it.
  *
  * State files (`checkpoint`, `streams`) are `ANNALSST`, a u32 LE CRC-32 of the body, then a msgpack body.
  * @internal
  */
 import type { JournalRecord } from "../Journal.ts"
 import { crc32 } from "./crc32.ts"
-import { bytes, pack, unpack } from "./msgpack.ts"
+import { pack, unpack } from "./msgpack.ts"
 
 /** The segment format version written and understood. @internal */
 export const FORMAT_VERSION = 1
@@ -67,25 +69,86 @@ export const headerProblem = (header: Uint8Array, firstSeq: number): string | un
   return undefined
 }
 
-/** One append's records, encoded as consecutive frames in one buffer. @internal */
+/**
+ * Bytes of a record body before its variable part: seq, version, timestamp, first, last (f64 LE), then
+ * the UTF-8 lengths of namespace and id (u16 LE; names are at most 256 characters), of type and of the
+ * msgpack metadata (u32 LE, 0 when there is none).
+ */
+const BODY_FIXED = 52
+
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** The UTF-8 length of `text`. */
+const utf8Length = (text: string): number => {
+  let length = text.length
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 0x80) return utf8.encode(text).length
+  }
+  return length
+}
+
+/** Decodes UTF-8 bytes, with a fast path for short ASCII (namespaces, ids and types mostly are). */
+const decodeText = (data: Uint8Array, start: number, end: number): string => {
+  if (end - start <= 32) {
+    let ascii = true
+    for (let i = start; i < end; i++) if (data[i]! >= 0x80) ascii = false
+    if (ascii) return String.fromCharCode.apply(null, data.subarray(start, end) as unknown as Array<number>)
+  }
+  return fromUtf8.decode(data.subarray(start, end))
+}
+
+let scratch = new Uint8Array(64 * 1024)
+let scratchView = view(scratch)
+
+/**
+ * One append's records, encoded as consecutive frames. The result is a view of a buffer the next call
+ * reuses: write it out before encoding again. @internal
+ */
 export const encodeFrames = (records: ReadonlyArray<JournalRecord>): Uint8Array => {
   const first = records[0]!.seq
   const last = records[records.length - 1]!.seq
-  const bodies = records.map((r) =>
-    pack([r.seq, r.namespace, r.id, r.version, r.type, r.timestamp, r.payload, r.metadata ?? null, first, last])
-  )
   let size = 0
-  for (const body of bodies) size += FRAME_OVERHEAD + body.length
-  const out = new Uint8Array(size)
-  const dv = view(out)
-  let at = 0
-  for (const body of bodies) {
-    dv.setUint32(at, body.length, true)
-    out.set(body, at + FRAME_OVERHEAD)
-    dv.setUint32(at + 4, crc32(body, crc32(out.subarray(at, at + 4))), true)
-    at += FRAME_OVERHEAD + body.length
+  const parts = records.map((r) => {
+    const metadata = r.metadata === undefined ? undefined : pack(r.metadata)
+    const lengths = [utf8Length(r.namespace), utf8Length(r.id), utf8Length(r.type), metadata?.length ?? 0] as const
+    const body = BODY_FIXED + lengths[0] + lengths[1] + lengths[2] + lengths[3] + r.payload.length
+    size += FRAME_OVERHEAD + body
+    return { record: r, metadata, lengths, body }
+  })
+  if (size > scratch.length) {
+    scratch = new Uint8Array(Math.max(size, scratch.length * 2))
+    scratchView = view(scratch)
   }
-  return out
+  const out = scratch
+  const dv = scratchView
+  let at = 0
+  for (const { record, metadata, lengths, body } of parts) {
+    const b = at + FRAME_OVERHEAD
+    dv.setUint32(at, body, true)
+    dv.setFloat64(b, record.seq, true)
+    dv.setFloat64(b + 8, record.version, true)
+    dv.setFloat64(b + 16, record.timestamp, true)
+    dv.setFloat64(b + 24, first, true)
+    dv.setFloat64(b + 32, last, true)
+    dv.setUint16(b + 40, lengths[0], true)
+    dv.setUint16(b + 42, lengths[1], true)
+    dv.setUint32(b + 44, lengths[2], true)
+    dv.setUint32(b + 48, lengths[3], true)
+    let p = b + BODY_FIXED
+    p += utf8.encodeInto(record.namespace, out.subarray(p)).written
+    p += utf8.encodeInto(record.id, out.subarray(p)).written
+    p += utf8.encodeInto(record.type, out.subarray(p)).written
+    if (metadata !== undefined) {
+      out.set(metadata, p)
+      p += metadata.length
+    }
+    out.set(record.payload, p)
+    dv.setUint32(at + 4, crc32(out, crc32(out, 0, at, at + 4), b, b + body), true)
+    at = b + body
+  }
+  return out.subarray(0, size)
 }
 
 /** A decoded frame: the record and the seqs of the first and last record of its append. @internal */
@@ -97,8 +160,7 @@ export interface Frame {
   readonly size: number
 }
 
-const isName = (v: unknown): v is string => typeof v === "string" && v.length > 0
-const isSeq = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0
+const isSeq = (v: number): boolean => Number.isSafeInteger(v) && v >= 0
 
 /**
  * Decodes the frame at `offset` of `data`: `undefined` when the bytes up to `data.length` hold no
@@ -108,23 +170,34 @@ export const decodeFrame = (data: Uint8Array, offset: number): Frame | undefined
   if (offset + FRAME_OVERHEAD > data.length) return undefined
   const dv = view(data)
   const length = dv.getUint32(offset, true)
-  const end = offset + FRAME_OVERHEAD + length
-  if (length === 0 || end > data.length) return undefined
-  const body = data.subarray(offset + FRAME_OVERHEAD, end)
-  if (dv.getUint32(offset + 4, true) !== crc32(body, crc32(data.subarray(offset, offset + 4)))) return undefined
-  let fields: unknown
+  const b = offset + FRAME_OVERHEAD
+  const end = b + length
+  if (length < BODY_FIXED || end > data.length) return undefined
+  if (dv.getUint32(offset + 4, true) !== crc32(data, crc32(data, 0, offset, offset + 4), b, end)) return undefined
+  const seq = dv.getFloat64(b, true)
+  const version = dv.getFloat64(b + 8, true)
+  const timestamp = dv.getFloat64(b + 16, true)
+  const first = dv.getFloat64(b + 24, true)
+  const last = dv.getFloat64(b + 32, true)
+  const namespaceEnd = b + BODY_FIXED + dv.getUint16(b + 40, true)
+  const idEnd = namespaceEnd + dv.getUint16(b + 42, true)
+  const typeEnd = idEnd + dv.getUint32(b + 44, true)
+  const metadataEnd = typeEnd + dv.getUint32(b + 48, true)
+  if (
+    !isSeq(seq) || !isSeq(version) || !isSeq(timestamp) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
+    metadataEnd > end || namespaceEnd === b + BODY_FIXED || idEnd === namespaceEnd || typeEnd === idEnd
+  ) return undefined
+  let metadata: unknown
+  let namespace: string, id: string, type: string
   try {
-    fields = unpack(body)
+    namespace = decodeText(data, b + BODY_FIXED, namespaceEnd)
+    id = decodeText(data, namespaceEnd, idEnd)
+    type = decodeText(data, idEnd, typeEnd)
+    metadata = metadataEnd > typeEnd ? unpack(data.subarray(typeEnd, metadataEnd)) : undefined
   } catch {
     return undefined
   }
-  if (!Array.isArray(fields) || fields.length !== 10) return undefined
-  const [seq, namespace, id, version, type, timestamp, payload, metadata, first, last] = fields
-  if (
-    !isSeq(seq) || !isName(namespace) || !isName(id) || !isSeq(version) || !isName(type) || !isSeq(timestamp) ||
-    !(payload instanceof Uint8Array) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
-    (metadata !== null && (typeof metadata !== "object" || Array.isArray(metadata)))
-  ) return undefined
+  if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) return undefined
   return {
     record: {
       seq,
@@ -134,8 +207,8 @@ export const decodeFrame = (data: Uint8Array, offset: number): Frame | undefined
       type,
       timestamp,
       // A copy, so that a record kept by the caller does not pin the whole read buffer.
-      payload: bytes(payload).slice(),
-      ...(metadata !== null ? { metadata: metadata as Record<string, string> } : {})
+      payload: data.slice(metadataEnd, end),
+      ...(metadata !== undefined ? { metadata: metadata as Record<string, string> } : {})
     },
     first,
     last,
