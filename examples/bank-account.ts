@@ -15,6 +15,10 @@
  */
 import { Console, Deferred, Effect, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { DirectoryArchive, FileJournal, FileSnapshotStore } from "../src/file/index.ts"
 import { Aggregate, Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "../src/index.ts"
 
 // ─── 1. The domain ──────────────────────────────────────────────────────────────────────────────
@@ -186,10 +190,17 @@ const program = Effect.gen(function*() {
   }
 })
 
-// ─── 4. Wiring: memory layers (swap them for `annals/file` or other durable layers) ───────────────
-const storage = Layer.mergeAll(Journal.layerMemory, Archive.layerMemory())
+// ─── 4. Wiring: the embedded file layers ─────────────────────────────────────────────────────────
+// A fresh temporary directory, so that every run starts from nothing; give the layers a path of your
+// own to keep the data (the memory layers — Journal.layerMemory and friends — suit tests).
+const data = mkdtempSync(join(tmpdir(), "annals-bank-"))
+console.log(`data in ${data}`)
+const storage = Layer.mergeAll(
+  FileJournal.layer({ directory: join(data, "journal") }),
+  DirectoryArchive.layer({ directory: join(data, "archive") })
+)
 const layers = Layer.mergeAll(
-  SnapshotStore.layerMemory(),
+  FileSnapshotStore.layer({ directory: join(data, "snapshots") }),
   // The Archiver uploads every 4 records as a segment in the background; the Checkpointer flushes the
   // rest. It looks for full segments every hour of simulated time: under the TestClock its background
   // fiber wakes once per interval the calendar moves, so a 1-second interval would wake it 86,400 times a day.

@@ -7,6 +7,10 @@
  *   npx tsc -p tsconfig.node.json && node .build/node/examples/quickstart.js
  */
 import { Effect, Layer, Result, Schema, Stream } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { DirectoryArchive, FileJournal } from "../src/file/index.ts"
 import { Archive, Codec, Journal } from "../src/index.ts"
 
 // 1. The domain: events are a union of tagged structs.
@@ -50,4 +54,12 @@ const program = Effect.gen(function*() {
     `archive ${ref.key} holds ${fromArchive.length}; alice is still at version ${yield* journal.version(account)}`)
 })
 
-Effect.runPromise(Effect.provide(program, Layer.mergeAll(Journal.layerMemory, Archive.layerMemory())))
+// 6. Wiring: the embedded file layers (the default). The data goes to a fresh temporary directory so
+//    that every run starts from nothing; give `directory` a path of your own to keep it.
+const data = mkdtempSync(join(tmpdir(), "annals-quickstart-"))
+console.log(`data in ${data}`)
+const storage = Layer.mergeAll(
+  FileJournal.layer({ directory: join(data, "journal") }),
+  DirectoryArchive.layer({ directory: join(data, "archive") })
+)
+Effect.runPromise(Effect.provide(program, storage))

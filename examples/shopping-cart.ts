@@ -12,6 +12,10 @@
  *   npx tsc -p tsconfig.node.json && node .build/node/examples/shopping-cart.js
  */
 import { Clock, Console, Data, Deferred, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { FileJournal, FileSnapshotStore } from "../src/file/index.ts"
 import { Aggregate, Checkpointer, Codec, Journal, Repository, SnapshotStore } from "../src/index.ts"
 
 // ─── 1. The domain ──────────────────────────────────────────────────────────────────────────────
@@ -195,5 +199,11 @@ const program = Effect.gen(function*() {
   yield* Console.log("(configure an Archive and an Archiver to keep it: see examples/bank-account.ts)")
 })
 
-// ─── 3. Wiring: in-memory journal and snapshot store ─────────────────────────────────────────────
-Effect.runPromise(program.pipe(Effect.provide(Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory()))))
+// ─── 3. Wiring: the file journal and snapshot store, in a fresh temporary directory per run ───────
+const data = mkdtempSync(join(tmpdir(), "annals-cart-"))
+console.log(`data in ${data}`)
+const storage = Layer.mergeAll(
+  FileJournal.layer({ directory: join(data, "journal") }),
+  FileSnapshotStore.layer({ directory: join(data, "snapshots") })
+)
+Effect.runPromise(program.pipe(Effect.provide(storage)))
