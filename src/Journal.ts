@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
-import { appendProblem, nextSeq, readProblem, restoreProblem } from "./internal/journalChecks.ts"
+import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./internal/journalChecks.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 
@@ -276,19 +276,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       }
       const timestamp = Math.max(now, lastTimestamp)
       const firstSeq = nextSeq(lastSeq, checkpoint)
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i]!
-        store({
-          seq: firstSeq + i,
-          namespace: stream.namespace,
-          id: stream.id,
-          version: current + i + 1,
-          type: event.type,
-          timestamp,
-          payload: event.payload,
-          metadata: event.metadata
-        })
-      }
+      for (const record of appendedRecords(stream, events, firstSeq, current, timestamp)) store(record)
       lastSeq = firstSeq + events.length - 1
       lastTimestamp = timestamp
       return Effect.succeed({ firstSeq, lastSeq, version: current + events.length, timestamp })

@@ -10,7 +10,7 @@ import type { FileJournalOptions } from "../file/FileJournal.ts"
 import { type AppendResult, Journal, JournalError, type JournalRecord, type StreamRef, VersionConflict } from "../Journal.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, writeAll } from "./fileIo.ts"
-import { appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
+import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
 import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
 import {
   decodeFrame,
@@ -669,18 +669,8 @@ class FileJournal {
         }
         const timestamp = Math.max(now, this.lastTimestamp)
         const firstSeq = nextSeq(this.lastSeq, this.checkpoint)
-        const records = events.map((event, i): JournalRecord => ({
-          seq: firstSeq + i,
-          namespace: stream.namespace,
-          id: stream.id,
-          version: current + i + 1,
-          type: event.type,
-          timestamp,
-          payload: event.payload,
-          metadata: event.metadata
-        }))
         try {
-          this.write(records)
+          this.write(appendedRecords(stream, events, firstSeq, current, timestamp))
         } catch (cause) {
           return Effect.fail(this.poison("append", `append to stream ${formatStream(stream)}`, cause))
         }

@@ -74,6 +74,30 @@ export const readProblem = (stream: StreamRef, options: ReadOptions | undefined)
     (options?.max === undefined ? undefined : integerProblem("max", options.max, 0))
 
 /**
+ * The records an append of `events` to `stream` creates: seqs from `firstSeq`, versions after
+ * `current`, all with `timestamp`. Buffers are the caller's; a layer copies or encodes them.
+ *
+ * @internal
+ */
+export const appendedRecords = (
+  stream: StreamRef,
+  events: ReadonlyArray<EventData>,
+  firstSeq: number,
+  current: number,
+  timestamp: number
+): Array<JournalRecord> =>
+  events.map((event, i) => ({
+    seq: firstSeq + i,
+    namespace: stream.namespace,
+    id: stream.id,
+    version: current + i + 1,
+    type: event.type,
+    timestamp,
+    payload: event.payload,
+    metadata: event.metadata
+  }))
+
+/**
  * The seq the next appended record gets: above every seq assigned and at or above the checkpoint,
  * so records appended after a truncation past the end are never below the watermark.
  *
