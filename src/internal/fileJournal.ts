@@ -18,7 +18,9 @@ import {
   encodeFrames,
   encodeHeader,
   encodeState,
-  type Frame,
+  decodeFrameHead,
+  FRAME_OVERHEAD,
+  type FrameHead,
   HEADER_BYTES,
   headerProblem,
   parseSegmentName,
@@ -30,6 +32,8 @@ import { formatStream, integerProblem, streamKey, streamProblem } from "./valida
 const PAGE_RECORDS = 4096
 /** Most bytes one page of `replayFrom` reads. */
 const PAGE_BYTES = 1 << 20
+/** Bytes recovery reads at a time. */
+const SCAN_CHUNK_BYTES = 4 << 20
 /** Two records of one stream this close in a segment are read with one read. */
 const READ_GAP = 4096
 
@@ -273,30 +277,46 @@ class FileJournal {
     const fd = io.openSync(file, sealed ? "r" : "r+")
     try {
       const size = io.fstatSync(fd).size
-      const data = new Uint8Array(size)
-      readFully(io, fd, data, size, 0)
-      const problem = headerProblem(data.subarray(0, HEADER_BYTES), firstSeq)
+      // Read in chunks, so that opening a large journal needs little memory beyond the index.
+      let chunk = new Uint8Array(Math.min(size, SCAN_CHUNK_BYTES))
+      let chunkStart = 0
+      let chunkLength = readFully(io, fd, chunk, chunk.length, 0)
+      const problem = headerProblem(chunk.subarray(0, HEADER_BYTES), firstSeq)
       if (problem !== undefined) throw new Unrecoverable(`${file} is not a segment: ${problem}`)
       const segment: Segment = { number: this.nextSegmentNumber++, firstSeq, path: file }
       this.segments.set(segment.number, segment)
       this.order.push(segment.number)
 
-      const fits = (frame: Frame, group: ReadonlyArray<{ frame: Frame }>, seq: number) =>
-        frame.record.seq > seq && frame.record.seq >= firstSeq && (!sealed || frame.record.seq < nextFirstSeq) &&
-        (group.length === 0 ? frame.first === frame.record.seq : frame.first === group[0]!.frame.first && frame.last === group[0]!.frame.last)
+      const fits = (frame: FrameHead, group: ReadonlyArray<{ frame: FrameHead }>, seq: number) =>
+        frame.seq > seq && frame.seq >= firstSeq && (!sealed || frame.seq < nextFirstSeq) &&
+        (group.length === 0 ? frame.first === frame.seq : frame.first === group[0]!.frame.first && frame.last === group[0]!.frame.last)
 
       let position = HEADER_BYTES
       let seq = previousSeq
       let committed = previousSeq
-      let group: Array<{ frame: Frame; offset: number }> = []
+      let group: Array<{ frame: FrameHead; offset: number }> = []
+      let dv = new DataView(chunk.buffer)
       while (position < size) {
-        const frame = decodeFrame(data, position)
+        // Load the next chunk when the frame at `position` does not lie wholly in this one.
+        const at = position - chunkStart
+        const needed = at + FRAME_OVERHEAD <= chunkLength ? FRAME_OVERHEAD + dv.getUint32(at, true) : FRAME_OVERHEAD
+        if (at + needed > chunkLength && chunkStart + chunkLength < size) {
+          const length = Math.min(size - position, Math.max(SCAN_CHUNK_BYTES, needed))
+          if (length > chunk.length) {
+            chunk = new Uint8Array(length)
+            dv = new DataView(chunk.buffer)
+          }
+          chunkStart = position
+          chunkLength = readFully(io, fd, chunk, length, position)
+          continue
+        }
+        const frame = decodeFrameHead(chunk.subarray(0, chunkLength), at)
         if (frame === undefined || !fits(frame, group, seq)) break
         group.push({ frame, offset: position })
-        seq = frame.record.seq
+        seq = frame.seq
         position += frame.size
-        if (frame.record.seq === frame.last) {
-          for (const { frame, offset } of group) this.indexRecovered(frame.record, segment.number, offset, frame.size)
+        if (frame.seq === frame.last) {
+          for (const { frame, offset } of group) this.indexRecovered(frame, segment.number, offset)
           committed = seq
           group = []
         }
@@ -312,10 +332,12 @@ class FileJournal {
         )
       }
       if (position < size) {
-        const valid = this.validAfter(data, position, group.length > 0 ? group[0]!.frame.first : undefined, committed)
+        const tail = new Uint8Array(size - position)
+        readFully(io, fd, tail, tail.length, position)
+        const valid = this.validAfter(tail, group.length > 0 ? group[0]!.frame.first : undefined, committed)
         if (valid !== undefined) {
           throw new Unrecoverable(
-            `bad record at byte offset ${position} of ${file}, followed by intact records (the first at byte offset ${valid}); ` +
+            `bad record at byte offset ${position} of ${file}, followed by intact records (the first at byte offset ${position + valid}); ` +
               "this is damage, not a torn write, and nothing was changed"
           )
         }
@@ -332,27 +354,27 @@ class FileJournal {
   }
 
   /**
-   * After a bad frame at `from` in the last segment: the offset of the first intact frame that is not
-   * part of the torn append in progress (`groupFirst`, or one starting after seq `committed`), or
-   * `undefined` when everything after `from` belongs to that one torn append.
+   * After a bad frame at the start of `tail` (the rest of the last segment): the offset in `tail` of the
+   * first intact frame that is not part of the torn append in progress (`groupFirst`, or one starting
+   * after seq `committed`), or `undefined` when everything after the bad frame belongs to that one append.
    */
-  private validAfter(data: Uint8Array, from: number, groupFirst: number | undefined, committed: number): number | undefined {
+  private validAfter(tail: Uint8Array, groupFirst: number | undefined, committed: number): number | undefined {
     let first = groupFirst
-    let position = from + 1
-    while (position < data.length) {
-      const frame = decodeFrame(data, position)
+    let position = 1
+    while (position < tail.length) {
+      const frame = decodeFrameHead(tail, position)
       if (frame === undefined) {
         position++
         continue
       }
-      if (first === undefined && frame.first > committed && frame.first < frame.record.seq) first = frame.first
+      if (first === undefined && frame.first > committed && frame.first < frame.seq) first = frame.first
       if (frame.first !== first) return position
       position += frame.size
     }
     return undefined
   }
 
-  private indexRecovered(record: JournalRecord, segment: number, offset: number, size: number): void {
+  private indexRecovered(record: FrameHead, segment: number, offset: number): void {
     this.lastSeq = record.seq
     this.lastTimestamp = Math.max(this.lastTimestamp, record.timestamp)
     if (record.seq < this.truncatedBefore) {
@@ -363,7 +385,7 @@ class FileJournal {
       this.base.lastSeq = Math.max(this.base.lastSeq, record.seq)
       return
     }
-    this.index.add(this.index.streamOrCreate(record.namespace, record.id), record.version, record.seq, segment, offset, size)
+    this.index.add(this.index.streamOrCreate(record.namespace, record.id), record.version, record.seq, segment, offset, record.size)
   }
 
   // ─── Files ─────────────────────────────────────────────────────────────────────────────────
@@ -402,8 +424,8 @@ class FileJournal {
     this.activeFd = -1
     if (this.syncing !== undefined) this.retired.push(fd)
     else this.io.closeSync(fd)
-    if (this.durability !== "os") this.markDurable(this.lastSeq)
     this.createSegment(this.lastSeq + 1)
+    if (this.durability !== "os") this.markDurable(this.lastSeq)
   }
 
   /** Deletes segments (the caller has stored what they held in the base) and fsyncs the directory. */
@@ -450,7 +472,9 @@ class FileJournal {
     if (this.failure === undefined) this.failure = error
     const waiters = this.waiters
     this.waiters = []
-    for (const waiter of waiters) waiter.done(error)
+    queueMicrotask(() => {
+      for (const waiter of waiters) waiter.done(error)
+    })
     return error
   }
 
@@ -515,7 +539,10 @@ class FileJournal {
     while (done < waiters.length && waiters[done]!.seq <= this.durableSeq) done++
     if (done === 0) return
     this.waiters = waiters.slice(done)
-    for (let i = 0; i < done; i++) waiters[i]!.done(undefined)
+    // Resumed after the current synchronous step (a rotation, a write) has finished, never inside it.
+    queueMicrotask(() => {
+      for (let i = 0; i < done; i++) waiters[i]!.done(undefined)
+    })
   }
 
   /** Closes the journal: waits for a running flush, flushes the rest (unless "os"), closes the segment. */
@@ -781,6 +808,8 @@ class FileJournal {
       if (checkpoint > this.checkpoint) this.writeCheckpoint(checkpoint, this.truncatedBefore)
       return
     }
+    // Raised first, so that an append resumed during the rotation below gets a seq at or above `seq`.
+    this.checkpoint = checkpoint
     // The active segment lies wholly below: start a new one so that it can go.
     if (this.lastSeq < seq && this.activeSize > HEADER_BYTES) this.rotate()
     for (const entry of this.index.dropBefore(seq) as Array<StreamEntry>) {

@@ -151,22 +151,38 @@ export const encodeFrames = (records: ReadonlyArray<JournalRecord>): Uint8Array 
   return out.subarray(0, size)
 }
 
-/** A decoded frame: the record and the seqs of the first and last record of its append. @internal */
-export interface Frame {
-  readonly record: JournalRecord
+/**
+ * What recovery needs of a frame, read without decoding its type, metadata and payload: the fields,
+ * the stream, where the variable part lies, and the seqs of the first and last record of its append. @internal
+ */
+export interface FrameHead {
+  readonly seq: number
+  readonly version: number
+  readonly timestamp: number
   readonly first: number
   readonly last: number
+  readonly namespace: string
+  readonly id: string
   /** Bytes of the whole frame (length, checksum and body). */
   readonly size: number
+  readonly idEnd: number
+  readonly typeEnd: number
+  readonly metadataEnd: number
+  readonly end: number
+}
+
+/** A decoded frame: its head and the record. @internal */
+export interface Frame extends FrameHead {
+  readonly record: JournalRecord
 }
 
 const isSeq = (v: number): boolean => Number.isSafeInteger(v) && v >= 0
 
 /**
- * Decodes the frame at `offset` of `data`: `undefined` when the bytes up to `data.length` hold no
- * complete frame with a matching checksum and a well-formed record. @internal
+ * Checks and reads the head of the frame at `offset` of `data`: `undefined` when the bytes up to
+ * `data.length` hold no complete frame with a matching checksum and well-formed fields. @internal
  */
-export const decodeFrame = (data: Uint8Array, offset: number): Frame | undefined => {
+export const decodeFrameHead = (data: Uint8Array, offset: number): FrameHead | undefined => {
   if (offset + FRAME_OVERHEAD > data.length) return undefined
   const dv = view(data)
   const length = dv.getUint32(offset, true)
@@ -187,32 +203,41 @@ export const decodeFrame = (data: Uint8Array, offset: number): Frame | undefined
     !isSeq(seq) || !isSeq(version) || !isSeq(timestamp) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
     metadataEnd > end || namespaceEnd === b + BODY_FIXED || idEnd === namespaceEnd || typeEnd === idEnd
   ) return undefined
-  let metadata: unknown
-  let namespace: string, id: string, type: string
   try {
-    namespace = decodeText(data, b + BODY_FIXED, namespaceEnd)
-    id = decodeText(data, namespaceEnd, idEnd)
-    type = decodeText(data, idEnd, typeEnd)
-    metadata = metadataEnd > typeEnd ? unpack(data.subarray(typeEnd, metadataEnd)) : undefined
+    const namespace = decodeText(data, b + BODY_FIXED, namespaceEnd)
+    const id = decodeText(data, namespaceEnd, idEnd)
+    return { seq, version, timestamp, first, last, namespace, id, size: FRAME_OVERHEAD + length, idEnd, typeEnd, metadataEnd, end }
+  } catch {
+    return undefined
+  }
+}
+
+/** Decodes the whole frame at `offset` of `data`, or `undefined` as `decodeFrameHead`. @internal */
+export const decodeFrame = (data: Uint8Array, offset: number): Frame | undefined => {
+  const head = decodeFrameHead(data, offset)
+  if (head === undefined) return undefined
+  let type: string
+  let metadata: unknown
+  try {
+    type = decodeText(data, head.idEnd, head.typeEnd)
+    metadata = head.metadataEnd > head.typeEnd ? unpack(data.subarray(head.typeEnd, head.metadataEnd)) : undefined
   } catch {
     return undefined
   }
   if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) return undefined
   return {
+    ...head,
     record: {
-      seq,
-      namespace,
-      id,
-      version,
+      seq: head.seq,
+      namespace: head.namespace,
+      id: head.id,
+      version: head.version,
       type,
-      timestamp,
+      timestamp: head.timestamp,
       // A copy, so that a record kept by the caller does not pin the whole read buffer.
-      payload: data.slice(metadataEnd, end),
+      payload: data.slice(head.metadataEnd, head.end),
       ...(metadata !== undefined ? { metadata: metadata as Record<string, string> } : {})
-    },
-    first,
-    last,
-    size: FRAME_OVERHEAD + length
+    }
   }
 }
 
