@@ -148,8 +148,6 @@ class FileJournal {
   private visibleSeq = 0
   private waiters: Array<Waiter> = []
   private syncing: Promise<void> | undefined
-  /** Fds of former active segments a running fdatasync still uses; closed when it finishes. */
-  private retired: Array<number> = []
   private failure: JournalError | undefined
   private closed = false
 
@@ -190,9 +188,7 @@ class FileJournal {
     const last = firstSeqs[firstSeqs.length - 1]
     if (last !== undefined) {
       const file = this.file(segmentName(last))
-      const fd = io.openSync(file, "r")
-      const size = io.fstatSync(fd).size
-      io.closeSync(fd)
+      const size = this.fileSize(file)
       if (size < HEADER_BYTES) {
         io.unlinkSync(file)
         fsyncDirectorySync(io, this.directory)
@@ -200,9 +196,20 @@ class FileJournal {
         firstSeqs.pop()
       }
     }
+    // Segments holding no record (a crash right after a rotation) do not seal the one before them:
+    // the last segment with records is where a torn append may be.
+    let lastWithRecords = -1
+    firstSeqs.forEach((seq, i) => {
+      if (this.fileSize(this.file(segmentName(seq))) > HEADER_BYTES) lastWithRecords = i
+    })
+    // Empty segments after it go: they may be named above seqs that the crash took back (lost with
+    // the records they followed), and the next append must not land below its segment's name.
+    const empty = firstSeqs.splice(lastWithRecords + 1)
+    for (const seq of empty) io.unlinkSync(this.file(segmentName(seq)))
+    if (empty.length > 0) fsyncDirectorySync(io, this.directory)
     let previousSeq = 0
     for (let i = 0; i < firstSeqs.length; i++) {
-      previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], previousSeq)
+      previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], i < lastWithRecords, previousSeq)
     }
     this.lastSeq = Math.max(this.lastSeq, this.base.lastSeq)
     this.lastTimestamp = Math.max(this.lastTimestamp, this.base.lastTimestamp)
@@ -220,6 +227,13 @@ class FileJournal {
       this.deleteSegments(below)
     }
 
+    // A last segment the recovery cut empty may be named above the seqs the crash took back; the
+    // next append must not land below its segment's name.
+    const lastNumber = this.order[this.order.length - 1]
+    if (lastNumber !== undefined) {
+      const last = this.segments.get(lastNumber)!
+      if (last.firstSeq > this.lastSeq + 1 && this.fileSize(last.path) <= HEADER_BYTES) this.deleteSegments([lastNumber])
+    }
     const activeNumber = this.order[this.order.length - 1]
     if (activeNumber === undefined) {
       this.createSegment(this.lastSeq + 1)
@@ -266,13 +280,21 @@ class FileJournal {
     return decoded.value
   }
 
+  private fileSize(path: string): number {
+    const fd = this.io.openSync(path, "r")
+    try {
+      return this.io.fstatSync(fd).size
+    } finally {
+      this.io.closeSync(fd)
+    }
+  }
+
   /**
    * Reads one segment into the index; returns the last seq in it. A torn append at the tail of the
    * last segment is cut off; any other damage throws `Unrecoverable` naming file and offset.
    */
-  private scanSegment(firstSeq: number, nextFirstSeq: number | undefined, previousSeq: number): number {
+  private scanSegment(firstSeq: number, nextFirstSeq: number | undefined, sealed: boolean, previousSeq: number): number {
     const io = this.io
-    const sealed = nextFirstSeq !== undefined
     const file = this.file(segmentName(firstSeq))
     const fd = io.openSync(file, sealed ? "r" : "r+")
     try {
@@ -288,7 +310,7 @@ class FileJournal {
       this.order.push(segment.number)
 
       const fits = (frame: FrameHead, group: ReadonlyArray<{ frame: FrameHead }>, seq: number) =>
-        frame.seq > seq && frame.seq >= firstSeq && (!sealed || frame.seq < nextFirstSeq) &&
+        frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
         (group.length === 0 ? frame.first === frame.seq : frame.first === group[0]!.frame.first && frame.last === group[0]!.frame.last)
 
       let position = HEADER_BYTES
@@ -417,15 +439,16 @@ class FileJournal {
     this.activeSize = HEADER_BYTES
   }
 
-  /** Seals the active segment (flushed first unless durability is "os") and starts a new one. */
+  /**
+   * Seals the active segment (flushed first unless durability is "os") and starts a new one. Called
+   * only while no flush round runs (see `untilIdle`); the next round acknowledges what was written.
+   */
   private rotate(): void {
     const fd = this.activeFd
     if (this.durability !== "os") this.io.fsyncSync(fd)
     this.activeFd = -1
-    if (this.syncing !== undefined) this.retired.push(fd)
-    else this.io.closeSync(fd)
+    this.io.closeSync(fd)
     this.createSegment(this.lastSeq + 1)
-    if (this.durability !== "os") this.markDurable(this.lastSeq)
   }
 
   /** Deletes segments (the caller has stored what they held in the base) and fsyncs the directory. */
@@ -478,10 +501,16 @@ class FileJournal {
     return error
   }
 
-  /** Writes one append's (or restore's) records as one write to the active segment and indexes them. */
-  private write(records: ReadonlyArray<JournalRecord>): void {
+  /**
+   * Writes one append's (or restore's) records as one write to the active segment and indexes them;
+   * `false` (nothing written) when the segment must be sealed first but a flush round runs.
+   */
+  private write(records: ReadonlyArray<JournalRecord>): boolean {
     const data = encodeFrames(records)
-    if (this.activeSize > HEADER_BYTES && this.activeSize + data.length > this.segmentBytes) this.rotate()
+    if (this.activeSize > HEADER_BYTES && this.activeSize + data.length > this.segmentBytes) {
+      if (this.syncing !== undefined) return false
+      this.rotate()
+    }
     const start = this.activeSize
     writeAll(this.io, this.activeFd, data, start)
     this.activeSize += data.length
@@ -496,6 +525,16 @@ class FileJournal {
     this.lastSeq = last.seq
     this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
     if (this.durability !== "always") this.visibleSeq = this.lastSeq
+    return true
+  }
+
+  /**
+   * Waits until no flush round runs. A segment is sealed (and fsynced) only then: had another fsync of
+   * the same file run alongside, a write-back error could be reported to that one alone, and records
+   * written to the next segment would outlive the ones lost before them.
+   */
+  private untilIdle(): Effect.Effect<void> {
+    return Effect.suspend(() => this.syncing === undefined ? Effect.void : Effect.andThen(Effect.promise(() => this.syncing!), this.untilIdle()))
   }
 
   /** Succeeds with `result` once every record up to `seq` is durable as the durability mode promises. */
@@ -518,12 +557,13 @@ class FileJournal {
     this.syncing = new Promise<void>((resolve) => {
       this.io.fdatasync(fd, (error) => {
         this.syncing = undefined
-        for (const retired of this.retired.splice(0)) this.io.closeSync(retired)
         resolve()
         if (error !== null) {
           this.poison("append", "flush the active segment to disk", error)
           return
         }
+        // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
+        if (this.failure !== undefined) return
         this.markDurable(target)
         if (this.waiters.length > 0) this.startSync()
       })
@@ -697,7 +737,9 @@ class FileJournal {
         const timestamp = Math.max(now, this.lastTimestamp)
         const firstSeq = nextSeq(this.lastSeq, this.checkpoint)
         try {
-          this.write(appendedRecords(stream, events, firstSeq, current, timestamp))
+          if (!this.write(appendedRecords(stream, events, firstSeq, current, timestamp))) {
+            return Effect.andThen(this.untilIdle(), Effect.suspend(() => append(stream, expectedVersion, events)))
+          }
         } catch (cause) {
           return Effect.fail(this.poison("append", `append to stream ${formatStream(stream)}`, cause))
         }
@@ -727,7 +769,7 @@ class FileJournal {
     }
 
     const truncateBefore: Journal["truncateBefore"] = (seq) =>
-      seqArgument("truncateBefore", "seq", seq) ?? Effect.suspend(() => {
+      seqArgument("truncateBefore", "seq", seq) ?? Effect.andThen(this.untilIdle(), () => {
         const refusal = this.writeRefusal("truncateBefore")
         if (refusal !== undefined) return Effect.fail(refusal)
         try {
@@ -775,7 +817,7 @@ class FileJournal {
         }
         if (batch.length === 0) return Effect.void
         try {
-          this.write(batch)
+          if (!this.write(batch)) return Effect.andThen(this.untilIdle(), Effect.suspend(() => restore(batch)))
         } catch (cause) {
           return Effect.fail(this.poison("restore", "restore records", cause))
         }
