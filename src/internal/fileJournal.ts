@@ -137,6 +137,8 @@ class FileJournal {
   private active!: Segment
   private activeFd = -1
   private activeSize = 0
+  /** Bytes of the active segment a flush round has made durable. */
+  private durableBytes = 0
   private lastSeq = 0
   private lastTimestamp = 0
   private checkpoint = 0
@@ -240,7 +242,7 @@ class FileJournal {
     } else {
       this.active = this.segments.get(activeNumber)!
       this.activeFd = io.openSync(this.active.path, "r+")
-      this.activeSize = io.fstatSync(this.activeFd).size
+      this.activeSize = this.durableBytes = io.fstatSync(this.activeFd).size
     }
   }
 
@@ -436,7 +438,7 @@ class FileJournal {
     this.segments.set(segment.number, segment)
     this.order.push(segment.number)
     this.active = segment
-    this.activeSize = HEADER_BYTES
+    this.activeSize = this.durableBytes = HEADER_BYTES
   }
 
   /**
@@ -553,6 +555,7 @@ class FileJournal {
   startSync(): void {
     if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.lastSeq) return
     const target = this.lastSeq
+    const bytes = this.activeSize
     const fd = this.activeFd
     this.syncing = new Promise<void>((resolve) => {
       this.io.fdatasync(fd, (error) => {
@@ -560,14 +563,30 @@ class FileJournal {
         resolve()
         if (error !== null) {
           this.poison("append", "flush the active segment to disk", error)
+          this.cutToDurable()
           return
         }
         // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
         if (this.failure !== undefined) return
+        this.durableBytes = Math.max(this.durableBytes, bytes)
         this.markDurable(target)
         if (this.waiters.length > 0) this.startSync()
       })
     })
+  }
+
+  /**
+   * After a failed flush, best effort: cut the active segment back to its last flushed byte and flush
+   * that. The failed flush may have dropped its data while later writes still reach the disk, which
+   * would leave a hole before intact (never acknowledged) records — damage that recovery refuses.
+   */
+  private cutToDurable(): void {
+    try {
+      this.io.ftruncateSync(this.activeFd, this.durableBytes)
+      this.io.fsyncSync(this.activeFd)
+    } catch {
+      // The journal is poisoned already; recovery names whatever damage remains.
+    }
   }
 
   /** Records that everything up to `seq` is on the device, and acknowledges the appends waiting for it. */
