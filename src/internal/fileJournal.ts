@@ -334,7 +334,7 @@ class FileJournal {
           chunkLength = readFully(io, fd, chunk, length, position)
           continue
         }
-        const frame = decodeFrameHead(chunk.subarray(0, chunkLength), at)
+        const frame = decodeFrameHead(chunk, at, chunkLength)
         if (frame === undefined || !fits(frame, group, seq)) break
         group.push({ frame, offset: position })
         seq = frame.seq
@@ -632,6 +632,18 @@ class FileJournal {
   /** Reads and decodes the given live records (in seq order) with as few reads as their layout allows. */
   private readRecords(numbers: ReadonlyArray<number>): Array<JournalRecord> {
     const out: Array<JournalRecord> = []
+    // Sealed segments are opened once per call, not once per read.
+    const opened = new Map<number, number>()
+    try {
+      this.readInto(numbers, opened, out)
+    } finally {
+      for (const fd of opened.values()) this.io.closeSync(fd)
+    }
+    return out
+  }
+
+  /** `readRecords` with the descriptors of sealed segments it opened kept in `opened`. */
+  private readInto(numbers: ReadonlyArray<number>, opened: Map<number, number>, out: Array<JournalRecord>): void {
     const index = this.index
     let i = 0
     while (i < numbers.length) {
@@ -648,16 +660,15 @@ class FileJournal {
       }
       const file = this.segments.get(segment)!
       const data = new Uint8Array(end - start)
-      const isActive = file === this.active
-      const fd = isActive ? this.activeFd : this.io.openSync(file.path, "r")
-      try {
-        readFully(this.io, fd, data, data.length, start)
-      } finally {
-        if (!isActive) this.io.closeSync(fd)
+      let fd = file === this.active ? this.activeFd : opened.get(segment)
+      if (fd === undefined) {
+        fd = this.io.openSync(file.path, "r")
+        opened.set(segment, fd)
       }
+      readFully(this.io, fd, data, data.length, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        const frame = decodeFrame(data.subarray(0, offset - start + index.size(numbers[k]!)), offset - start)
+        const frame = decodeFrame(data, offset - start, offset - start + index.size(numbers[k]!))
         if (frame === undefined || frame.record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }
@@ -665,7 +676,6 @@ class FileJournal {
       }
       i = j
     }
-    return out
   }
 
   private readError(method: string, cause: unknown, stream?: StreamRef): JournalError {

@@ -92,11 +92,26 @@ const utf8Length = (text: string): number => {
 /** Decodes UTF-8 bytes, with a fast path for short ASCII (namespaces, ids and types mostly are). */
 const decodeText = (data: Uint8Array, start: number, end: number): string => {
   if (end - start <= 32) {
-    let ascii = true
-    for (let i = start; i < end; i++) if (data[i]! >= 0x80) ascii = false
-    if (ascii) return String.fromCharCode.apply(null, data.subarray(start, end) as unknown as Array<number>)
+    let text = ""
+    for (let i = start; i < end; i++) {
+      const byte = data[i]!
+      if (byte >= 0x80) return fromUtf8.decode(data.subarray(start, end))
+      text += String.fromCharCode(byte)
+    }
+    return text
   }
   return fromUtf8.decode(data.subarray(start, end))
+}
+
+let viewedData: Uint8Array | undefined
+let viewed: DataView | undefined
+/** A DataView of `data`, reused while frames of the same buffer are decoded one after another. */
+const viewOf = (data: Uint8Array): DataView => {
+  if (data !== viewedData) {
+    viewedData = data
+    viewed = view(data)
+  }
+  return viewed!
 }
 
 let scratch = new Uint8Array(64 * 1024)
@@ -180,15 +195,15 @@ const isSeq = (v: number): boolean => Number.isSafeInteger(v) && v >= 0
 
 /**
  * Checks and reads the head of the frame at `offset` of `data`: `undefined` when the bytes up to
- * `data.length` hold no complete frame with a matching checksum and well-formed fields. @internal
+ * `limit` (default `data.length`) hold no complete frame with a matching checksum and well-formed fields. @internal
  */
-export const decodeFrameHead = (data: Uint8Array, offset: number): FrameHead | undefined => {
-  if (offset + FRAME_OVERHEAD > data.length) return undefined
-  const dv = view(data)
+export const decodeFrameHead = (data: Uint8Array, offset: number, limit = data.length): FrameHead | undefined => {
+  if (offset + FRAME_OVERHEAD > limit) return undefined
+  const dv = viewOf(data)
   const length = dv.getUint32(offset, true)
   const b = offset + FRAME_OVERHEAD
   const end = b + length
-  if (length < BODY_FIXED || end > data.length) return undefined
+  if (length < BODY_FIXED || end > limit) return undefined
   if (dv.getUint32(offset + 4, true) !== crc32(data, crc32(data, 0, offset, offset + 4), b, end)) return undefined
   const seq = dv.getFloat64(b, true)
   const version = dv.getFloat64(b + 8, true)
@@ -213,8 +228,8 @@ export const decodeFrameHead = (data: Uint8Array, offset: number): FrameHead | u
 }
 
 /** Decodes the whole frame at `offset` of `data`, or `undefined` as `decodeFrameHead`. @internal */
-export const decodeFrame = (data: Uint8Array, offset: number): Frame | undefined => {
-  const head = decodeFrameHead(data, offset)
+export const decodeFrame = (data: Uint8Array, offset: number, limit = data.length): Frame | undefined => {
+  const head = decodeFrameHead(data, offset, limit)
   if (head === undefined) return undefined
   let type: string
   let metadata: unknown
