@@ -1,10 +1,19 @@
 #!/usr/bin/env node
-// Runs bench/runtime.ts under Bun, Deno and Node (building for Node first with tsconfig.node.json),
-// one after another, and prints every JSON line they report on stdout. Each group of figures (fold,
-// latency, execute) runs in a fresh process, so that one group's JIT and heap state does not skew the
-// next. Exits non-zero if a run fails; a missed target is reported in its line ("met": false), not by
-// the exit code. ANNALS_RUNTIMES=bun,node limits the runtimes; arguments limit the groups
-// (`npm run bench -- execute`).
+// Runs a benchmark suite under Bun, Deno and Node (building for Node first with tsconfig.node.json),
+// one after another, and prints every JSON line they report on stdout. Each group of figures runs in a
+// fresh process, so that one group's JIT and heap state does not skew the next. Exits non-zero if a
+// run fails; a missed target is reported in its line ("met": false), not by the exit code.
+// ANNALS_RUNTIMES=bun,node limits the runtimes.
+//
+// Suites: `runtime` (bench/runtime.ts, the default: groups fold, latency, execute) and `file`
+// (bench/file.ts: groups durable, concurrent, os, large — `large` builds one 1,000,000-record journal
+// and runs replay, open and read over it in one process). The first argument may name the suite; the
+// other arguments limit its groups:
+//
+//   npm run bench                       # runtime suite, all groups
+//   npm run bench -- execute            # runtime suite, one group
+//   npm run bench -- file               # file suite, all groups
+//   npm run bench -- file durable os    # file suite, some groups
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -31,7 +40,14 @@ const printJson = (line) => {
   else if (line.trim() !== "") console.error(line)
 }
 
-const groups = process.argv.length > 2 ? process.argv.slice(2) : ["fold", "latency", "execute"]
+const suites = {
+  runtime: { script: "runtime", groups: ["fold", "latency", "execute"] },
+  file: { script: "file", groups: ["durable", "concurrent", "os", "large"] }
+}
+const argv = process.argv.slice(2)
+const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"
+const suite = suites[suiteName]
+const groups = argv.length > 0 ? argv : suite.groups
 
 const eachGroup = async (command, args) => {
   let failed = 0
@@ -43,12 +59,12 @@ const eachGroup = async (command, args) => {
 }
 
 const runtimes = {
-  bun: () => eachGroup(bin("bun"), ["bench/runtime.ts"]),
-  deno: () => eachGroup(bin("deno"), ["run", "-A", "bench/runtime.ts"]),
+  bun: () => eachGroup(bin("bun"), [`bench/${suite.script}.ts`]),
+  deno: () => eachGroup(bin("deno"), ["run", "-A", `bench/${suite.script}.ts`]),
   node: async () => {
     const built = await run(bin("tsc"), ["-p", "tsconfig.node.json"], { echo: (line) => console.error(line) })
     if (built !== 0) return built
-    return eachGroup(process.execPath, [join(".build", "node", "bench", "runtime.js")])
+    return eachGroup(process.execPath, [join(".build", "node", "bench", `${suite.script}.js`)])
   }
 }
 

@@ -1,0 +1,546 @@
+/**
+ * File Journal benchmark: durable and page-cache appends, replay, recovery scan and stream reads of
+ * `FileJournal` on a real directory (under `os.tmpdir()`, removed afterwards), each next to a raw
+ * `node:fs` baseline measured in the same process. Prints one JSON line per figure on stdout:
+ *
+ *   {"bench":"...","runtime":"bun|deno|node","value":…,"unit":"…","target":…,"met":true|false}
+ *
+ * Groups (each meant for a fresh process; `large` builds one 1,000,000-record journal and runs
+ * replay, open and read over it):
+ *
+ *   durable     "always" append, one writer, 1 event per call; raw baseline writeSync + fdatasync
+ *               (sync and callback variants, the faster counts); target annals ≥ 80% of the baseline
+ *   concurrent  "always" append from 256 concurrent fibers, 1 event per call; target ≥ 100,000 events/s
+ *   os          "os" append, one writer, 1 event per call; target ≥ 200,000 events/s on Bun;
+ *               raw baseline: writeSync only
+ *   replay      replayFrom(1) over 1,000,000 records; target ≥ 1,000,000 records/s on Bun;
+ *               raw baseline: readSync of the directory's files
+ *   open        FileJournal.make over that journal: time (in this process, and in fresh processes)
+ *               ≤ 1.5 s; rss of a fresh process after open ≤ 200 MB (10^6 bytes)
+ *   read        `read` of one 10,000-event stream interleaved with 990,000 other records: ≤ 20 ms
+ *   large       replay + open + read over one shared journal
+ *
+ *   bun bench/file.ts [groups…]
+ *   deno run -A bench/file.ts [groups…]
+ *   npx tsc -p tsconfig.node.json && node .build/node/bench/file.js [groups…]
+ *   npm run bench -- file [groups…]   # all three runtimes, each group in a fresh process
+ *
+ * `bench/file.ts open-only <dir>` is the child process of the `open` group: it opens the journal in
+ * `<dir>` and prints its open time and memory as one JSON line (not a figure line).
+ *
+ * ANNALS_BENCH_DIR overrides the parent directory of the temporary directories (default os.tmpdir()).
+ */
+import { Effect, Exit, Scope, Stream } from "effect"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import type { EventData, Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
+import { FileJournal } from "../src/file/index.ts"
+
+const runtime: "bun" | "deno" | "node" = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node"
+
+// ─── Output ───────────────────────────────────────────────────────────────────────────────────────
+interface Figure {
+  readonly bench: string
+  readonly value: number
+  readonly unit: string
+  /** A lower bound (`min`) or an upper bound (`max`); none for informational figures. */
+  readonly target?: { readonly min: number } | { readonly max: number } | undefined
+}
+const round = (value: number) => (Math.abs(value) >= 100 ? Math.round(value) : Number(value.toPrecision(4)))
+const report = (figure: Figure) => {
+  const target = figure.target === undefined ? null : "min" in figure.target ? figure.target.min : figure.target.max
+  const met = figure.target === undefined
+    ? null
+    : "min" in figure.target
+    ? figure.value >= figure.target.min
+    : figure.value <= figure.target.max
+  console.log(JSON.stringify({ bench: figure.bench, runtime, value: round(figure.value), unit: figure.unit, target, met }))
+}
+const onBun = (target: { readonly min: number }) => (runtime === "bun" ? target : undefined)
+
+const percentile = (sorted: ReadonlyArray<number>, p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
+const median = (values: ReadonlyArray<number>) => percentile([...values].sort((a, b) => a - b), 0.5)
+const MB = 1_000_000
+
+// ─── Fixtures ─────────────────────────────────────────────────────────────────────────────────────
+const PAYLOAD_BYTES = 100
+/** 1,024 distinct pseudo-random 100-byte payloads (a fixed seed, so every run stores the same bytes). */
+const payloads: ReadonlyArray<Uint8Array> = (() => {
+  let x = 0x9e3779b9
+  return Array.from({ length: 1024 }, () => {
+    const bytes = new Uint8Array(PAYLOAD_BYTES)
+    for (let i = 0; i < bytes.length; i++) {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      bytes[i] = x & 0xff
+    }
+    return bytes
+  })
+})()
+const eventAt = (i: number): EventData => ({ type: i % 3 === 2 ? "Debited" : "Credited", payload: payloads[i & 1023]! })
+const streamRef = (id: string): StreamRef => ({ namespace: "account", id })
+
+const tempDirs: Array<string> = []
+const tempDir = (label: string) => {
+  const dir = fs.mkdtempSync(join(process.env["ANNALS_BENCH_DIR"] ?? os.tmpdir(), `annals-bench-${label}-`))
+  tempDirs.push(dir)
+  return dir
+}
+const removeTempDirs = () => {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+}
+
+/** Every regular file under `dir`, recursively. */
+const filesUnder = (dir: string): Array<string> =>
+  fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? filesUnder(join(dir, entry.name)) : entry.isFile() ? [join(dir, entry.name)] : []
+  )
+const bytesUnder = (dir: string) => filesUnder(dir).reduce((sum, file) => sum + fs.statSync(file).size, 0)
+
+/** A journal open in a scope the caller closes (so raw rounds can run between its rounds). */
+interface OpenJournal {
+  readonly journal: Journal
+  readonly close: () => Promise<void>
+}
+const openJournal = async (options: FileJournal.FileJournalOptions): Promise<OpenJournal> => {
+  const scope = await Effect.runPromise(Scope.make())
+  const journal = await Effect.runPromise(Scope.provide(scope)(FileJournal.make(options)))
+  return { journal, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/**
+ * The bytes one single-event append adds to the journal's files, measured over `count` appends
+ * already made; falls back to an estimate if the files do not grow by record (e.g. preallocated).
+ */
+const frameBytes = (dir: string, before: number, count: number) => {
+  const measured = Math.round((bytesUnder(dir) - before) / count)
+  const frame = measured > PAYLOAD_BYTES && measured < PAYLOAD_BYTES + 1024 ? measured : PAYLOAD_BYTES + 64
+  report({ bench: "frame_bytes_per_single_event_append", value: frame, unit: "bytes" })
+  return new Uint8Array(frame).fill(0x5a)
+}
+
+/** `count` single-event appends to `stream`, one after another, inside one fiber. */
+const appendSequential = (journal: Journal, stream: StreamRef, from: number, count: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < count; i++) yield* journal.append(stream, from + i, [eventAt(from + i)])
+  })
+
+/** Seconds for `count` sequential appends, timed inside the fiber. */
+const timeAppends = (journal: Journal, stream: StreamRef, from: number, count: number) =>
+  Effect.runPromise(Effect.gen(function*() {
+    const start = performance.now()
+    yield* appendSequential(journal, stream, from, count)
+    return (performance.now() - start) / 1000
+  }))
+
+/** A plain file the raw baselines append frames to. */
+const rawFile = (dir: string, name: string) => {
+  const fd = fs.openSync(join(dir, name), "w")
+  let position = 0
+  const write = (frame: Uint8Array) => {
+    let done = 0
+    while (done < frame.length) done += fs.writeSync(fd, frame, done, frame.length - done, position + done)
+    position += frame.length
+  }
+  return { fd, write, close: () => fs.closeSync(fd) }
+}
+const fdatasync = (fd: number) =>
+  new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())))
+
+// ─── 1. Durable append, one writer ─────────────────────────────────────────────────────────────────
+const durable = async () => {
+  const WARMUP = 200
+  const ROUNDS = 7
+  const PER_ROUND = 500
+  const dir = tempDir("durable")
+  const { journal, close } = await openJournal({ directory: join(dir, "journal"), durability: "always" })
+  const stream = streamRef("durable")
+  const before = bytesUnder(dir)
+  await timeAppends(journal, stream, 0, WARMUP)
+  const frame = frameBytes(dir, before, WARMUP)
+  const sync = rawFile(dir, "raw-sync.bin")
+  const callback = rawFile(dir, "raw-callback.bin")
+  const rawSyncRound = (count: number) => {
+    const start = performance.now()
+    for (let i = 0; i < count; i++) {
+      sync.write(frame)
+      fs.fdatasyncSync(sync.fd)
+    }
+    return (performance.now() - start) / 1000
+  }
+  const rawCallbackRound = async (count: number) => {
+    const start = performance.now()
+    for (let i = 0; i < count; i++) {
+      callback.write(frame)
+      await fdatasync(callback.fd)
+    }
+    return (performance.now() - start) / 1000
+  }
+  rawSyncRound(WARMUP)
+  await rawCallbackRound(WARMUP)
+  // Interleaved rounds, so that a noisy stretch of the disk hits all three alike.
+  const annals: Array<number> = []
+  const rawSync: Array<number> = []
+  const rawCallback: Array<number> = []
+  let version = WARMUP
+  for (let r = 0; r < ROUNDS; r++) {
+    rawSync.push(PER_ROUND / rawSyncRound(PER_ROUND))
+    rawCallback.push(PER_ROUND / (await rawCallbackRound(PER_ROUND)))
+    annals.push(PER_ROUND / (await timeAppends(journal, stream, version, PER_ROUND)))
+    version += PER_ROUND
+  }
+  const rate = median(annals)
+  const syncRate = median(rawSync)
+  const callbackRate = median(rawCallback)
+  const baseline = Math.max(syncRate, callbackRate)
+  report({ bench: "durable_append_events_per_s", value: rate, unit: "events/s" })
+  report({ bench: "durable_raw_write_fdatasyncSync", value: syncRate, unit: "events/s" })
+  report({ bench: "durable_raw_write_fdatasync_callback", value: callbackRate, unit: "events/s" })
+  report({ bench: "durable_raw_baseline_is_callback_variant", value: callbackRate > syncRate ? 1 : 0, unit: "bool" })
+  report({ bench: "durable_raw_baseline", value: baseline, unit: "events/s" })
+  report({ bench: "durable_append_ratio_to_raw", value: rate / baseline, unit: "ratio", target: { min: 0.8 } })
+  sync.close()
+  callback.close()
+  await close()
+}
+
+// ─── 2. Durable append from 256 concurrent fibers (group commit) ───────────────────────────────────
+const concurrent = async () => {
+  const FIBERS = 256
+  const ROUNDS = 5
+  const PER_FIBER = 200 // 51,200 events per round
+  const dir = tempDir("concurrent")
+  const { journal, close } = await openJournal({ directory: join(dir, "journal"), durability: "always" })
+  const streams = Array.from({ length: FIBERS }, (_, i) => streamRef(`fiber-${i}`))
+  const versions = new Array<number>(FIBERS).fill(0)
+  const fiberRound = (count: number) =>
+    Effect.runPromise(Effect.gen(function*() {
+      const start = performance.now()
+      yield* Effect.forEach(streams, (stream, i) =>
+        Effect.gen(function*() {
+          yield* appendSequential(journal, stream, versions[i]!, count)
+          versions[i]! += count
+        }), { concurrency: FIBERS, discard: true })
+      return (performance.now() - start) / 1000
+    }))
+  await fiberRound(20)
+  // The raw group-commit ceiling: 256 frames written, then one fdatasync, per batch.
+  const frame = new Uint8Array(PAYLOAD_BYTES + 64).fill(0x5a)
+  const raw = rawFile(dir, "raw-batch.bin")
+  const rawRound = (batches: number) => {
+    const start = performance.now()
+    for (let b = 0; b < batches; b++) {
+      for (let i = 0; i < FIBERS; i++) raw.write(frame)
+      fs.fdatasyncSync(raw.fd)
+    }
+    return (performance.now() - start) / 1000
+  }
+  rawRound(20)
+  const annals: Array<number> = []
+  const rawRates: Array<number> = []
+  for (let r = 0; r < ROUNDS; r++) {
+    annals.push((FIBERS * PER_FIBER) / (await fiberRound(PER_FIBER)))
+    rawRates.push((FIBERS * PER_FIBER) / rawRound(PER_FIBER))
+  }
+  const total = versions.reduce((a, b) => a + b, 0)
+  const lastSeq = await Effect.runPromise(journal.lastSeq)
+  if (lastSeq !== total) throw new Error(`concurrent appends: lastSeq ${lastSeq}, expected ${total}`)
+  report({ bench: "durable_append_256_fibers_events_per_s", value: median(annals), unit: "events/s", target: { min: 100_000 } })
+  report({ bench: "durable_raw_256_writes_per_fdatasync", value: median(rawRates), unit: "events/s" })
+  raw.close()
+  await close()
+}
+
+// ─── 3. "os" append, one writer ────────────────────────────────────────────────────────────────────
+const osAppend = async () => {
+  const WARMUP = 20_000
+  const ROUNDS = 7
+  const PER_ROUND = 50_000
+  const dir = tempDir("os")
+  const { journal, close } = await openJournal({ directory: join(dir, "journal"), durability: "os" })
+  const stream = streamRef("os")
+  const before = bytesUnder(dir)
+  await timeAppends(journal, stream, 0, WARMUP)
+  const frame = frameBytes(dir, before, WARMUP)
+  const raw = rawFile(dir, "raw-write.bin")
+  const rawRound = (count: number) => {
+    const start = performance.now()
+    for (let i = 0; i < count; i++) raw.write(frame)
+    return (performance.now() - start) / 1000
+  }
+  rawRound(WARMUP)
+  const annals: Array<number> = []
+  const rawRates: Array<number> = []
+  let version = WARMUP
+  for (let r = 0; r < ROUNDS; r++) {
+    rawRates.push(PER_ROUND / rawRound(PER_ROUND))
+    annals.push(PER_ROUND / (await timeAppends(journal, stream, version, PER_ROUND)))
+    version += PER_ROUND
+  }
+  const rate = median(annals)
+  const rawRate = median(rawRates)
+  report({ bench: "os_append_events_per_s", value: rate, unit: "events/s", target: onBun({ min: 200_000 }) })
+  report({ bench: "os_raw_writeSync_only", value: rawRate, unit: "events/s" })
+  report({ bench: "os_append_ratio_to_raw", value: rate / rawRate, unit: "ratio" })
+  raw.close()
+  await close()
+}
+
+// ─── 4–6. One 1,000,000-record journal: replay, open, read ─────────────────────────────────────────
+const RECORDS = 1_000_000
+const HOT_EVENTS = 10_000
+const BULK = 100
+const OTHER_STREAMS = 999
+const hot = streamRef("hot")
+
+/**
+ * 9,900 appends of 100 events round-robin over 999 streams, and after each about one single-event
+ * append to the hot stream (10,000 in all), so the hot stream's events are spread over the whole log
+ * one or two per 100 records. "os" durability; the scope closes the writer at the end.
+ */
+const build = (directory: string) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const journal = yield* FileJournal.make({ directory, durability: "os" })
+    const bulkAppends = (RECORDS - HOT_EVENTS) / BULK
+    const versions = new Array<number>(OTHER_STREAMS).fill(0)
+    const others = Array.from({ length: OTHER_STREAMS }, (_, i) => streamRef(`acct-${i}`))
+    let hotVersion = 0
+    let n = 0
+    const start = performance.now()
+    for (let b = 0; b < bulkAppends; b++) {
+      const s = b % OTHER_STREAMS
+      const events = Array.from({ length: BULK }, () => eventAt(n++))
+      yield* journal.append(others[s]!, versions[s]!, events)
+      versions[s]! += BULK
+      const hotDue = Math.floor(((b + 1) * HOT_EVENTS) / bulkAppends) - Math.floor((b * HOT_EVENTS) / bulkAppends)
+      for (let h = 0; h < hotDue; h++) {
+        yield* journal.append(hot, hotVersion, [eventAt(n++)])
+        hotVersion++
+      }
+    }
+    const seconds = (performance.now() - start) / 1000
+    const lastSeq = yield* journal.lastSeq
+    if (lastSeq !== RECORDS || hotVersion !== HOT_EVENTS) throw new Error(`build: lastSeq ${lastSeq}, hot version ${hotVersion}`)
+    report({ bench: "large_build_seconds_1M_records_os", value: seconds, unit: "s" })
+  })))
+
+let large: string | undefined
+const largeJournal = async () => {
+  if (large === undefined) {
+    large = join(tempDir("large"), "journal")
+    await build(large)
+    report({ bench: "large_journal_bytes_on_disk", value: bytesUnder(large), unit: "bytes" })
+  }
+  return large
+}
+
+const replay = async () => {
+  const directory = await largeJournal()
+  const ROUNDS = 5
+  const replayAll = (journal: Journal) =>
+    Effect.runPromise(Effect.gen(function*() {
+      const start = performance.now()
+      const result = yield* Stream.runFold(
+        journal.replayFrom(1),
+        () => ({ count: 0, bytes: 0, lastSeq: 0 }),
+        (acc, record: JournalRecord) => {
+          if (record.seq <= acc.lastSeq) throw new Error(`replay out of order at seq ${record.seq}`)
+          acc.count++
+          acc.bytes += record.payload.length
+          acc.lastSeq = record.seq
+          return acc
+        }
+      )
+      const seconds = (performance.now() - start) / 1000
+      if (result.count !== RECORDS) throw new Error(`replay returned ${result.count} records`)
+      return seconds
+    }))
+  const countOnly = (journal: Journal) =>
+    Effect.runPromise(Effect.gen(function*() {
+      const start = performance.now()
+      const count = yield* Stream.runCount(journal.replayFrom(1))
+      if (count !== RECORDS) throw new Error(`replay counted ${count} records`)
+      return (performance.now() - start) / 1000
+    }))
+  // The raw baseline: every file of the journal read front to back with readSync into one 1 MiB buffer.
+  const files = filesUnder(directory).sort()
+  const buffer = new Uint8Array(1 << 20)
+  const rawRead = () => {
+    const start = performance.now()
+    let total = 0
+    for (const file of files) {
+      const fd = fs.openSync(file, "r")
+      try {
+        let position = 0
+        for (;;) {
+          const read = fs.readSync(fd, buffer, 0, buffer.length, position)
+          if (read <= 0) break
+          position += read
+        }
+        total += position
+      } finally {
+        fs.closeSync(fd)
+      }
+    }
+    return { seconds: (performance.now() - start) / 1000, total }
+  }
+  const { journal, close } = await openJournal({ directory, durability: "os" })
+  await replayAll(journal) // warm-up (and the page cache)
+  rawRead()
+  const rates: Array<number> = []
+  const counts: Array<number> = []
+  const raws: Array<number> = []
+  let bytes = 0
+  for (let r = 0; r < ROUNDS; r++) {
+    rates.push(RECORDS / (await replayAll(journal)))
+    counts.push(RECORDS / (await countOnly(journal)))
+    const raw = rawRead()
+    raws.push(raw.seconds)
+    bytes = raw.total
+  }
+  await close()
+  report({ bench: "replay_from_1_records_per_s", value: median(rates), unit: "records/s", target: onBun({ min: 1_000_000 }) })
+  report({ bench: "replay_from_1_runCount_records_per_s", value: median(counts), unit: "records/s" })
+  report({ bench: "replay_raw_readSync_bytes_per_s", value: bytes / median(raws), unit: "bytes/s" })
+  report({ bench: "replay_raw_readSync_equivalent_records_per_s", value: RECORDS / median(raws), unit: "records/s" })
+}
+
+/** What the `open-only` child prints: one line, tagged so the parent can tell it from other output. */
+interface OpenOnly {
+  readonly openOnly: true
+  readonly seconds: number
+  readonly rssBefore: number
+  readonly rssAfter: number
+  readonly heapUsedAfter: number
+  /** The same after a full garbage collection (Bun.gc, or gc() with --expose-gc): what the open keeps. */
+  readonly rssAfterGc: number
+  readonly heapUsedAfterGc: number
+  readonly lastSeq: number
+}
+const collectGarbage = () => {
+  const bun = (globalThis as { Bun?: { gc: (force: boolean) => void } }).Bun
+  if (bun !== undefined) bun.gc(true)
+  else (globalThis as { gc?: () => void }).gc?.()
+}
+const openOnly = async (directory: string) => {
+  const rssBefore = process.memoryUsage().rss
+  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const start = performance.now()
+    const journal = yield* FileJournal.make({ directory })
+    const seconds = (performance.now() - start) / 1000
+    const memory = process.memoryUsage()
+    const lastSeq = yield* journal.lastSeq
+    collectGarbage()
+    const collected = process.memoryUsage()
+    const line: OpenOnly = {
+      openOnly: true,
+      seconds,
+      rssBefore,
+      rssAfter: memory.rss,
+      heapUsedAfter: memory.heapUsed,
+      rssAfterGc: collected.rss,
+      heapUsedAfterGc: collected.heapUsed,
+      lastSeq
+    }
+    console.log(JSON.stringify(line))
+  })))
+}
+
+const open = async () => {
+  const directory = await largeJournal()
+  const ROUNDS = 5
+  const openOnce = () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const start = performance.now()
+      const journal = yield* FileJournal.make({ directory })
+      const seconds = (performance.now() - start) / 1000
+      if ((yield* journal.lastSeq) !== RECORDS) throw new Error("open: wrong lastSeq")
+      return seconds
+    })))
+  await openOnce()
+  const warm: Array<number> = []
+  for (let r = 0; r < ROUNDS; r++) warm.push(await openOnce())
+  report({ bench: "open_1M_records_seconds_in_process", value: median(warm), unit: "s", target: { max: 1.5 } })
+
+  // Fresh processes on the same runtime that only open the journal: cold open time and resident memory.
+  const script = fileURLToPath(import.meta.url)
+  const args = runtime === "deno"
+    ? ["run", "-A", "--v8-flags=--expose-gc", script, "open-only", directory]
+    : runtime === "node"
+    ? ["--expose-gc", script, "open-only", directory]
+    : [script, "open-only", directory]
+  const children: Array<OpenOnly> = []
+  for (let r = 0; r < 3; r++) {
+    const child = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
+    const line = child.stdout.split("\n").find((l) => l.startsWith("{\"openOnly\""))
+    if (child.status !== 0 || line === undefined) {
+      throw new Error(`open-only child failed (status ${child.status}): ${child.stderr}${child.stdout}`)
+    }
+    const result = JSON.parse(line) as OpenOnly
+    if (result.lastSeq !== RECORDS) throw new Error(`open-only child: lastSeq ${result.lastSeq}`)
+    children.push(result)
+  }
+  const pick = (f: (c: OpenOnly) => number) => median(children.map(f))
+  report({ bench: "open_1M_records_seconds_fresh_process", value: pick((c) => c.seconds), unit: "s", target: { max: 1.5 } })
+  report({ bench: "open_fresh_process_rss_after_open", value: pick((c) => c.rssAfter) / MB, unit: "MB", target: { max: 200 } })
+  report({ bench: "open_fresh_process_heapUsed_after_open", value: pick((c) => c.heapUsedAfter) / MB, unit: "MB" })
+  report({ bench: "open_fresh_process_rss_before_open", value: pick((c) => c.rssBefore) / MB, unit: "MB" })
+  report({ bench: "open_fresh_process_rss_after_open_and_gc", value: pick((c) => c.rssAfterGc) / MB, unit: "MB" })
+  report({ bench: "open_fresh_process_heapUsed_after_open_and_gc", value: pick((c) => c.heapUsedAfterGc) / MB, unit: "MB" })
+}
+
+const read = async () => {
+  const directory = await largeJournal()
+  const WARMUP = 5
+  const SAMPLES = 21
+  const { journal, close } = await openJournal({ directory, durability: "os" })
+  const readHot = () =>
+    Effect.runPromise(Effect.gen(function*() {
+      const start = performance.now()
+      const records = yield* Stream.runCollect(journal.read(hot))
+      const ms = performance.now() - start
+      if (records.length !== HOT_EVENTS || records[HOT_EVENTS - 1]!.version !== HOT_EVENTS) {
+        throw new Error(`read returned ${records.length} records`)
+      }
+      return ms
+    }))
+  const first = await readHot()
+  for (let i = 1; i < WARMUP; i++) await readHot()
+  const samples: Array<number> = []
+  for (let i = 0; i < SAMPLES; i++) samples.push(await readHot())
+  samples.sort((a, b) => a - b)
+  await close()
+  report({ bench: "read_10k_stream_in_1M_median_ms", value: percentile(samples, 0.5), unit: "ms", target: { max: 20 } })
+  report({ bench: "read_10k_stream_in_1M_max_ms", value: samples[samples.length - 1]!, unit: "ms" })
+  report({ bench: "read_10k_stream_in_1M_first_after_open_ms", value: first, unit: "ms" })
+}
+
+// ─── Main ─────────────────────────────────────────────────────────────────────────────────────────
+const argv = process.argv.slice(2)
+if (argv[0] === "open-only") {
+  if (argv[1] === undefined) throw new Error("usage: bench/file.ts open-only <journal directory>")
+  await openOnly(argv[1])
+} else {
+  const all = ["durable", "concurrent", "os", "replay", "open", "read"]
+  const only = argv.flatMap((group) => (group === "large" ? ["replay", "open", "read"] : [group]))
+  const unknown = only.filter((group) => !all.includes(group))
+  if (unknown.length > 0) {
+    throw new Error(`unknown benchmark group(s) ${unknown.join(", ")}: expected ${all.join(", ")} or large`)
+  }
+  const wanted = (group: string) => only.length === 0 || only.includes(group)
+  try {
+    if (wanted("durable")) await durable()
+    if (wanted("concurrent")) await concurrent()
+    if (wanted("os")) await osAppend()
+    if (wanted("replay")) await replay()
+    if (wanted("open")) await open()
+    if (wanted("read")) await read()
+  } finally {
+    removeTempDirs()
+  }
+}
