@@ -13,17 +13,18 @@ import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileD
 import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
 import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
 import {
-  decodeFrame,
+  decodeRecord,
   decodeState,
   encodeFrames,
   encodeHeader,
   encodeState,
-  decodeFrameHead,
   FRAME_OVERHEAD,
   type FrameHead,
   HEADER_BYTES,
   headerProblem,
+  makeFrameHead,
   parseSegmentName,
+  readFrameHead,
   segmentName
 } from "./segmentFormat.ts"
 import { formatStream, integerProblem, streamKey, streamProblem } from "./validate.ts"
@@ -118,6 +119,47 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
     return journal.service()
   })
 
+/** The records of the append a recovery scan is inside, kept until its last record is read. */
+class RecoveredAppend {
+  /** Seqs of the append's first and last record. */
+  first = 0
+  last = 0
+  length = 0
+  readonly namespaces: Array<string> = []
+  readonly ids: Array<string> = []
+  readonly seqs: Array<number> = []
+  readonly versions: Array<number> = []
+  readonly timestamps: Array<number> = []
+  readonly offsets: Array<number> = []
+  readonly sizes: Array<number> = []
+
+  add(frame: FrameHead, offset: number): void {
+    const i = this.length++
+    if (i === 0) {
+      this.first = frame.first
+      this.last = frame.last
+    }
+    this.namespaces[i] = frame.namespace
+    this.ids[i] = frame.id
+    this.seqs[i] = frame.seq
+    this.versions[i] = frame.version
+    this.timestamps[i] = frame.timestamp
+    this.offsets[i] = offset
+    this.sizes[i] = frame.size
+  }
+
+  clear(): void {
+    this.length = 0
+  }
+}
+
+/** What a recovery scan reuses from frame to frame and segment to segment. */
+interface Scan {
+  chunk: Uint8Array
+  readonly head: FrameHead
+  readonly group: RecoveredAppend
+}
+
 interface Waiter {
   readonly seq: number
   readonly done: (error: JournalError | undefined) => void
@@ -149,6 +191,10 @@ class FileJournal {
   /** Highest seq reads may return: durable in "always" mode, written otherwise. */
   private visibleSeq = 0
   private waiters: Array<Waiter> = []
+  /** Where reads put the bytes they decode (records are copied out); grown when a read needs more. */
+  private readBuffer = new Uint8Array(64 * 1024)
+  /** The stream of the record recovery indexed last. */
+  private recoveredEntry: StreamEntry | undefined
   private syncing: Promise<void> | undefined
   private failure: JournalError | undefined
   private closed = false
@@ -210,9 +256,11 @@ class FileJournal {
     for (const seq of empty) io.unlinkSync(this.file(segmentName(seq)))
     if (empty.length > 0) fsyncDirectorySync(io, this.directory)
     let previousSeq = 0
+    const scan: Scan = { chunk: new Uint8Array(0), head: makeFrameHead(), group: new RecoveredAppend() }
     for (let i = 0; i < firstSeqs.length; i++) {
-      previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], i < lastWithRecords, previousSeq)
+      previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], i < lastWithRecords, previousSeq, scan)
     }
+    this.recoveredEntry = undefined
     this.lastSeq = Math.max(this.lastSeq, this.base.lastSeq)
     this.lastTimestamp = Math.max(this.lastTimestamp, this.base.lastTimestamp)
     for (const [, [namespace, id, version]] of this.base.versions) {
@@ -295,31 +343,36 @@ class FileJournal {
    * Reads one segment into the index; returns the last seq in it. A torn append at the tail of the
    * last segment is cut off; any other damage throws `Unrecoverable` naming file and offset.
    */
-  private scanSegment(firstSeq: number, nextFirstSeq: number | undefined, sealed: boolean, previousSeq: number): number {
+  private scanSegment(
+    firstSeq: number,
+    nextFirstSeq: number | undefined,
+    sealed: boolean,
+    previousSeq: number,
+    scan: Scan
+  ): number {
     const io = this.io
     const file = this.file(segmentName(firstSeq))
     const fd = io.openSync(file, sealed ? "r" : "r+")
     try {
       const size = io.fstatSync(fd).size
       // Read in chunks, so that opening a large journal needs little memory beyond the index.
-      let chunk = new Uint8Array(Math.min(size, SCAN_CHUNK_BYTES))
+      let chunk = scan.chunk
+      if (chunk.length < Math.min(size, SCAN_CHUNK_BYTES)) chunk = scan.chunk = new Uint8Array(Math.min(size, SCAN_CHUNK_BYTES))
       let chunkStart = 0
-      let chunkLength = readFully(io, fd, chunk, chunk.length, 0)
-      const problem = headerProblem(chunk.subarray(0, HEADER_BYTES), firstSeq)
+      let chunkLength = readFully(io, fd, chunk, Math.min(size, chunk.length), 0)
+      const problem = headerProblem(chunk.subarray(0, Math.min(chunkLength, HEADER_BYTES)), firstSeq)
       if (problem !== undefined) throw new Unrecoverable(`${file} is not a segment: ${problem}`)
       const segment: Segment = { number: this.nextSegmentNumber++, firstSeq, path: file }
       this.segments.set(segment.number, segment)
       this.order.push(segment.number)
 
-      const fits = (frame: FrameHead, group: ReadonlyArray<{ frame: FrameHead }>, seq: number) =>
-        frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
-        (group.length === 0 ? frame.first === frame.seq : frame.first === group[0]!.frame.first && frame.last === group[0]!.frame.last)
-
+      const frame = scan.head
+      const group = scan.group
+      group.clear()
       let position = HEADER_BYTES
       let seq = previousSeq
       let committed = previousSeq
-      let group: Array<{ frame: FrameHead; offset: number }> = []
-      let dv = new DataView(chunk.buffer)
+      let dv = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength)
       while (position < size) {
         // Load the next chunk when the frame at `position` does not lie wholly in this one.
         const at = position - chunkStart
@@ -327,27 +380,29 @@ class FileJournal {
         if (at + needed > chunkLength && chunkStart + chunkLength < size) {
           const length = Math.min(size - position, Math.max(SCAN_CHUNK_BYTES, needed))
           if (length > chunk.length) {
-            chunk = new Uint8Array(length)
+            chunk = scan.chunk = new Uint8Array(length)
             dv = new DataView(chunk.buffer)
           }
           chunkStart = position
           chunkLength = readFully(io, fd, chunk, length, position)
           continue
         }
-        const frame = decodeFrameHead(chunk, at, chunkLength)
-        if (frame === undefined || !fits(frame, group, seq)) break
-        group.push({ frame, offset: position })
+        if (!readFrameHead(chunk, at, chunkLength, frame)) break
+        const fits = frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
+          (group.length === 0 ? frame.first === frame.seq : frame.first === group.first && frame.last === group.last)
+        if (!fits) break
+        group.add(frame, position)
         seq = frame.seq
         position += frame.size
         if (frame.seq === frame.last) {
-          for (const { frame, offset } of group) this.indexRecovered(frame, segment.number, offset)
+          for (let i = 0; i < group.length; i++) this.indexRecovered(group, i, segment.number)
           committed = seq
-          group = []
+          group.clear()
         }
       }
       if (position === size && group.length === 0) return seq
 
-      const cut = group.length > 0 ? group[0]!.offset : position
+      const cut = group.length > 0 ? group.offsets[0]! : position
       if (sealed) {
         throw new Unrecoverable(
           position < size
@@ -358,7 +413,7 @@ class FileJournal {
       if (position < size) {
         const tail = new Uint8Array(size - position)
         readFully(io, fd, tail, tail.length, position)
-        const valid = this.validAfter(tail, group.length > 0 ? group[0]!.frame.first : undefined, committed)
+        const valid = this.validAfter(tail, group.length > 0 ? group.first : undefined, committed, frame)
         if (valid !== undefined) {
           throw new Unrecoverable(
             `bad record at byte offset ${position} of ${file}, followed by intact records (the first at byte offset ${position + valid}); ` +
@@ -382,12 +437,11 @@ class FileJournal {
    * first intact frame that is not part of the torn append in progress (`groupFirst`, or one starting
    * after seq `committed`), or `undefined` when everything after the bad frame belongs to that one append.
    */
-  private validAfter(tail: Uint8Array, groupFirst: number | undefined, committed: number): number | undefined {
+  private validAfter(tail: Uint8Array, groupFirst: number | undefined, committed: number, frame: FrameHead): number | undefined {
     let first = groupFirst
     let position = 1
     while (position < tail.length) {
-      const frame = decodeFrameHead(tail, position)
-      if (frame === undefined) {
+      if (!readFrameHead(tail, position, tail.length, frame)) {
         position++
         continue
       }
@@ -398,18 +452,28 @@ class FileJournal {
     return undefined
   }
 
-  private indexRecovered(record: FrameHead, segment: number, offset: number): void {
-    this.lastSeq = record.seq
-    this.lastTimestamp = Math.max(this.lastTimestamp, record.timestamp)
-    if (record.seq < this.truncatedBefore) {
+  /** Indexes record `i` of a recovered append. */
+  private indexRecovered(group: RecoveredAppend, i: number, segment: number): void {
+    const namespace = group.namespaces[i]!
+    const id = group.ids[i]!
+    const seq = group.seqs[i]!
+    const version = group.versions[i]!
+    this.lastSeq = seq
+    this.lastTimestamp = Math.max(this.lastTimestamp, group.timestamps[i]!)
+    if (seq < this.truncatedBefore) {
       // Truncated but still on disk (its segment also holds later records): only its version counts.
-      const key = streamKey(record.namespace, record.id)
+      const key = streamKey(namespace, id)
       const known = this.base.versions.get(key)
-      if (known === undefined || known[2] < record.version) this.base.versions.set(key, [record.namespace, record.id, record.version])
-      this.base.lastSeq = Math.max(this.base.lastSeq, record.seq)
+      if (known === undefined || known[2] < version) this.base.versions.set(key, [namespace, id, version])
+      this.base.lastSeq = Math.max(this.base.lastSeq, seq)
       return
     }
-    this.index.add(this.index.streamOrCreate(record.namespace, record.id), record.version, record.seq, segment, offset, record.size)
+    // Appends of one stream mostly come in runs: skip the key lookup while the stream stays the same.
+    let entry = this.recoveredEntry
+    if (entry === undefined || entry.namespace !== namespace || entry.id !== id) {
+      entry = this.recoveredEntry = this.index.streamOrCreate(namespace, id)
+    }
+    this.index.add(entry, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
   }
 
   // ─── Files ─────────────────────────────────────────────────────────────────────────────────
@@ -659,20 +723,21 @@ class FileJournal {
         j++
       }
       const file = this.segments.get(segment)!
-      const data = new Uint8Array(end - start)
+      if (end - start > this.readBuffer.length) this.readBuffer = new Uint8Array(end - start)
+      const data = this.readBuffer
       let fd = file === this.active ? this.activeFd : opened.get(segment)
       if (fd === undefined) {
         fd = this.io.openSync(file.path, "r")
         opened.set(segment, fd)
       }
-      readFully(this.io, fd, data, data.length, start)
+      const got = readFully(this.io, fd, data, end - start, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        const frame = decodeFrame(data, offset - start, offset - start + index.size(numbers[k]!))
-        if (frame === undefined || frame.record.seq !== index.seq(numbers[k]!)) {
+        const record = decodeRecord(data, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
+        if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }
-        out.push(frame.record)
+        out.push(record)
       }
       i = j
     }

@@ -20,6 +20,7 @@
 import type { JournalRecord } from "../Journal.ts"
 import { crc32 } from "./crc32.ts"
 import { pack, unpack } from "./msgpack.ts"
+import { encodeUtf8Into, NameDecoder, utf8Length } from "./utf8.ts"
 
 /** The segment format version written and understood. @internal */
 export const FORMAT_VERSION = 1
@@ -76,33 +77,6 @@ export const headerProblem = (header: Uint8Array, firstSeq: number): string | un
  */
 const BODY_FIXED = 52
 
-const utf8 = new TextEncoder()
-const fromUtf8 = new TextDecoder("utf-8", { fatal: true })
-
-/** The UTF-8 length of `text`. */
-const utf8Length = (text: string): number => {
-  let length = text.length
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    if (code >= 0x80) return utf8.encode(text).length
-  }
-  return length
-}
-
-/** Decodes UTF-8 bytes, with a fast path for short ASCII (namespaces, ids and types mostly are). */
-const decodeText = (data: Uint8Array, start: number, end: number): string => {
-  if (end - start <= 32) {
-    let text = ""
-    for (let i = start; i < end; i++) {
-      const byte = data[i]!
-      if (byte >= 0x80) return fromUtf8.decode(data.subarray(start, end))
-      text += String.fromCharCode(byte)
-    }
-    return text
-  }
-  return fromUtf8.decode(data.subarray(start, end))
-}
-
 let viewedData: Uint8Array | undefined
 let viewed: DataView | undefined
 /** A DataView of `data`, reused while frames of the same buffer are decoded one after another. */
@@ -152,9 +126,9 @@ export const encodeFrames = (records: ReadonlyArray<JournalRecord>): Uint8Array 
     dv.setUint32(b + 44, lengths[2], true)
     dv.setUint32(b + 48, lengths[3], true)
     let p = b + BODY_FIXED
-    p += utf8.encodeInto(record.namespace, out.subarray(p)).written
-    p += utf8.encodeInto(record.id, out.subarray(p)).written
-    p += utf8.encodeInto(record.type, out.subarray(p)).written
+    p += encodeUtf8Into(record.namespace, out, p)
+    p += encodeUtf8Into(record.id, out, p)
+    p += encodeUtf8Into(record.type, out, p)
     if (metadata !== undefined) {
       out.set(metadata, p)
       p += metadata.length
@@ -168,43 +142,59 @@ export const encodeFrames = (records: ReadonlyArray<JournalRecord>): Uint8Array 
 
 /**
  * What recovery needs of a frame, read without decoding its type, metadata and payload: the fields,
- * the stream, where the variable part lies, and the seqs of the first and last record of its append. @internal
+ * the stream, the seqs of the first and last record of its append, and where its parts end. One
+ * object is filled in again for every frame (`readFrameHead`), so a scan allocates nothing per frame. @internal
  */
 export interface FrameHead {
-  readonly seq: number
-  readonly version: number
-  readonly timestamp: number
-  readonly first: number
-  readonly last: number
-  readonly namespace: string
-  readonly id: string
+  seq: number
+  version: number
+  timestamp: number
+  first: number
+  last: number
+  namespace: string
+  id: string
   /** Bytes of the whole frame (length, checksum and body). */
-  readonly size: number
-  readonly idEnd: number
-  readonly typeEnd: number
-  readonly metadataEnd: number
-  readonly end: number
+  size: number
+  idEnd: number
+  typeEnd: number
+  metadataEnd: number
+  end: number
 }
 
-/** A decoded frame: its head and the record. @internal */
-export interface Frame extends FrameHead {
-  readonly record: JournalRecord
-}
+/** A frame head to fill in with `readFrameHead`. @internal */
+export const makeFrameHead = (): FrameHead => ({
+  seq: 0,
+  version: 0,
+  timestamp: 0,
+  first: 0,
+  last: 0,
+  namespace: "",
+  id: "",
+  size: 0,
+  idEnd: 0,
+  typeEnd: 0,
+  metadataEnd: 0,
+  end: 0
+})
 
 const isSeq = (v: number): boolean => Number.isSafeInteger(v) && v >= 0
 
+/** Decodes namespaces, ids and types; they repeat from record to record. */
+const names = new NameDecoder()
+
 /**
- * Checks and reads the head of the frame at `offset` of `data`: `undefined` when the bytes up to
- * `limit` (default `data.length`) hold no complete frame with a matching checksum and well-formed fields. @internal
+ * Checks the frame at `offset` of `data` and reads its head into `head`: `false` (and `head` left
+ * in an unspecified state) when the bytes up to `limit` (default `data.length`) hold no complete
+ * frame with a matching checksum and well-formed fields. @internal
  */
-export const decodeFrameHead = (data: Uint8Array, offset: number, limit = data.length): FrameHead | undefined => {
-  if (offset + FRAME_OVERHEAD > limit) return undefined
+export const readFrameHead = (data: Uint8Array, offset: number, limit: number, head: FrameHead): boolean => {
+  if (offset + FRAME_OVERHEAD > limit) return false
   const dv = viewOf(data)
   const length = dv.getUint32(offset, true)
   const b = offset + FRAME_OVERHEAD
   const end = b + length
-  if (length < BODY_FIXED || end > limit) return undefined
-  if (dv.getUint32(offset + 4, true) !== crc32(data, crc32(data, 0, offset, offset + 4), b, end)) return undefined
+  if (length < BODY_FIXED || end > limit) return false
+  if (dv.getUint32(offset + 4, true) !== crc32(data, crc32(data, 0, offset, offset + 4), b, end)) return false
   const seq = dv.getFloat64(b, true)
   const version = dv.getFloat64(b + 8, true)
   const timestamp = dv.getFloat64(b + 16, true)
@@ -217,43 +207,58 @@ export const decodeFrameHead = (data: Uint8Array, offset: number, limit = data.l
   if (
     !isSeq(seq) || !isSeq(version) || !isSeq(timestamp) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
     metadataEnd > end || namespaceEnd === b + BODY_FIXED || idEnd === namespaceEnd || typeEnd === idEnd
-  ) return undefined
+  ) return false
   try {
-    const namespace = decodeText(data, b + BODY_FIXED, namespaceEnd)
-    const id = decodeText(data, namespaceEnd, idEnd)
-    return { seq, version, timestamp, first, last, namespace, id, size: FRAME_OVERHEAD + length, idEnd, typeEnd, metadataEnd, end }
+    head.namespace = names.decode(data, b + BODY_FIXED, namespaceEnd)
+    head.id = names.decode(data, namespaceEnd, idEnd)
   } catch {
-    return undefined
+    return false
   }
+  head.seq = seq
+  head.version = version
+  head.timestamp = timestamp
+  head.first = first
+  head.last = last
+  head.size = FRAME_OVERHEAD + length
+  head.idEnd = idEnd
+  head.typeEnd = typeEnd
+  head.metadataEnd = metadataEnd
+  head.end = end
+  return true
 }
 
-/** Decodes the whole frame at `offset` of `data`, or `undefined` as `decodeFrameHead`. @internal */
-export const decodeFrame = (data: Uint8Array, offset: number, limit = data.length): Frame | undefined => {
-  const head = decodeFrameHead(data, offset, limit)
-  if (head === undefined) return undefined
+/** A record as `decodeRecord` builds it, before it is handed out read-only. */
+type MutableRecord = { -readonly [K in keyof JournalRecord]: JournalRecord[K] }
+
+const decoded = makeFrameHead()
+
+/**
+ * Decodes the whole frame at `offset` of `data` into a record, or `undefined` as `readFrameHead`.
+ * The payload is a copy, so that a record kept by the caller does not pin `data`. @internal
+ */
+export const decodeRecord = (data: Uint8Array, offset: number, limit: number): JournalRecord | undefined => {
+  const head = decoded
+  if (!readFrameHead(data, offset, limit, head)) return undefined
   let type: string
   let metadata: unknown
   try {
-    type = decodeText(data, head.idEnd, head.typeEnd)
+    type = names.decode(data, head.idEnd, head.typeEnd)
     metadata = head.metadataEnd > head.typeEnd ? unpack(data.subarray(head.typeEnd, head.metadataEnd)) : undefined
   } catch {
     return undefined
   }
   if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) return undefined
-  return {
-    ...head,
-    record: {
-      seq: head.seq,
-      namespace: head.namespace,
-      id: head.id,
-      version: head.version,
-      type,
-      timestamp: head.timestamp,
-      // A copy, so that a record kept by the caller does not pin the whole read buffer.
-      payload: data.slice(head.metadataEnd, head.end),
-      ...(metadata !== undefined ? { metadata: metadata as Record<string, string> } : {})
-    }
+  const record: MutableRecord = {
+    seq: head.seq,
+    namespace: head.namespace,
+    id: head.id,
+    version: head.version,
+    type,
+    timestamp: head.timestamp,
+    payload: data.slice(head.metadataEnd, head.end)
   }
+  if (metadata !== undefined) record.metadata = metadata as Record<string, string>
+  return record
 }
 
 /** A state file holding `value`. @internal */
