@@ -24,9 +24,8 @@ const TABLES: ReadonlyArray<Uint32Array> = (() => {
 const t0 = TABLES[0]!, t1 = TABLES[1]!, t2 = TABLES[2]!, t3 = TABLES[3]!
 const t4 = TABLES[4]!, t5 = TABLES[5]!, t6 = TABLES[6]!, t7 = TABLES[7]!
 
-/** Continues a CRC-32 over `bytes[start, end)` (the whole array by default); start with `crc = 0`. @internal */
-export const crc32 = (bytes: Uint8Array, crc = 0, start = 0, end = bytes.length): number => {
-  let c = ~crc >>> 0
+/** Feeds `bytes[start, end)` into the running (inverted) CRC `c`. */
+const update = (c: number, bytes: Uint8Array, start: number, end: number): number => {
   let i = start
   const end8 = end - ((end - start) % 8)
   while (i < end8) {
@@ -36,5 +35,17 @@ export const crc32 = (bytes: Uint8Array, crc = 0, start = 0, end = bytes.length)
     i += 8
   }
   while (i < end) c = t0[(c ^ bytes[i++]!) & 0xff]! ^ (c >>> 8)
-  return ~c >>> 0
+  return c
 }
+
+/** Continues a CRC-32 over `bytes[start, end)` (the whole array by default); start with `crc = 0`. @internal */
+export const crc32 = (bytes: Uint8Array, crc = 0, start = 0, end = bytes.length): number =>
+  ~update(~crc >>> 0, bytes, start, end) >>> 0
+
+/**
+ * The CRC-32 of a journal frame at `start`: its 4 length bytes, then (skipping the 4 checksum bytes)
+ * the body up to `end`. Its own function, so that the engines compile one copy for the read and
+ * recovery paths, where it is most of the cost. @internal
+ */
+export const frameCrc32 = (bytes: Uint8Array, start: number, end: number): number =>
+  ~update(update(~0 >>> 0, bytes, start, start + 4), bytes, start + 8, end) >>> 0

@@ -18,7 +18,7 @@
  * @internal
  */
 import type { JournalRecord } from "../Journal.ts"
-import { crc32 } from "./crc32.ts"
+import { crc32, frameCrc32 } from "./crc32.ts"
 import { pack, unpack } from "./msgpack.ts"
 import { encodeUtf8Into, NameDecoder, utf8Length } from "./utf8.ts"
 
@@ -194,7 +194,7 @@ export const readFrameHead = (data: Uint8Array, offset: number, limit: number, h
   const b = offset + FRAME_OVERHEAD
   const end = b + length
   if (length < BODY_FIXED || end > limit) return false
-  if (dv.getUint32(offset + 4, true) !== crc32(data, crc32(data, 0, offset, offset + 4), b, end)) return false
+  if (dv.getUint32(offset + 4, true) !== frameCrc32(data, offset, end)) return false
   const seq = dv.getFloat64(b, true)
   const version = dv.getFloat64(b + 8, true)
   const timestamp = dv.getFloat64(b + 16, true)
