@@ -26,6 +26,11 @@ export interface FileIo {
   /** Flushes a file's data to the device without blocking the caller. */
   readonly fdatasync: (fd: number, callback: (error: Error | null) => void) => void
   readonly renameSync: (from: string, to: string) => void
+  /**
+   * Gives the file `existing` a second name `newPath` (a hard link), atomically; throws EEXIST if
+   * `newPath` exists, so it creates a name exclusively with content written beforehand.
+   */
+  readonly linkSync: (existing: string, newPath: string) => void
   readonly unlinkSync: (path: string) => void
   /** The names in a directory (not paths). */
   readonly readdirSync: (path: string) => Array<string>
@@ -43,6 +48,7 @@ export const nodeFileIo: FileIo = {
   fsyncSync: (fd) => fs.fsyncSync(fd),
   fdatasync: (fd, callback) => fs.fdatasync(fd, callback),
   renameSync: (from, to) => fs.renameSync(from, to),
+  linkSync: (existing, newPath) => fs.linkSync(existing, newPath),
   unlinkSync: (path) => fs.unlinkSync(path),
   readdirSync: (path) => fs.readdirSync(path),
   mkdirSync: (path, options) => fs.mkdirSync(path, options)
@@ -67,6 +73,17 @@ export const readFully = (io: FileIo, fd: number, buffer: Uint8Array, length: nu
     done += read
   }
   return done
+}
+
+/** Removes the file at `path` if there is one; returns whether it did. @internal */
+export const unlinkIfPresent = (io: FileIo, path: string): boolean => {
+  try {
+    io.unlinkSync(path)
+    return true
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException)?.code === "ENOENT") return false
+    throw cause
+  }
 }
 
 /** Reads a whole file. @internal */

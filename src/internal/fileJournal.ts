@@ -9,7 +9,7 @@ import * as path from "node:path"
 import type { FileJournalOptions } from "../file/FileJournal.ts"
 import { type AppendResult, Journal, JournalError, type JournalRecord, type StreamRef, VersionConflict } from "../Journal.ts"
 import { lockDirectory } from "./directoryLock.ts"
-import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, writeAll } from "./fileIo.ts"
+import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, unlinkIfPresent, writeAll } from "./fileIo.ts"
 import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
 import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
 import {
@@ -223,10 +223,9 @@ class FileJournal {
     const names = io.readdirSync(this.directory)
     let removedTemp = false
     for (const name of names) {
-      if (name.endsWith(".tmp")) {
-        io.unlinkSync(this.file(name))
-        removedTemp = true
-      }
+      // A `LOCK.<nonce>.tmp` may be a live process's that is trying for the lock and removes it itself
+      // meanwhile (directoryLock.ts).
+      if (name.endsWith(".tmp") && unlinkIfPresent(io, this.file(name))) removedTemp = true
     }
     if (removedTemp) fsyncDirectorySync(io, this.directory)
     this.readStateFiles(names)

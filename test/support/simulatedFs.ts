@@ -11,12 +11,13 @@
  *   *pending* operation. `fsyncSync`/`fdatasync` of a file apply that file's pending operations, in
  *   order, to its durable content (both calls flush data and size alike). `fdatasync` flushes the
  *   operations pending when it is called and reports on a later microtask, as the thread pool would.
- * - **Directory entries** (a name → inode link) are volatile too: creating, renaming over and
- *   unlinking a file change the volatile namespace at once and queue a pending entry operation on
- *   the parent directory. Only `fsyncSync` of a descriptor opened on the directory (`openSync(dir,
- *   "r")`) makes them durable. A rename inside one directory is one atomic operation; across two
- *   directories it is two (link the new name, then unlink the old one), each durable with its own
- *   directory. A file whose content is durable but whose name is not is gone after a crash.
+ * - **Directory entries** (a name → inode link) are volatile too: creating, renaming over,
+ *   hard-linking (`linkSync`: a second name for the same inode) and unlinking a file change the
+ *   volatile namespace at once and queue a pending entry operation on the parent directory. Only
+ *   `fsyncSync` of a descriptor opened on the directory (`openSync(dir, "r")`) makes them durable.
+ *   A rename inside one directory is one atomic operation; across two directories it is two (link
+ *   the new name, then unlink the old one), each durable with its own directory. A file whose
+ *   content is durable but whose name is not is gone after a crash.
  * - **Directories** themselves are created durably by `mkdirSync` (a simplification: the layers
  *   create their directory once, before any file). Files are opened with "r", "r+", "w", "w+",
  *   "wx" or "wx+"; a directory only with "r". An unlinked file stays usable through open descriptors.
@@ -34,17 +35,17 @@
  *     throws EIO; `fsyncSync`/`fdatasync` report EIO and *drop* the file's unsynced operations:
  *     they stay visible to reads but never reach the disk, not even through a later successful
  *     fsync (Linux "fsyncgate": the failed pages are marked clean); for a directory the pending
- *     entries are dropped likewise; `renameSync`, `unlinkSync` and `ftruncateSync` take effect in
- *     volatile state (pending, as usual) and then throw EIO;
+ *     entries are dropped likewise; `renameSync`, `linkSync`, `unlinkSync` and `ftruncateSync` take
+ *     effect in volatile state (pending, as usual) and then throw EIO;
  *   - be *short* (`writeSync`, `readSync` only): transfer fewer bytes than asked, without error.
  *   `closeSync` never faults in a way that keeps the descriptor open. Every fault is logged in
  *   `injected`, so a test can see what fired.
  *
- * Not modelled: permissions, links other than the ones above, sparse-file holes (gaps read as
- * zeros), page or sector granularity of flushes and tears (a lost flush drops exactly the bytes it
- * covered, so a hole followed by later data is more frequent than on a real disk, where a page
- * rewritten after the error carries its older bytes along), reordering of unsynced writes, metadata
- * (times, modes), `ENOSPC`, and directories that vanish in a crash.
+ * Not modelled: permissions, symbolic links, hard links to directories, link counts, sparse-file
+ * holes (gaps read as zeros), page or sector granularity of flushes and tears (a lost flush drops
+ * exactly the bytes it covered, so a hole followed by later data is more frequent than on a real
+ * disk, where a page rewritten after the error carries its older bytes along), reordering of
+ * unsynced writes, metadata (times, modes), `ENOSPC`, and directories that vanish in a crash.
  */
 import type { FileIo } from "../../src/internal/fileIo.ts"
 
@@ -59,6 +60,7 @@ export type FaultOp =
   | "fsync"
   | "fdatasync"
   | "rename"
+  | "link"
   | "unlink"
   | "readdir"
   | "mkdir"
@@ -100,6 +102,7 @@ export class SimulatedFsError extends Error {
 }
 
 const ERRNO = {
+  EPERM: [1, "operation not permitted"],
   ENOENT: [2, "no such file or directory"],
   EIO: [5, "i/o error"],
   EBADF: [9, "bad file descriptor"],
@@ -471,6 +474,19 @@ export class SimulatedFs implements FileIo {
       }
     }
     if (kind === "lose") throw new SimulatedFsError("EIO", "rename", from)
+  }
+
+  readonly linkSync = (existing: string, newPath: string): void => {
+    const source = normalizePath(existing)
+    const target = normalizePath(newPath)
+    const kind = this.#fault("link", source, "fail", "lose")
+    if (this.#isDirectory(source)) throw new SimulatedFsError("EPERM", "link", existing)
+    const inode = this.#entries.get(source)
+    if (inode === undefined) throw new SimulatedFsError("ENOENT", "link", existing)
+    if (!this.#isDirectory(parentOf(target))) throw new SimulatedFsError("ENOENT", "link", newPath)
+    if (this.#isDirectory(target) || this.#entries.has(target)) throw new SimulatedFsError("EEXIST", "link", newPath)
+    this.#entryOp({ kind: "link", dir: parentOf(target), path: target, inode })
+    if (kind === "lose") throw new SimulatedFsError("EIO", "link", existing)
   }
 
   readonly unlinkSync = (path: string): void => {
