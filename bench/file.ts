@@ -38,32 +38,8 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { EventData, Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
 import { FileJournal } from "../src/file/index.ts"
+import { median, onBun, percentile, report, runtime } from "./report.ts"
 
-const runtime: "bun" | "deno" | "node" = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node"
-
-// ─── Output ───────────────────────────────────────────────────────────────────────────────────────
-interface Figure {
-  readonly bench: string
-  readonly value: number
-  readonly unit: string
-  /** A lower bound (`min`) or an upper bound (`max`); none for informational figures. */
-  readonly target?: { readonly min: number } | { readonly max: number } | undefined
-}
-const round = (value: number) => (Math.abs(value) >= 100 ? Math.round(value) : Number(value.toPrecision(4)))
-const report = (figure: Figure) => {
-  const target = figure.target === undefined ? null : "min" in figure.target ? figure.target.min : figure.target.max
-  const met = figure.target === undefined
-    ? null
-    : "min" in figure.target
-    ? figure.value >= figure.target.min
-    : figure.value <= figure.target.max
-  console.log(JSON.stringify({ bench: figure.bench, runtime, value: round(figure.value), unit: figure.unit, target, met }))
-}
-const onBun = (target: { readonly min: number }) => (runtime === "bun" ? target : undefined)
-
-const percentile = (sorted: ReadonlyArray<number>, p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
-const median = (values: ReadonlyArray<number>) => percentile([...values].sort((a, b) => a - b), 0.5)
 const MB = 1_000_000
 
 // ─── Fixtures ─────────────────────────────────────────────────────────────────────────────────────

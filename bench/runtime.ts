@@ -17,8 +17,7 @@
 import { Effect, Layer, Result, Schema, Stream } from "effect"
 import { unpack } from "msgpackr"
 import { Aggregate, Codec, Journal, Repository, SnapshotStore } from "../src/index.ts"
-
-const runtime: "bun" | "deno" | "node" = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node"
+import { median, percentile, report, runtime } from "./report.ts"
 
 // ─── The aggregate: a small ledger, two event types ────────────────────────────────────────────────
 const Credited = Schema.TaggedStruct("Credited", { amount: Schema.Int })
@@ -39,30 +38,7 @@ const ledger = (snapshot?: Aggregate.SnapshotPolicy) =>
 const eventAt = (i: number): LedgerEvent =>
   i % 3 === 2 ? { _tag: "Debited", amount: i % 17, note: "fee" } : { _tag: "Credited", amount: i % 101 }
 
-// ─── Output ───────────────────────────────────────────────────────────────────────────────────────
-interface Figure {
-  readonly bench: string
-  readonly value: number
-  readonly unit: string
-  /** A lower bound (`min`) or an upper bound (`max`); none for informational figures. */
-  readonly target?: { readonly min: number } | { readonly max: number } | undefined
-}
-const round = (value: number) => (Math.abs(value) >= 100 ? Math.round(value) : Number(value.toPrecision(4)))
-const report = (figure: Figure) => {
-  const target = figure.target === undefined ? null : "min" in figure.target ? figure.target.min : figure.target.max
-  const met = figure.target === undefined
-    ? null
-    : "min" in figure.target
-    ? figure.value >= figure.target.min
-    : figure.value <= figure.target.max
-  console.log(JSON.stringify({ bench: figure.bench, runtime, value: round(figure.value), unit: figure.unit, target, met }))
-}
-
-const percentile = (sorted: ReadonlyArray<number>, p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
-
-const median = (values: ReadonlyArray<number>) => percentile([...values].sort((a, b) => a - b), 0.5)
-
+// ─── Timing ───────────────────────────────────────────────────────────────────────────────────────
 /**
  * Runs `body` `warmup` times untimed, then `rounds` timed rounds of `perRound` runs each; returns the
  * median round's seconds per run (the median keeps one GC pause or JIT tier-up from skewing it).

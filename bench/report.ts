@@ -1,0 +1,41 @@
+/**
+ * What every benchmark shares: the runtime it runs on, its figure lines on stdout, and the small
+ * statistics the figures are made of.
+ *
+ *   {"bench":"...","runtime":"bun|deno|node","value":…,"unit":"…","target":…,"met":true|false}
+ */
+
+/** The runtime this process runs on. */
+export const runtime: "bun" | "deno" | "node" = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node"
+
+/** One measured figure. */
+export interface Figure {
+  readonly bench: string
+  readonly value: number
+  readonly unit: string
+  /** A lower bound (`min`) or an upper bound (`max`); none for informational figures. */
+  readonly target?: { readonly min: number } | { readonly max: number } | undefined
+}
+
+const round = (value: number) => (Math.abs(value) >= 100 ? Math.round(value) : Number(value.toPrecision(4)))
+
+/** Prints a figure as one JSON line, with its target and whether it was met (`null` for informational figures). */
+export const report = (figure: Figure): void => {
+  const target = figure.target === undefined ? null : "min" in figure.target ? figure.target.min : figure.target.max
+  const met = figure.target === undefined
+    ? null
+    : "min" in figure.target
+    ? figure.value >= figure.target.min
+    : figure.value <= figure.target.max
+  console.log(JSON.stringify({ bench: figure.bench, runtime, value: round(figure.value), unit: figure.unit, target, met }))
+}
+
+/** A target that applies on Bun only (the others report the figure without one). */
+export const onBun = (target: { readonly min: number }): { readonly min: number } | undefined => (runtime === "bun" ? target : undefined)
+
+/** The `p` quantile (0–1) of ascending `sorted` values (nearest rank). */
+export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
+
+/** The median of `values` (the lower one of an even count). */
+export const median = (values: ReadonlyArray<number>): number => percentile([...values].sort((a, b) => a - b), 0.5)
