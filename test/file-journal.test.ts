@@ -33,9 +33,12 @@ fixture("file (os)", { durability: "os" })
 
 const eio = (syscall: string) => Object.assign(new Error(`EIO: i/o error, ${syscall}`), { code: "EIO", syscall })
 
-/** `node:fs` with switchable write and fdatasync failures, counting fdatasync calls. */
+/**
+ * `node:fs` with switchable write and fdatasync failures, counting flushes: `syncs` on the thread
+ * pool (`fdatasync`), `callerSyncs` on the calling thread (`fdatasyncSync`).
+ */
 const faultyIo = () => {
-  const state = { failWrite: false, failSync: false, syncs: 0 }
+  const state = { failWrite: false, failSync: false, syncs: 0, callerSyncs: 0 }
   const io: FileIo = {
     ...nodeFileIo,
     writeSync: (fd, buffer, offset, length, position) => {
@@ -46,6 +49,11 @@ const faultyIo = () => {
       state.syncs++
       if (state.failSync) setTimeout(() => callback(eio("fdatasync")), 1)
       else nodeFileIo.fdatasync(fd, callback)
+    },
+    fdatasyncSync: (fd) => {
+      state.callerSyncs++
+      if (state.failSync) throw eio("fdatasync")
+      nodeFileIo.fdatasyncSync(fd)
     }
   }
   return { io, state }
@@ -89,10 +97,10 @@ test("FileJournal: a failed fdatasync fails the waiting appends, is never retrie
         { concurrency: "unbounded" }
       )
       assert.ok(results.every(Exit.isFailure), "no append may succeed on a failed fdatasync")
-      const syncs = state.syncs
+      const syncs = state.syncs + state.callerSyncs
       state.failSync = false
       yield* expectError(journal.append(stream, 1, [event("refused")]), "JournalError", "refuses writes")
-      assert.equal(state.syncs, syncs, "the failed fdatasync was retried")
+      assert.equal(state.syncs + state.callerSyncs, syncs, "the failed fdatasync was retried")
       // Unacknowledged records are not visible to reads under "always".
       assert.deepEqual(texts(yield* Stream.runCollect(journal.replayFrom(1))), ["durable"])
     }))
@@ -102,6 +110,45 @@ test("FileJournal: a failed fdatasync fails the waiting appends, is never retrie
     assert.equal(texts(records)[0], "durable")
     const appended = yield* journal.append(stream, 1, [event("after reopen")])
     assert.equal(appended.version, 2)
+  }))))
+
+test("FileJournal: a lone append is flushed on the calling thread, concurrent appends share one flush on the thread pool", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const { io, state } = faultyIo()
+    const journal = yield* open({ directory, durability: "always" }, io)
+    for (let i = 0; i < 5; i++) yield* journal.append(stream, i, [event(`lone ${i}`)])
+    // A slow device may send a lone flush to the thread pool; on any machine most stay on the caller.
+    assert.ok(state.callerSyncs >= 3, `lone appends flushed on the calling thread: ${state.callerSyncs} of 5`)
+    const before = state.syncs + state.callerSyncs
+    const poolBefore = state.syncs
+    yield* Effect.all(
+      Array.from({ length: 16 }, (_, i) => journal.append({ namespace: "cart", id: `g${i}` }, 0, [event(`group ${i}`)])),
+      { concurrency: "unbounded" }
+    )
+    const flushes = state.syncs + state.callerSyncs - before
+    assert.ok(flushes >= 1 && flushes <= 2, `16 concurrent appends took ${flushes} flushes`)
+    assert.ok(state.syncs > poolBefore, "the shared flush runs on the thread pool")
+    assert.equal((yield* Stream.runCollect(journal.replayFrom(1))).length, 21)
+  }))))
+
+test("FileJournal: a failed flush of a lone append on the calling thread fails it and refuses later writes", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const { io, state } = faultyIo()
+    yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ directory, durability: "always" }, io)
+      yield* journal.append(stream, 0, [event("durable")])
+      state.failSync = true
+      yield* expectError(journal.append(stream, 1, [event("lost")]), "JournalError", "EIO", directory)
+      const syncs = state.syncs + state.callerSyncs
+      state.failSync = false
+      yield* expectError(journal.append(stream, 1, [event("refused")]), "JournalError", "refuses writes")
+      assert.equal(state.syncs + state.callerSyncs, syncs, "the failed fdatasync was retried")
+      assert.deepEqual(texts(yield* Stream.runCollect(journal.read(stream))), ["durable"])
+    }))
+    const journal = yield* open({ directory }, io)
+    assert.deepEqual(texts(yield* Stream.runCollect(journal.read(stream))), ["durable"])
   }))))
 
 // ─── Time, across reopens ──────────────────────────────────────────────────────────────────────

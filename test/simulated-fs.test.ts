@@ -298,13 +298,14 @@ test("simulated fs: a lost write persists part of its bytes, then throws", () =>
 })
 
 test("simulated fs: a lost fsync drops the unsynced data for good (fsyncgate)", async () => {
-  for (const call of ["fsync", "fdatasync"] as const) {
+  for (const call of ["fsync", "fdatasyncSync", "fdatasync"] as const) {
     const fs = fresh()
     create(fs, "log", "A", { file: true, dir: true })
     const fd = fs.openSync(`${DIR}/log`, "r+")
     writeAll(fs, fd, bytes("B"), 1)
-    fs.faults = { random: () => 0, rates: { [call]: { lose: 1 } } }
+    fs.faults = { random: () => 0, rates: { [call === "fsync" ? "fsync" : "fdatasync"]: { lose: 1 } } }
     if (call === "fsync") assert.equal(code(() => fs.fsyncSync(fd)), "EIO")
+    else if (call === "fdatasyncSync") assert.equal(code(() => fs.fdatasyncSync(fd)), "EIO")
     else assert.equal((await fdatasync(fs, fd) as { code?: string } | null)?.code, "EIO")
     assert.equal(text(fs.contentOf(`${DIR}/log`)), "AB", `${call}: reads still see the data`)
     fs.faultsEnabled = false

@@ -10,7 +10,8 @@
  * Durability — what an acknowledged append can lose:
  * - `"always"` (default): nothing. `append` returns after an fdatasync covered its records (and a
  *   directory fsync covered a new segment). Concurrent appends share one fdatasync (group commit),
- *   and reads only return records that are on the device.
+ *   and reads only return records that are on the device. A flush covering one append runs on the
+ *   calling thread while flushes are fast (under 1 ms), on the thread pool otherwise.
  * - `"interval"`: on power loss or an OS crash, the appends of the last `syncIntervalMs` (default
  *   100 ms) at most; nothing when only the process dies. Records are written to the OS before
  *   `append` returns.

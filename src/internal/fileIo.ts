@@ -3,9 +3,9 @@
  * (`nodeFileIo`); the crash tests substitute a simulated file system that can fail or lose any
  * operation, so every path the journal takes through the file system is the one under test.
  *
- * Descriptor-based and synchronous except `fdatasync`: writes to the page cache take microseconds,
- * while the flush to the device runs on the thread pool so the event loop keeps serving appends
- * that will share the next flush (group commit).
+ * Descriptor-based and synchronous, with one exception: writes to the page cache take microseconds,
+ * and `fdatasync` lets a flush to the device run on the thread pool, so that the event loop keeps
+ * serving appends that will share the next flush (group commit).
  * @internal
  */
 import * as fs from "node:fs"
@@ -25,6 +25,8 @@ export interface FileIo {
   readonly fsyncSync: (fd: number) => void
   /** Flushes a file's data to the device without blocking the caller. */
   readonly fdatasync: (fd: number, callback: (error: Error | null) => void) => void
+  /** Flushes a file's data to the device, blocking the caller until it is there. */
+  readonly fdatasyncSync: (fd: number) => void
   readonly renameSync: (from: string, to: string) => void
   /**
    * Gives the file `existing` a second name `newPath` (a hard link), atomically; throws EEXIST if
@@ -47,6 +49,7 @@ export const nodeFileIo: FileIo = {
   ftruncateSync: (fd, length) => fs.ftruncateSync(fd, length),
   fsyncSync: (fd) => fs.fsyncSync(fd),
   fdatasync: (fd, callback) => fs.fdatasync(fd, callback),
+  fdatasyncSync: (fd) => fs.fdatasyncSync(fd),
   renameSync: (from, to) => fs.renameSync(from, to),
   linkSync: (existing, newPath) => fs.linkSync(existing, newPath),
   unlinkSync: (path) => fs.unlinkSync(path),

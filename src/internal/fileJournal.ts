@@ -38,6 +38,9 @@ const SCAN_CHUNK_BYTES = 4 << 20
 /** Two records of one stream this close in a segment are read with one read. */
 const READ_GAP = 4096
 
+/** A flush for a single waiting append runs on the calling thread while flushes take less than this. */
+const SYNC_FLUSH_MAX_MS = 1
+
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 const DEFAULT_SYNC_INTERVAL_MS = 100
 
@@ -191,6 +194,10 @@ class FileJournal {
   /** Highest seq reads may return: durable in "always" mode, written otherwise. */
   private visibleSeq = 0
   private waiters: Array<Waiter> = []
+  /** A microtask that starts a flush is queued. */
+  private flushQueued = false
+  /** Milliseconds the last flush took (0 before the first). */
+  private lastFlushMs = 0
   /** Where reads put the bytes they decode (records are copied out); grown when a read needs more. */
   private readBuffer = new Uint8Array(64 * 1024)
   /** The stream of the record recovery indexed last. */
@@ -607,32 +614,59 @@ class FileJournal {
     if (this.durability !== "always" || this.durableSeq >= seq) return Effect.succeed(result)
     return Effect.callback<A, JournalError>((resume) => {
       this.waiters.push({ seq, done: (error) => resume(error === undefined ? Effect.succeed(result) : Effect.fail(error)) })
-      this.startSync()
+      // Started once the fibers that are ready have run, so that their appends share this flush.
+      if (!this.flushQueued) {
+        this.flushQueued = true
+        queueMicrotask(() => {
+          this.flushQueued = false
+          this.startSync()
+        })
+      }
     })
   }
 
   /**
    * Starts an fdatasync of the active segment covering everything written so far, unless one is
    * running (its completion starts the next). Appends written meanwhile share the next one: group commit.
+   *
+   * A flush for one waiting append runs on this thread while flushes are fast (the last one took
+   * under `SYNC_FLUSH_MAX_MS`): that saves the thread pool's round trip, a large part of a fast
+   * device's flush, and blocks the event loop no longer than that. Otherwise the flush runs on the
+   * thread pool, and appends keep being written meanwhile.
    */
   startSync(): void {
     if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.lastSeq) return
     const target = this.lastSeq
     const bytes = this.activeSize
     const fd = this.activeFd
+    const started = performance.now()
+    const flushed = (error: unknown): void => {
+      this.lastFlushMs = performance.now() - started
+      if (error !== null) {
+        this.poison("append", "flush the active segment to disk", error)
+        this.cutToDurable()
+        return
+      }
+      // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
+      if (this.failure !== undefined) return
+      this.durableBytes = Math.max(this.durableBytes, bytes)
+      this.markDurable(target)
+    }
+    if (this.waiters.length === 1 && this.lastFlushMs < SYNC_FLUSH_MAX_MS) {
+      let error: unknown = null
+      try {
+        this.io.fdatasyncSync(fd)
+      } catch (cause) {
+        error = cause
+      }
+      flushed(error)
+      return
+    }
     this.syncing = new Promise<void>((resolve) => {
       this.io.fdatasync(fd, (error) => {
         this.syncing = undefined
         resolve()
-        if (error !== null) {
-          this.poison("append", "flush the active segment to disk", error)
-          this.cutToDurable()
-          return
-        }
-        // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
-        if (this.failure !== undefined) return
-        this.durableBytes = Math.max(this.durableBytes, bytes)
-        this.markDurable(target)
+        flushed(error)
         if (this.waiters.length > 0) this.startSync()
       })
     })

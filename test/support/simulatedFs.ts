@@ -8,9 +8,10 @@
  * - **Files** are inodes with a *volatile* content (what reads and `fstat` see now) and a *durable*
  *   content (what survives a power loss). Every change to a file's content (a write, a truncation,
  *   the truncation of `open(…, "w")`) is applied to the volatile content at once and queued as a
- *   *pending* operation. `fsyncSync`/`fdatasync` of a file apply that file's pending operations, in
- *   order, to its durable content (both calls flush data and size alike). `fdatasync` flushes the
- *   operations pending when it is called and reports on a later microtask, as the thread pool would.
+ *   *pending* operation. `fsyncSync`/`fdatasyncSync`/`fdatasync` of a file apply that file's pending
+ *   operations, in order, to its durable content (all flush data and size alike). `fdatasync`
+ *   flushes the operations pending when it is called and reports on a later microtask, as the
+ *   thread pool would.
  * - **Directory entries** (a name → inode link) are volatile too: creating, renaming over,
  *   hard-linking (`linkSync`: a second name for the same inode) and unlinking a file change the
  *   volatile namespace at once and queue a pending entry operation on the parent directory. Only
@@ -32,7 +33,7 @@
  *   named in `rates` may
  *   - *fail*: throw EIO (or pass it to the `fdatasync` callback) without any effect;
  *   - be *lost*: `writeSync` persists (in volatile state) only a leading part of its bytes, then
- *     throws EIO; `fsyncSync`/`fdatasync` report EIO and *drop* the file's unsynced operations:
+ *     throws EIO; `fsyncSync`/`fdatasyncSync`/`fdatasync` report EIO and *drop* the file's unsynced operations:
  *     they stay visible to reads but never reach the disk, not even through a later successful
  *     fsync (Linux "fsyncgate": the failed pages are marked clean); for a directory the pending
  *     entries are dropped likewise; `renameSync`, `linkSync`, `unlinkSync` and `ftruncateSync` take
@@ -425,6 +426,17 @@ export class SimulatedFs implements FileIo {
     if (kind === "lose") {
       this.#drop(ops)
       throw new SimulatedFsError("EIO", "fsync")
+    }
+    this.#commit(ops)
+  }
+
+  readonly fdatasyncSync = (fd: number): void => {
+    const descriptor = this.#descriptor(fd, "fdatasync")
+    const kind = this.#fault("fdatasync", descriptor.path, "fail", "lose")
+    const ops = this.#pendingOf(descriptor)
+    if (kind === "lose") {
+      this.#drop(ops)
+      throw new SimulatedFsError("EIO", "fdatasync")
     }
     this.#commit(ops)
   }
