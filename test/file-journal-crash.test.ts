@@ -21,12 +21,12 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import process from "node:process"
 import { test } from "node:test"
-import { fileURLToPath } from "node:url"
 import { FileJournal } from "../src/file/index.ts"
 import type { AppendResult, EventData, Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
 import { crc32 } from "../src/internal/crc32.ts"
 import { type CrashAck, crashEvent, crashRecordProblem, crashStreams, parseAck } from "./support/crashWorkload.ts"
 import { prng } from "./support/ledger.ts"
+import { childCommand, withTimeout } from "./support/childProcess.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
 
 const SEED = Number(process.env["ANNALS_CRASH_SEED"] ?? 20_240_611)
@@ -407,14 +407,6 @@ test("FileJournal crash: a damaged byte in a sealed segment, in the middle of th
 // ---------------------------------------------------------------------------------------------
 // 3. SIGKILL: a child appending with durability "always" killed at a random moment
 
-const here = fileURLToPath(import.meta.url)
-/** The child script, on the runtime running this file (Node runs the tsc build: `.js` beside this `.js`). */
-const childCommand = (args: ReadonlyArray<string>): { command: string; args: Array<string> } => {
-  const child = path.join(path.dirname(here), "support", `appendChild${path.extname(here)}`)
-  if ("Deno" in globalThis) return { command: process.execPath, args: ["run", "-A", child, ...args] }
-  return { command: process.execPath, args: [child, ...args] }
-}
-
 interface Running {
   readonly child: ChildProcess
   /** Complete `ack` lines received so far. */
@@ -429,7 +421,7 @@ interface Running {
 const spawnChild = (directory: string, seed: number, segmentBytes: number | undefined): Effect.Effect<Running, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync((): Running => {
-      const { command, args } = childCommand([directory, String(seed), segmentBytes === undefined ? "default" : String(segmentBytes)])
+      const { command, args } = childCommand("appendChild", [directory, String(seed), segmentBytes === undefined ? "default" : String(segmentBytes)])
       const child = spawn(command, args, { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } })
       const acks: Array<CrashAck> = []
       let pending = ""
@@ -470,16 +462,6 @@ const spawnChild = (directory: string, seed: number, segmentBytes: number | unde
         await closed
       })
   )
-
-const withTimeout = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> => {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-    })
-  ]).finally(() => clearTimeout(timer))
-}
 
 /** One run: spawn, wait for the first ack plus a seeded delay, SIGKILL, reopen and check. */
 const killRun = (run: number) =>
