@@ -232,6 +232,29 @@ type MutableRecord = { -readonly [K in keyof JournalRecord]: JournalRecord[K] }
 
 const decoded = makeFrameHead()
 
+/** Bytes of a slab that small payloads are copied into. */
+const SLAB_BYTES = 16 * 1024
+let slab = new Uint8Array(0)
+let slabUsed = 0
+
+/**
+ * A copy of `data[start, end)`. Payloads up to a quarter of a slab share slabs, so that a replay
+ * allocates one buffer per many records instead of one per record; a payload kept by the caller
+ * pins at most its slab, never the read buffer.
+ */
+const copyPayload = (data: Uint8Array, start: number, end: number): Uint8Array => {
+  const length = end - start
+  if (length > SLAB_BYTES / 4) return data.slice(start, end)
+  if (slabUsed + length > slab.length) {
+    slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES))
+    slabUsed = 0
+  }
+  const copy = slab.subarray(slabUsed, slabUsed + length)
+  copy.set(data.subarray(start, end))
+  slabUsed += length
+  return copy
+}
+
 /**
  * Decodes the whole frame at `offset` of `data` into a record, or `undefined` as `readFrameHead`.
  * The payload is a copy, so that a record kept by the caller does not pin `data`. @internal
@@ -255,7 +278,7 @@ export const decodeRecord = (data: Uint8Array, offset: number, limit: number): J
     version: head.version,
     type,
     timestamp: head.timestamp,
-    payload: data.slice(head.metadataEnd, head.end)
+    payload: copyPayload(data, head.metadataEnd, head.end)
   }
   if (metadata !== undefined) record.metadata = metadata as Record<string, string>
   return record

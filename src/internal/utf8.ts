@@ -53,9 +53,11 @@ export class NameDecoder {
   decode(data: Uint8Array, start: number, end: number): string {
     const length = end - start
     if (length > MAX_CACHED) return decodeUtf8(data, start, end)
-    // FNV-1a over the bytes.
-    let hash = 0x811c9dc5
-    for (let i = start; i < end; i++) hash = Math.imul(hash ^ data[i]!, 0x01000193)
+    // FNV-1a over the length and up to four bytes at each end (the byte comparison below decides).
+    let hash = Math.imul(0x811c9dc5 ^ length, 0x01000193)
+    const head = Math.min(end, start + 4)
+    for (let i = start; i < head; i++) hash = Math.imul(hash ^ data[i]!, 0x01000193)
+    for (let i = Math.max(head, end - 4); i < end; i++) hash = Math.imul(hash ^ data[i]!, 0x01000193)
     const slot = (hash ^ (hash >>> 15)) & (SLOTS - 1)
     const pool = this.pool
     const base = slot * MAX_CACHED
