@@ -93,10 +93,10 @@ const openJournal = async (options: FileJournal.FileJournalOptions): Promise<Ope
  * The bytes one single-event append adds to the journal's files, measured over `count` appends
  * already made; falls back to an estimate if the files do not grow by record (e.g. preallocated).
  */
-const frameBytes = (dir: string, before: number, count: number) => {
+const frameBytes = (group: string, dir: string, before: number, count: number) => {
   const measured = Math.round((bytesUnder(dir) - before) / count)
   const frame = measured > PAYLOAD_BYTES && measured < PAYLOAD_BYTES + 1024 ? measured : PAYLOAD_BYTES + 64
-  report({ bench: "frame_bytes_per_single_event_append", value: frame, unit: "bytes" })
+  report({ bench: `${group}_frame_bytes_per_single_event_append`, value: frame, unit: "bytes" })
   return new Uint8Array(frame).fill(0x5a)
 }
 
@@ -138,7 +138,7 @@ const durable = async () => {
   const stream = streamRef("durable")
   const before = bytesUnder(dir)
   await timeAppends(journal, stream, 0, WARMUP)
-  const frame = frameBytes(dir, before, WARMUP)
+  const frame = frameBytes("durable", dir, before, WARMUP)
   const sync = rawFile(dir, "raw-sync.bin")
   const callback = rawFile(dir, "raw-callback.bin")
   const rawSyncRound = (count: number) => {
@@ -242,7 +242,7 @@ const osAppend = async () => {
   const stream = streamRef("os")
   const before = bytesUnder(dir)
   await timeAppends(journal, stream, 0, WARMUP)
-  const frame = frameBytes(dir, before, WARMUP)
+  const frame = frameBytes("os", dir, before, WARMUP)
   const raw = rawFile(dir, "raw-write.bin")
   const rawRound = (count: number) => {
     const start = performance.now()
