@@ -161,6 +161,8 @@ interface Scan {
   chunk: Uint8Array
   readonly head: FrameHead
   readonly group: RecoveredAppend
+  /** The stream of the record indexed last. */
+  entry: StreamEntry | undefined
 }
 
 interface Waiter {
@@ -200,8 +202,6 @@ class FileJournal {
   private lastFlushMs = 0
   /** Where reads put the bytes they decode (records are copied out); grown when a read needs more. */
   private readBuffer = new Uint8Array(64 * 1024)
-  /** The stream of the record recovery indexed last. */
-  private recoveredEntry: StreamEntry | undefined
   private syncing: Promise<void> | undefined
   private failure: JournalError | undefined
   private closed = false
@@ -262,11 +262,10 @@ class FileJournal {
     for (const seq of empty) io.unlinkSync(this.file(segmentName(seq)))
     if (empty.length > 0) fsyncDirectorySync(io, this.directory)
     let previousSeq = 0
-    const scan: Scan = { chunk: new Uint8Array(0), head: makeFrameHead(), group: new RecoveredAppend() }
+    const scan: Scan = { chunk: new Uint8Array(0), head: makeFrameHead(), group: new RecoveredAppend(), entry: undefined }
     for (let i = 0; i < firstSeqs.length; i++) {
       previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], i < lastWithRecords, previousSeq, scan)
     }
-    this.recoveredEntry = undefined
     this.lastSeq = Math.max(this.lastSeq, this.base.lastSeq)
     this.lastTimestamp = Math.max(this.lastTimestamp, this.base.lastTimestamp)
     for (const [, [namespace, id, version]] of this.base.versions) {
@@ -401,7 +400,7 @@ class FileJournal {
         seq = frame.seq
         position += frame.size
         if (frame.seq === frame.last) {
-          for (let i = 0; i < group.length; i++) this.indexRecovered(group, i, segment.number)
+          for (let i = 0; i < group.length; i++) this.indexRecovered(scan, i, segment.number)
           committed = seq
           group.clear()
         }
@@ -458,8 +457,9 @@ class FileJournal {
     return undefined
   }
 
-  /** Indexes record `i` of a recovered append. */
-  private indexRecovered(group: RecoveredAppend, i: number, segment: number): void {
+  /** Indexes record `i` of the recovered append in `scan`. */
+  private indexRecovered(scan: Scan, i: number, segment: number): void {
+    const group = scan.group
     const namespace = group.namespaces[i]!
     const id = group.ids[i]!
     const seq = group.seqs[i]!
@@ -475,9 +475,9 @@ class FileJournal {
       return
     }
     // Appends of one stream mostly come in runs: skip the key lookup while the stream stays the same.
-    let entry = this.recoveredEntry
+    let entry = scan.entry
     if (entry === undefined || entry.namespace !== namespace || entry.id !== id) {
-      entry = this.recoveredEntry = this.index.streamOrCreate(namespace, id)
+      entry = scan.entry = this.index.streamOrCreate(namespace, id)
     }
     this.index.add(entry, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
   }
