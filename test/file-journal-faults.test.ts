@@ -60,9 +60,12 @@ const STEPS = 120
  * `true`: a typed open failure naming the damage is accepted then, and that seed ends there.
  *
  * The journal cuts the active segment back to its last flushed byte after a failed flush (best
- * effort), which closes most such holes: strict mode fails 3 of 1,000 seeds (the cleanup itself failed
- * or the power went first). Refusing to open is what the contract asks for a bad record followed by
- * intact ones, since that cannot be told apart from damage; so the default accepts it.
+ * effort), which closes most such holes. Strict mode failed 3 of 1,000 seeds in an earlier version;
+ * with this one (a flush starts after the ready appends are written, a lone append's flush runs on the
+ * calling thread) no seed of 10,000 (Bun) or 2,000 (Deno) ended blocked. The hole stays possible
+ * (the cut itself fails, or the power goes first), and refusing to open is what
+ * the contract asks for a bad record followed by intact ones, since that cannot be told apart from
+ * damage; so the default accepts it.
  */
 const LOST_FLUSH_MAY_BLOCK_OPEN = true
 
@@ -662,13 +665,16 @@ const totals: Summary = { blocked: 0, acked: 0, adopted: 0, adoptedLive: 0, lost
 for (const seed of SEEDS) {
   test(`file journal under faults: seed ${seed}`, async () => {
     const summary = await Effect.runPromise(runSeed(seed))
-    assert.ok(summary.acked > 0 || summary.blocked > 0, `seed ${seed}: nothing was acknowledged`)
+    // A seed may acknowledge nothing only when faults made every write fail (e.g. the first appends
+    // hit a lost flush); the totals below check that the seeds as a whole acknowledged plenty.
+    assert.ok(summary.acked > 0 || summary.blocked > 0 || summary.faults > 0, `seed ${seed}: nothing was acknowledged, without a fault`)
     for (const key of Object.keys(totals) as Array<keyof Summary>) totals[key] += summary[key]
   })
 }
 
 if (ONLY === undefined && RUNS >= 10) {
   test("file journal under faults: the seeds exercised faults, crashes and recovery", () => {
+    assert.ok(totals.acked > RUNS, `appends acknowledged: ${totals.acked}`)
     assert.ok(totals.faults > RUNS, `faults injected: ${totals.faults}`)
     assert.ok(totals.crashes >= RUNS * 3, `crashes: ${totals.crashes}`)
     assert.ok(totals.adopted + totals.lost > 0, `failed appends settled by a reopen: ${totals.adopted + totals.lost}`)
