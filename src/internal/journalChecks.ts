@@ -3,7 +3,7 @@
  * @internal
  */
 import type { EventData, ExpectedVersion, JournalRecord, ReadOptions, StreamRef } from "../Journal.ts"
-import { formatStream, integerProblem, metadataProblem, streamProblem } from "./validate.ts"
+import { formatStream, integerProblem, metadataProblem, streamProblem, unpairedSurrogate } from "./validate.ts"
 
 /**
  * Checks an append's arguments; a sentence naming the problem, or `undefined`.
@@ -25,7 +25,7 @@ export const appendProblem = (
       ? "type must be a non-empty string"
       : !(event.payload instanceof Uint8Array)
       ? "payload must be a Uint8Array"
-      : metadataProblem(event.metadata)
+      : unpairedSurrogate("type", event.type) ?? metadataProblem(event.metadata)
     if (eventProblem !== undefined) return `event ${i}: ${eventProblem}`
   }
   return undefined
@@ -57,7 +57,7 @@ export const recordProblem = (record: JournalRecord): string | undefined => {
   if (record === null || typeof record !== "object") return "a record must be an object"
   return integerProblem("seq", record.seq, 1) ?? streamProblem(record) ??
     integerProblem("version", record.version, 1) ?? integerProblem("timestamp", record.timestamp, 0) ??
-    (typeof record.type !== "string" || record.type.length === 0 ? "type must be a non-empty string" : undefined) ??
+    (typeof record.type !== "string" || record.type.length === 0 ? "type must be a non-empty string" : unpairedSurrogate("type", record.type)) ??
     (record.payload instanceof Uint8Array ? undefined : "payload must be a Uint8Array") ??
     metadataProblem(record.metadata)
 }

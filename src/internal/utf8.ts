@@ -6,7 +6,8 @@
  */
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a name may start with U+FEFF like any other character; it must come back with it.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 /** The UTF-8 length of `text`. @internal */
 export const utf8Length = (text: string): number => {
@@ -20,8 +21,8 @@ export const utf8Length = (text: string): number => {
 export const encodeUtf8Into = (text: string, target: Uint8Array, offset: number): number =>
   encoder.encodeInto(text, target.subarray(offset)).written
 
-/** Decodes UTF-8; throws on malformed input. @internal */
-export const decodeUtf8 = (data: Uint8Array, start: number, end: number): string => {
+/** Decodes UTF-8; throws on malformed input. */
+const decodeUtf8 = (data: Uint8Array, start: number, end: number): string => {
   if (end - start <= 16) {
     // Short ASCII without the decoder's call overhead.
     let ascii = true

@@ -15,8 +15,17 @@ export const nameProblem = (what: "namespace" | "id", value: unknown): string | 
     return `${what} ${JSON.stringify(value.slice(0, 32))}… is ${value.length} characters long (at most ${MAX_NAME_LENGTH})`
   }
   if (value.includes("\u0000")) return `${what} ${JSON.stringify(value)} contains a NUL character`
-  return undefined
+  return unpairedSurrogate(what, value)
 }
+
+const LONE_SURROGATE = /\p{Cs}/u
+
+/**
+ * Checks that a string is well-formed UTF-16: a lone surrogate has no UTF-8 form, so a layer that
+ * stores UTF-8 would give back another string. @internal
+ */
+export const unpairedSurrogate = (what: string, value: string): string | undefined =>
+  LONE_SURROGATE.test(value) ? `${what} ${JSON.stringify(value)} contains an unpaired surrogate (not valid Unicode)` : undefined
 
 /** Checks a `{ namespace, id }` pair. @internal */
 export const streamProblem = (stream: { readonly namespace: unknown; readonly id: unknown }): string | undefined =>
@@ -57,6 +66,8 @@ export const metadataProblem = (metadata: unknown): string | undefined => {
   }
   for (const [key, value] of Object.entries(metadata)) {
     if (typeof value !== "string") return `metadata ${JSON.stringify(key)} must be a string, got ${typeof value}`
+    const problem = unpairedSurrogate("metadata key", key) ?? unpairedSurrogate(`metadata ${JSON.stringify(key)}`, value)
+    if (problem !== undefined) return problem
   }
   return undefined
 }
