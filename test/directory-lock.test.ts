@@ -24,6 +24,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
 import { test } from "node:test"
+import { threadId } from "node:worker_threads"
 import { lockDirectory } from "../src/internal/directoryLock.ts"
 import type { FileIo } from "../src/internal/fileIo.ts"
 import { open } from "../src/internal/fileJournal.ts"
@@ -327,6 +328,22 @@ test("directory lock: a second lock in this process is refused; release removes 
   assert.deepEqual(sim.contentOf(LOCK), other)
   // The release was ours all the same: the next attempt reads the LOCK, not our own hold.
   assert.match(lockError(sim).message, new RegExp(`locked by process ${process.ppid}`))
+})
+
+test("directory lock: the directory reached by another path, or held by another thread of this process, is refused", () => {
+  const sim = fresh()
+  const release = lockDirectory(sim, DIR)
+  // The same directory under another name (a symbolic link, a bind mount; here "/journal/."): not
+  // in this thread's set of open directories, but the LOCK there carries a nonce this thread holds.
+  assert.throws(() => lockDirectory(sim, `${DIR}/.`), /already open in this process \(by another path to it/)
+  release()
+  // A LOCK naming this process but another (worker) thread: that thread may be alive.
+  sim.writeDurably(LOCK, bytes(JSON.stringify({ pid: process.pid, host: HOST, thread: threadId + 1, nonce: randomUUID() })))
+  assert.match(lockError(sim).message, new RegExp(`already open in this process \\(in thread ${threadId + 1}`))
+  // This process and thread, a nonce this thread does not hold: a previous process with our pid.
+  sim.unlinkSync(LOCK)
+  sim.writeDurably(LOCK, bytes(JSON.stringify({ pid: process.pid, host: HOST, thread: threadId, nonce: randomUUID() })))
+  lockDirectory(sim, DIR)()
 })
 
 test("directory lock: a racer whose temp file is removed before it links writes it again", () => {

@@ -1,8 +1,9 @@
 /**
- * One writer per journal directory: a `LOCK` file naming its owner, `{"pid", "host", "nonce"}`,
- * with a fresh random nonce per acquisition. A lock whose process is gone (killed, crashed) on this
- * host is stale and taken over; one held by a live process, or by another open journal in this
- * process, is refused.
+ * One writer per journal directory: a `LOCK` file naming its owner, `{"pid", "host", "thread",
+ * "nonce"}`, with a fresh random nonce per acquisition. A lock whose process is gone (killed,
+ * crashed) on this host is stale and taken over; one held by a live process, or by another open
+ * journal in this process (another thread, or this one through another path to the directory), is
+ * refused.
  *
  * **Complete when visible.** No file of the lock is written in place: the owner's record goes to
  * `LOCK.<nonce>.tmp` and is then hard-linked under its final name. link(2) is atomic and fails with
@@ -13,10 +14,10 @@
  * **Removed only by its owner, or under a takeover marker.** Every file of the lock has an
  * identity K: the nonce it holds, or for a file without one (an older version's `LOCK`, damage) a
  * hash of its bytes. It is removed only by its live owner, or — once its owner cannot hold it any
- * more: dead on this host, this process's own pid (a previous process given the same pid, as in a
- * container restarted with the same pid), or not named at all — by the process that created the
- * marker `LOCK.takeover-K` (exclusively, by link), after re-reading the file and finding K still
- * there. Nothing else removes it and nothing creates K again (nonces are fresh), so between that
+ * more: dead on this host, this process and thread without this thread holding that nonce (a
+ * previous process given the same pid, as in a container restarted), or not named at all — by the
+ * process that created the marker `LOCK.takeover-K` (exclusively, by link), after re-reading the
+ * file and finding K still there. Nothing else removes it and nothing creates K again (nonces are fresh), so between that
  * re-read and the unlink the name still holds the same file: of two processes that read the same
  * stale `LOCK`, the later one can no longer remove the fresh `LOCK` the earlier one put in its
  * place. The marker's creator removes it when done, before linking its own `LOCK`: holding the
@@ -35,16 +36,21 @@
  *
  * Limits: liveness is `kill(pid, 0)` on this host; a lock naming another host is never taken over,
  * and after a reboot a stale lock whose pid now belongs to another process is refused until
- * removed by hand. Worker threads of one process are not told apart (same pid). Every process
- * opening the directory must run this version: an older one takes over stale locks without markers.
+ * removed by hand. A lock of a worker thread that ended without releasing it is refused to the
+ * process's other threads until the process exits. Every process opening the directory must run
+ * this version: an older one takes over stale locks without markers.
  * @internal
  */
 import { createHash, randomUUID } from "node:crypto"
 import * as os from "node:os"
+import { threadId } from "node:worker_threads"
 import { type FileIo, readWholeFile, unlinkIfPresent, writeAll } from "./fileIo.ts"
 
-/** Directories locked by this process, so that a second layer in the same process is refused too. */
+/** Directories locked by this thread, so that a second layer in the same thread is refused too. */
 const heldHere: Set<string> = ((globalThis as { __annalsDirectoryLocks?: Set<string> }).__annalsDirectoryLocks ??= new Set())
+
+/** The nonces of the locks this thread holds: one reached again by another path is still ours. */
+const heldNonces: Set<string> = ((globalThis as { __annalsLockNonces?: Set<string> }).__annalsLockNonces ??= new Set())
 
 /** How long to wait for a live process to finish taking over a stale lock before giving up. */
 const TAKEOVER_WAIT_MS = 2000
@@ -59,6 +65,8 @@ const NONCE = /^[0-9a-f-]{36}$/
 interface Owner {
   readonly pid: number
   readonly host: string
+  /** The worker thread (0: the main thread; files of older versions name none). */
+  readonly thread: number
 }
 
 /** What a file of the lock holds: its identity (nonce, or hash of its bytes) and its owner if named. */
@@ -74,19 +82,19 @@ interface Busy {
 }
 
 const parseHolder = (bytes: Uint8Array): Holder => {
-  let value: { pid?: unknown; host?: unknown; nonce?: unknown } | undefined
+  let value: { pid?: unknown; host?: unknown; thread?: unknown; nonce?: unknown } | undefined
   try {
     value = JSON.parse(new TextDecoder().decode(bytes)) ?? undefined
   } catch {
     value = undefined
   }
-  const { pid, host, nonce } = value ?? {}
+  const { pid, host, thread, nonce } = value ?? {}
   return {
     id: typeof nonce === "string" && NONCE.test(nonce)
       ? nonce
       : `sha256-${createHash("sha256").update(bytes).digest("hex").slice(0, 32)}`,
     owner: typeof pid === "number" && Number.isSafeInteger(pid) && pid > 0 && typeof host === "string"
-      ? { pid, host }
+      ? { pid, host, thread: typeof thread === "number" ? thread : 0 }
       : undefined
   }
 }
@@ -129,7 +137,7 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
   const host = os.hostname()
   const nonce = randomUUID()
   const temp = `${directory}/LOCK.${nonce}.tmp`
-  const record = new TextEncoder().encode(JSON.stringify({ pid: process.pid, host, nonce }))
+  const record = new TextEncoder().encode(JSON.stringify({ pid: process.pid, host, thread: threadId, nonce }))
 
   const writeTemp = (): void => {
     const fd = io.openSync(temp, "wx")
@@ -156,9 +164,19 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
     }
   }
 
-  /** Whether the process that wrote a file may still need it: it lives, or is on another host. */
-  const mayHold = (owner: Owner | undefined): owner is Owner =>
-    owner !== undefined && (owner.host !== host || (owner.pid !== process.pid && isAlive(owner.pid)))
+  /**
+   * Whether the writer of a file may still need it: another host's process, a live process, another
+   * thread of this one (it cannot be asked), or this thread holding it (reached by another path).
+   * A file naming this process and thread that this thread does not hold is a previous process's that
+   * had the same pid.
+   */
+  const mayHold = (holder: Holder | undefined): holder is Holder & { readonly owner: Owner } => {
+    const owner = holder?.owner
+    if (owner === undefined) return false
+    if (owner.host !== host) return true
+    if (owner.pid !== process.pid) return isAlive(owner.pid)
+    return owner.thread !== threadId || heldNonces.has(holder!.id)
+  }
 
   /**
    * Removes the file `name` with identity `id`, whose owner cannot hold it any more, under the
@@ -179,7 +197,7 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
       }
       const taker = readHolder(io, `${directory}/${marker}`)
       if (taker === undefined) continue
-      if (mayHold(taker.owner)) return { marker, owner: taker.owner }
+      if (mayHold(taker)) return { marker, owner: taker.owner }
       if (depth === MAX_MARKER_DEPTH) {
         throw new Error(
           `could not take over the stale lock file ${lockPath}: markers of dead processes nest deeper than ` +
@@ -197,7 +215,13 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
     let busy: Busy | undefined
     for (let wait = 1; !link("LOCK"); wait = Math.min(2 * wait, 50)) {
       const holder = readHolder(io, lockPath)
-      if (holder !== undefined && mayHold(holder.owner)) {
+      if (mayHold(holder)) {
+        if (holder.owner.pid === process.pid) {
+          throw new Error(
+            `${directory} is already open in this process (${holder.owner.thread === threadId ? "by another path to it" : `in thread ${holder.owner.thread}`}; ` +
+              `lock file ${lockPath}); close the other journal first`
+          )
+        }
         throw new Error(
           `${directory} is locked by process ${holder.owner.pid} on host ${holder.owner.host} (lock file ${lockPath}); ` +
             "only one writer may open a journal directory"
@@ -223,12 +247,13 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
     for (const name of io.readdirSync(directory)) {
       if (!name.startsWith(MARKER_PREFIX)) continue
       const marker = readHolder(io, `${directory}/${name}`)
-      if (marker !== undefined && !mayHold(marker.owner)) removeAbandoned(name, marker.id, 0)
+      if (marker !== undefined && !mayHold(marker)) removeAbandoned(name, marker.id, 0)
     }
   }
 
   const release = (): void => {
     heldHere.delete(directory)
+    heldNonces.delete(nonce)
     try {
       if (readHolder(io, lockPath)?.id === nonce) io.unlinkSync(lockPath)
     } catch {
@@ -244,6 +269,7 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
     throw cause
   }
   heldHere.add(directory)
+  heldNonces.add(nonce)
   try {
     removeLeftoverMarkers()
     unlinkIfPresent(io, temp)
