@@ -10,8 +10,8 @@
  * Durability — what an acknowledged append can lose:
  * - `"always"` (default): nothing. `append` returns after an fdatasync covered its records (and a
  *   directory fsync covered a new segment). Concurrent appends share one fdatasync (group commit),
- *   and reads only return records that are on the device. A flush covering one append runs on the
- *   calling thread while flushes are fast (under 1 ms), on the thread pool otherwise.
+ *   and reads only return records that are on the device. A flush covering one append of at most 64
+ *   KiB runs on the calling thread while flushes are fast (under 1 ms), on the thread pool otherwise.
  * - `"interval"`: on power loss or an OS crash, the appends of the last `syncIntervalMs` (default
  *   100 ms) at most; nothing when only the process dies. Records are written to the OS before
  *   `append` returns.
@@ -19,13 +19,16 @@
  *   the OS had not written back — and the journal may then fail to open with an error naming the
  *   damage (it never drops acknowledged data silently).
  *
- * Recovery on open: an append torn by a crash at the tail of the last segment is cut off and logged;
- * a bad record followed by intact ones, or anywhere in an earlier (sealed) segment, fails the open
- * with a `JournalError` naming the file and byte offset, and nothing is changed.
+ * Recovery on open: an append torn by a crash at the tail of the last segment is cut off and
+ * logged; a bad record followed by intact ones, or anywhere in an earlier (sealed) segment, fails the
+ * open with a `JournalError` naming the file and byte offset, and nothing is changed. Unless
+ * durability is `"os"`, the scanned segments and the directory are flushed before reads may return
+ * their records (what a killed process wrote may still be in the page cache only).
  *
- * One writer per directory: a `LOCK` file names the owning process; a second open (another process
- * or another layer in this one) fails while the owner lives, and a lock left by a dead process is
- * taken over. A failed write or fsync fails that append and every later write until the journal is
+ * One writer per directory: a `LOCK` file names the owning process and thread; a second open
+ * (another process, another layer or worker thread in this one, another path to the directory)
+ * fails while the owner lives, and a lock left by a dead process is taken over, by one process
+ * only. A failed write or fsync fails that append and every later write until the journal is
  * reopened: an fsync is never retried and assumed to have worked. Timestamps never go backwards in
  * seq order, even when the clock does.
  *

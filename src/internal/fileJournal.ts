@@ -13,7 +13,7 @@ import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileD
 import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
 import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
 import {
-  decodeRecord,
+  decodeFrame,
   decodeState,
   encodeFrames,
   encodeHeader,
@@ -25,7 +25,8 @@ import {
   makeFrameHead,
   parseSegmentName,
   readFrameHead,
-  segmentName
+  segmentName,
+  view
 } from "./segmentFormat.ts"
 import { formatStream, integerProblem, streamKey, streamProblem } from "./validate.ts"
 
@@ -40,6 +41,8 @@ const READ_GAP = 4096
 
 /** A flush for a single waiting append runs on the calling thread while flushes take less than this. */
 const SYNC_FLUSH_MAX_MS = 1
+/** …and while it covers at most this many bytes. */
+const SYNC_FLUSH_MAX_BYTES = 64 * 1024
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 const DEFAULT_SYNC_INTERVAL_MS = 100
@@ -201,7 +204,8 @@ class FileJournal {
   /** Milliseconds the last flush took (0 before the first). */
   private lastFlushMs = 0
   /** Where reads put the bytes they decode (records are copied out); grown when a read needs more. */
-  private readBuffer = new Uint8Array(64 * 1024)
+  private readonly readBuffer = new Uint8Array(PAGE_BYTES)
+  private readonly readView = view(this.readBuffer)
   private syncing: Promise<void> | undefined
   private failure: JournalError | undefined
   private closed = false
@@ -266,6 +270,8 @@ class FileJournal {
     for (let i = 0; i < firstSeqs.length; i++) {
       previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], i < lastWithRecords, previousSeq, scan)
     }
+    // The segments' names too, should an "os" writer have created them (scanSegment flushed their data).
+    if (this.durability !== "os" && firstSeqs.length > 0) fsyncDirectorySync(io, this.directory)
     this.lastSeq = Math.max(this.lastSeq, this.base.lastSeq)
     this.lastTimestamp = Math.max(this.lastTimestamp, this.base.lastTimestamp)
     for (const [, [namespace, id, version]] of this.base.versions) {
@@ -377,7 +383,7 @@ class FileJournal {
       let position = HEADER_BYTES
       let seq = previousSeq
       let committed = previousSeq
-      let dv = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      let dv = view(chunk)
       while (position < size) {
         // Load the next chunk when the frame at `position` does not lie wholly in this one.
         const at = position - chunkStart
@@ -386,13 +392,13 @@ class FileJournal {
           const length = Math.min(size - position, Math.max(SCAN_CHUNK_BYTES, needed))
           if (length > chunk.length) {
             chunk = scan.chunk = new Uint8Array(length)
-            dv = new DataView(chunk.buffer)
+            dv = view(chunk)
           }
           chunkStart = position
           chunkLength = readFully(io, fd, chunk, length, position)
           continue
         }
-        if (!readFrameHead(chunk, at, chunkLength, frame)) break
+        if (!readFrameHead(chunk, dv, at, chunkLength, frame)) break
         const fits = frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
           (group.length === 0 ? frame.first === frame.seq : frame.first === group.first && frame.last === group.last)
         if (!fits) break
@@ -405,7 +411,11 @@ class FileJournal {
           group.clear()
         }
       }
-      if (position === size && group.length === 0) return seq
+      if (position === size && group.length === 0) {
+        // What a killed process wrote may still be only in the page cache: on the device before it counts as durable.
+        if (this.durability !== "os") io.fsyncSync(fd)
+        return seq
+      }
 
       const cut = group.length > 0 ? group.offsets[0]! : position
       if (sealed) {
@@ -445,8 +455,9 @@ class FileJournal {
   private validAfter(tail: Uint8Array, groupFirst: number | undefined, committed: number, frame: FrameHead): number | undefined {
     let first = groupFirst
     let position = 1
+    const dv = view(tail)
     while (position < tail.length) {
-      if (!readFrameHead(tail, position, tail.length, frame)) {
+      if (!readFrameHead(tail, dv, position, tail.length, frame)) {
         position++
         continue
       }
@@ -513,7 +524,7 @@ class FileJournal {
 
   /**
    * Seals the active segment (flushed first unless durability is "os") and starts a new one. Called
-   * only while no flush round runs (see `untilIdle`); the next round acknowledges what was written.
+   * only while no flush round runs (see `whenIdle`); the next round acknowledges what was written.
    */
   private rotate(): void {
     const fd = this.activeFd
@@ -601,18 +612,26 @@ class FileJournal {
   }
 
   /**
-   * Waits until no flush round runs. A segment is sealed (and fsynced) only then: had another fsync of
-   * the same file run alongside, a write-back error could be reported to that one alone, and records
-   * written to the next segment would outlive the ones lost before them.
+   * Runs `action` once no flush round runs, checking in the same synchronous step that starts it. A
+   * segment is sealed (and fsynced) only then: had another fsync of the same file run alongside, a
+   * write-back error could be reported to that one alone, and records written to the next segment
+   * would outlive the ones lost before them.
    */
-  private untilIdle(): Effect.Effect<void> {
-    return Effect.suspend(() => this.syncing === undefined ? Effect.void : Effect.andThen(Effect.promise(() => this.syncing!), this.untilIdle()))
+  private whenIdle<A, E>(action: () => Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.suspend(() =>
+      this.syncing === undefined ? action() : Effect.andThen(Effect.promise(() => this.syncing!), this.whenIdle(action))
+    )
   }
 
   /** Succeeds with `result` once every record up to `seq` is durable as the durability mode promises. */
-  private acknowledge<A>(seq: number, result: A): Effect.Effect<A, JournalError> {
+  private acknowledge<A>(method: string, seq: number, result: A): Effect.Effect<A, JournalError> {
     if (this.durability !== "always" || this.durableSeq >= seq) return Effect.succeed(result)
     return Effect.callback<A, JournalError>((resume) => {
+      // The fiber may have yielded since its write: a flush may have covered it, or a failure (or a
+      // close) ended writing, and neither would ever resume a waiter registered now.
+      if (this.durableSeq >= seq) return resume(Effect.succeed(result))
+      const refusal = this.writeRefusal(method)
+      if (refusal !== undefined) return resume(Effect.fail(refusal))
       this.waiters.push({ seq, done: (error) => resume(error === undefined ? Effect.succeed(result) : Effect.fail(error)) })
       // Started once the fibers that are ready have run, so that their appends share this flush.
       if (!this.flushQueued) {
@@ -629,21 +648,22 @@ class FileJournal {
    * Starts an fdatasync of the active segment covering everything written so far, unless one is
    * running (its completion starts the next). Appends written meanwhile share the next one: group commit.
    *
-   * A flush for one waiting append runs on this thread while flushes are fast (the last one took
-   * under `SYNC_FLUSH_MAX_MS`): that saves the thread pool's round trip, a large part of a fast
-   * device's flush, and blocks the event loop no longer than that. Otherwise the flush runs on the
-   * thread pool, and appends keep being written meanwhile.
+   * A flush for one waiting append of at most `SYNC_FLUSH_MAX_BYTES` runs on this thread while
+   * flushes are fast (the last one took under `SYNC_FLUSH_MAX_MS`): that saves the thread pool's round
+   * trip, a large part of a fast device's flush, and blocks the event loop about as long as a fast
+   * flush. Otherwise the flush runs on the thread pool, and appends keep being written meanwhile.
    */
   startSync(): void {
     if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.lastSeq) return
     const target = this.lastSeq
     const bytes = this.activeSize
     const fd = this.activeFd
+    const path = this.active.path
     const started = performance.now()
     const flushed = (error: unknown): void => {
       this.lastFlushMs = performance.now() - started
       if (error !== null) {
-        this.poison("append", "flush the active segment to disk", error)
+        this.poison("append", `flush ${path} to disk`, error)
         this.cutToDurable()
         return
       }
@@ -652,7 +672,7 @@ class FileJournal {
       this.durableBytes = Math.max(this.durableBytes, bytes)
       this.markDurable(target)
     }
-    if (this.waiters.length === 1 && this.lastFlushMs < SYNC_FLUSH_MAX_MS) {
+    if (this.waiters.length === 1 && this.lastFlushMs < SYNC_FLUSH_MAX_MS && bytes - this.durableBytes <= SYNC_FLUSH_MAX_BYTES) {
       let error: unknown = null
       try {
         this.io.fdatasyncSync(fd)
@@ -663,12 +683,17 @@ class FileJournal {
       return
     }
     this.syncing = new Promise<void>((resolve) => {
-      this.io.fdatasync(fd, (error) => {
+      const done = (error: unknown) => {
         this.syncing = undefined
         resolve()
         flushed(error)
         if (this.waiters.length > 0) this.startSync()
-      })
+      }
+      try {
+        this.io.fdatasync(fd, done)
+      } catch (cause) {
+        queueMicrotask(() => done(cause))
+      }
     })
   }
 
@@ -690,14 +715,12 @@ class FileJournal {
   private markDurable(seq: number): void {
     this.durableSeq = Math.max(this.durableSeq, seq)
     if (this.durability === "always") this.visibleSeq = Math.max(this.visibleSeq, this.durableSeq)
-    const waiters = this.waiters
-    let done = 0
-    while (done < waiters.length && waiters[done]!.seq <= this.durableSeq) done++
-    if (done === 0) return
-    this.waiters = waiters.slice(done)
+    const done = this.waiters.filter((waiter) => waiter.seq <= this.durableSeq)
+    if (done.length === 0) return
+    this.waiters = this.waiters.filter((waiter) => waiter.seq > this.durableSeq)
     // Resumed after the current synchronous step (a rotation, a write) has finished, never inside it.
     queueMicrotask(() => {
-      for (let i = 0; i < done; i++) waiters[i]!.done(undefined)
+      for (const waiter of done) waiter.done(undefined)
     })
   }
 
@@ -756,8 +779,9 @@ class FileJournal {
         j++
       }
       const file = this.segments.get(segment)!
-      if (end - start > this.readBuffer.length) this.readBuffer = new Uint8Array(end - start)
-      const data = this.readBuffer
+      // Runs longer than a page (a single large record) get a buffer of their own, not kept.
+      const data = end - start > PAGE_BYTES ? new Uint8Array(end - start) : this.readBuffer
+      const dv = data === this.readBuffer ? this.readView : view(data)
       let fd = file === this.active ? this.activeFd : opened.get(segment)
       if (fd === undefined) {
         fd = this.io.openSync(file.path, "r")
@@ -766,7 +790,7 @@ class FileJournal {
       const got = readFully(this.io, fd, data, end - start, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        const record = decodeRecord(data, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
+        const record = decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
         if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }
@@ -865,13 +889,13 @@ class FileJournal {
         const firstSeq = nextSeq(this.lastSeq, this.checkpoint)
         try {
           if (!this.write(appendedRecords(stream, events, firstSeq, current, timestamp))) {
-            return Effect.andThen(this.untilIdle(), Effect.suspend(() => append(stream, expectedVersion, events)))
+            return this.whenIdle(() => append(stream, expectedVersion, events))
           }
         } catch (cause) {
           return Effect.fail(this.poison("append", `append to stream ${formatStream(stream)}`, cause))
         }
         const lastSeq = firstSeq + events.length - 1
-        return this.acknowledge(lastSeq, { firstSeq, lastSeq, version: current + events.length, timestamp })
+        return this.acknowledge("append", lastSeq, { firstSeq, lastSeq, version: current + events.length, timestamp })
       })
     }
 
@@ -896,7 +920,7 @@ class FileJournal {
     }
 
     const truncateBefore: Journal["truncateBefore"] = (seq) =>
-      seqArgument("truncateBefore", "seq", seq) ?? Effect.andThen(this.untilIdle(), () => {
+      seqArgument("truncateBefore", "seq", seq) ?? this.whenIdle(() => {
         const refusal = this.writeRefusal("truncateBefore")
         if (refusal !== undefined) return Effect.fail(refusal)
         try {
@@ -944,11 +968,11 @@ class FileJournal {
         }
         if (batch.length === 0) return Effect.void
         try {
-          if (!this.write(batch)) return Effect.andThen(this.untilIdle(), Effect.suspend(() => restore(batch)))
+          if (!this.write(batch)) return this.whenIdle(() => restore(batch))
         } catch (cause) {
           return Effect.fail(this.poison("restore", "restore records", cause))
         }
-        return this.acknowledge(seq, undefined)
+        return this.acknowledge("restore", seq, undefined)
       })
 
     return Journal.of({

@@ -21,6 +21,7 @@ import type { JournalRecord } from "../Journal.ts"
 import { crc32, frameCrc32 } from "./crc32.ts"
 import { pack, unpack } from "./msgpack.ts"
 import { encodeUtf8Into, NameDecoder, utf8Length } from "./utf8.ts"
+import { metadataProblem } from "./validate.ts"
 
 /** The segment format version written and understood. @internal */
 export const FORMAT_VERSION = 1
@@ -44,7 +45,9 @@ export const parseSegmentName = (name: string): number | undefined => {
   return match === null ? undefined : Number(match[1])
 }
 
-const view = (data: Uint8Array) => new DataView(data.buffer, data.byteOffset, data.byteLength)
+
+/** A DataView of all of `data`, for the decoders (made once per buffer by their callers). @internal */
+export const view = (data: Uint8Array): DataView => new DataView(data.buffer, data.byteOffset, data.byteLength)
 
 /** The header of a segment starting at `firstSeq`. @internal */
 export const encodeHeader = (firstSeq: number): Uint8Array => {
@@ -76,17 +79,6 @@ export const headerProblem = (header: Uint8Array, firstSeq: number): string | un
  * msgpack metadata (u32 LE, 0 when there is none).
  */
 const BODY_FIXED = 52
-
-let viewedData: Uint8Array | undefined
-let viewed: DataView | undefined
-/** A DataView of `data`, reused while frames of the same buffer are decoded one after another. */
-const viewOf = (data: Uint8Array): DataView => {
-  if (data !== viewedData) {
-    viewedData = data
-    viewed = view(data)
-  }
-  return viewed!
-}
 
 let scratch = new Uint8Array(64 * 1024)
 let scratchView = view(scratch)
@@ -183,13 +175,12 @@ const isSeq = (v: number): boolean => Number.isSafeInteger(v) && v >= 0
 const names = new NameDecoder()
 
 /**
- * Checks the frame at `offset` of `data` and reads its head into `head`: `false` (and `head` left
- * in an unspecified state) when the bytes up to `limit` (default `data.length`) hold no complete
+ * Checks the frame at `offset` of `data` (`dv` is `view(data)`) and reads its head into `head`:
+ * `false` (and `head` left in an unspecified state) when the bytes up to `limit` hold no complete
  * frame with a matching checksum and well-formed fields. @internal
  */
-export const readFrameHead = (data: Uint8Array, offset: number, limit: number, head: FrameHead): boolean => {
+export const readFrameHead = (data: Uint8Array, dv: DataView, offset: number, limit: number, head: FrameHead): boolean => {
   if (offset + FRAME_OVERHEAD > limit) return false
-  const dv = viewOf(data)
   const length = dv.getUint32(offset, true)
   const b = offset + FRAME_OVERHEAD
   const end = b + length
@@ -256,12 +247,13 @@ const copyPayload = (data: Uint8Array, start: number, end: number): Uint8Array =
 }
 
 /**
- * Decodes the whole frame at `offset` of `data` into a record, or `undefined` as `readFrameHead`.
- * The payload is a copy, so that a record kept by the caller does not pin `data`. @internal
+ * Decodes the whole frame at `offset` of `data` (`dv` is `view(data)`) into its record, or
+ * `undefined` as `readFrameHead`. The payload is a copy, so that a record kept by the caller does
+ * not pin `data`. @internal
  */
-export const decodeRecord = (data: Uint8Array, offset: number, limit: number): JournalRecord | undefined => {
+export const decodeFrame = (data: Uint8Array, dv: DataView, offset: number, limit: number): JournalRecord | undefined => {
   const head = decoded
-  if (!readFrameHead(data, offset, limit, head)) return undefined
+  if (!readFrameHead(data, dv, offset, limit, head)) return undefined
   let type: string
   let metadata: unknown
   try {
@@ -270,7 +262,8 @@ export const decodeRecord = (data: Uint8Array, offset: number, limit: number): J
   } catch {
     return undefined
   }
-  if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) return undefined
+  // Metadata is a map of strings (which also keeps msgpack byte values, views of `data`, out).
+  if (metadata !== undefined && metadataProblem(metadata) !== undefined) return undefined
   const record: MutableRecord = {
     seq: head.seq,
     namespace: head.namespace,
