@@ -419,27 +419,9 @@ export class SimulatedFs implements FileIo {
     if (kind === "lose") throw new SimulatedFsError("EIO", "ftruncate")
   }
 
-  readonly fsyncSync = (fd: number): void => {
-    const descriptor = this.#descriptor(fd, "fsync")
-    const kind = this.#fault("fsync", descriptor.path, "fail", "lose")
-    const ops = this.#pendingOf(descriptor)
-    if (kind === "lose") {
-      this.#drop(ops)
-      throw new SimulatedFsError("EIO", "fsync")
-    }
-    this.#commit(ops)
-  }
+  readonly fsyncSync = (fd: number): void => this.#flushSync(fd, "fsync")
 
-  readonly fdatasyncSync = (fd: number): void => {
-    const descriptor = this.#descriptor(fd, "fdatasync")
-    const kind = this.#fault("fdatasync", descriptor.path, "fail", "lose")
-    const ops = this.#pendingOf(descriptor)
-    if (kind === "lose") {
-      this.#drop(ops)
-      throw new SimulatedFsError("EIO", "fdatasync")
-    }
-    this.#commit(ops)
-  }
+  readonly fdatasyncSync = (fd: number): void => this.#flushSync(fd, "fdatasync")
 
   readonly fdatasync = (fd: number, callback: (error: Error | null) => void): void => {
     let ops: Array<PendingOp> = []
@@ -534,6 +516,18 @@ export class SimulatedFs implements FileIo {
   // Internals
 
   /** Decides whether this call faults; throws EIO for "fail", returns "lose"/"short" for the caller. */
+  /** A synchronous flush of a descriptor's pending operations, faults as `op`. */
+  #flushSync(fd: number, op: "fsync" | "fdatasync"): void {
+    const descriptor = this.#descriptor(fd, op)
+    const kind = this.#fault(op, descriptor.path, "fail", "lose")
+    const ops = this.#pendingOf(descriptor)
+    if (kind === "lose") {
+      this.#drop(ops)
+      throw new SimulatedFsError("EIO", op)
+    }
+    this.#commit(ops)
+  }
+
   #fault(op: FaultOp, path: string, ...kinds: Array<"fail" | "lose" | "short">): "lose" | "short" | undefined {
     const faults = this.faults
     if (faults === undefined || !this.faultsEnabled) return undefined
