@@ -126,7 +126,7 @@ export const encodeFrames = (records: ReadonlyArray<JournalRecord>): Uint8Array 
       p += metadata.length
     }
     out.set(record.payload, p)
-    dv.setUint32(at + 4, crc32(out, crc32(out, 0, at, at + 4), b, b + body), true)
+    dv.setUint32(at + 4, frameCrc32(out, at, b + body), true)
     at = b + body
   }
   return out.subarray(0, size)
