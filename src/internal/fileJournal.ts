@@ -203,7 +203,7 @@ class FileJournal {
   private flushQueued = false
   /** Milliseconds the last flush took (0 before the first). */
   private lastFlushMs = 0
-  /** Where reads put the bytes they decode (records are copied out); grown when a read needs more. */
+  /** Where reads of up to a page put the bytes they decode (records are copied out). */
   private readonly readBuffer = new Uint8Array(PAGE_BYTES)
   private readonly readView = view(this.readBuffer)
   private syncing: Promise<void> | undefined

@@ -218,7 +218,7 @@ export const readFrameHead = (data: Uint8Array, dv: DataView, offset: number, li
   return true
 }
 
-/** A record as `decodeRecord` builds it, before it is handed out read-only. */
+/** A record as `decodeFrame` builds it, before it is handed out read-only. */
 type MutableRecord = { -readonly [K in keyof JournalRecord]: JournalRecord[K] }
 
 const decoded = makeFrameHead()
