@@ -1,5 +1,5 @@
 /**
- * The single-writer lock of a journal directory (src/internal/directoryLock.ts):
+ * The single-writer lock of a journal directory (src/file/internal/directoryLock.ts):
  *
  * - race: child processes on the runtime running this file try at once to take over a stale
  *   `LOCK` (its owner has exited); at no time do two of them hold it, at least one does, and no
@@ -25,9 +25,9 @@ import * as path from "node:path"
 import process from "node:process"
 import { test } from "node:test"
 import { threadId } from "node:worker_threads"
-import { lockDirectory } from "../src/internal/directoryLock.ts"
-import type { FileIo } from "../src/internal/fileIo.ts"
-import { open } from "../src/internal/fileJournal.ts"
+import { lockDirectory } from "../src/file/internal/directoryLock.ts"
+import type { FileIo } from "../src/file/internal/fileIo.ts"
+import { open } from "../src/file/internal/fileJournal.ts"
 import { childCommand, withTimeout } from "./support/childProcess.ts"
 import { prng } from "./support/ledger.ts"
 import { SimulatedFs } from "./support/simulatedFs.ts"

@@ -30,7 +30,7 @@ import { Cause, Effect, Exit, Option, References, Scope, Stream } from "effect"
 import assert from "node:assert/strict"
 import process from "node:process"
 import { test } from "node:test"
-import { open } from "../src/internal/fileJournal.ts"
+import { open } from "../src/file/internal/fileJournal.ts"
 import {
   type AppendResult,
   type EventData,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import { readWholeFile, replaceFileDurably, writeAll } from "../src/internal/fileIo.ts"
+import { readWholeFile, replaceFileDurably, writeAll } from "../src/file/internal/fileIo.ts"
 import { prng } from "./support/ledger.ts"
 import { type FaultConfig, SimulatedFs, SimulatedFsError } from "./support/simulatedFs.ts"
 

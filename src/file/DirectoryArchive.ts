@@ -11,7 +11,7 @@ import { Effect, Layer } from "effect"
 import { SecureRandom } from "effect/crypto"
 import * as NodePath from "node:path"
 import { Archive, ArchiveError, type ArchiveOptions, make, type ObjectStore } from "../Archive.ts"
-import { attempt as attemptFs, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "../internal/fs.ts"
+import { attempt as attemptFs, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "./internal/fs.ts"
 import * as fs from "node:fs/promises"
 
 /**

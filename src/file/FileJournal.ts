@@ -35,8 +35,8 @@
  * @since 0.1.0
  */
 import { type Effect, Layer, type Scope } from "effect"
-import { nodeFileIo } from "../internal/fileIo.ts"
-import { open } from "../internal/fileJournal.ts"
+import { nodeFileIo } from "./internal/fileIo.ts"
+import { open } from "./internal/fileJournal.ts"
 import { Journal, type JournalError } from "../Journal.ts"
 
 /**

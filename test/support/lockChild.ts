@@ -11,8 +11,8 @@
  */
 import * as fs from "node:fs"
 import process from "node:process"
-import { lockDirectory } from "../../src/internal/directoryLock.ts"
-import { nodeFileIo } from "../../src/internal/fileIo.ts"
+import { lockDirectory } from "../../src/file/internal/directoryLock.ts"
+import { nodeFileIo } from "../../src/file/internal/fileIo.ts"
 
 const [directory, log, holdText] = process.argv.slice(2)
 if (directory === undefined || log === undefined || holdText === undefined) {

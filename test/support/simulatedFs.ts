@@ -48,7 +48,7 @@
  * disk, where a page rewritten after the error carries its older bytes along), reordering of
  * unsynced writes, metadata (times, modes), `ENOSPC`, and directories that vanish in a crash.
  */
-import type { FileIo } from "../../src/internal/fileIo.ts"
+import type { FileIo } from "../../src/file/internal/fileIo.ts"
 
 /** The operations faults can be injected into. */
 export type FaultOp =

@@ -6,11 +6,11 @@
  */
 import { Clock, Effect, Option, Scope, Stream } from "effect"
 import * as path from "node:path"
-import type { FileJournalOptions } from "../file/FileJournal.ts"
-import { type AppendResult, Journal, JournalError, type JournalRecord, type StreamRef, VersionConflict } from "../Journal.ts"
+import type { FileJournalOptions } from "../FileJournal.ts"
+import { type AppendResult, Journal, JournalError, type JournalRecord, type StreamRef, VersionConflict } from "../../Journal.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, unlinkIfPresent, writeAll } from "./fileIo.ts"
-import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./journalChecks.ts"
+import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "../../internal/journalChecks.ts"
 import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
 import {
   decodeFrame,
@@ -28,7 +28,7 @@ import {
   segmentName,
   view
 } from "./segmentFormat.ts"
-import { formatStream, integerProblem, streamKey, streamProblem } from "./validate.ts"
+import { formatStream, integerProblem, streamKey, streamProblem } from "../../internal/validate.ts"
 
 /** Records per page of `read` and most records per page of `replayFrom`. */
 const PAGE_RECORDS = 4096

@@ -17,11 +17,11 @@
  * State files (`checkpoint`, `streams`) are `ANNALSST`, a u32 LE CRC-32 of the body, then a msgpack body.
  * @internal
  */
-import type { JournalRecord } from "../Journal.ts"
-import { crc32, frameCrc32 } from "./crc32.ts"
-import { pack, unpack } from "./msgpack.ts"
+import type { JournalRecord } from "../../Journal.ts"
+import { crc32, frameCrc32 } from "../../internal/crc32.ts"
+import { pack, unpack } from "../../internal/msgpack.ts"
 import { encodeUtf8Into, NameDecoder, utf8Length } from "./utf8.ts"
-import { metadataProblem } from "./validate.ts"
+import { metadataProblem } from "../../internal/validate.ts"
 
 /** The segment format version written and understood. @internal */
 export const FORMAT_VERSION = 1

@@ -8,7 +8,7 @@
  * live records form one range, which `dropBefore` shortens from the front.
  * @internal
  */
-import { lowerBound, streamKey } from "./validate.ts"
+import { lowerBound, streamKey } from "../../internal/validate.ts"
 
 /** A stream's entry: its version (survives truncation) and the numbers of its live records. @internal */
 export interface StreamEntry {
