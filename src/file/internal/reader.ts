@@ -1,0 +1,166 @@
+/**
+ * The file Journal's reads: `read(stream)` and `replayFrom(seq)` page through the record index and
+ * read the bytes they need with as few reads as the layout allows, checking every frame's CRC again.
+ * Only visible records are returned (DESIGN §2): those at or below `visibleSeq()`, which the writer
+ * moves forward once an append could be acknowledged.
+ * @internal
+ */
+import { Effect, Option, Stream } from "effect"
+import type { JournalRecord, StreamRef } from "../../Journal.ts"
+import { JournalError } from "../../Journal.ts"
+import { formatStream } from "../../internal/validate.ts"
+import { message, Unrecoverable } from "./errors.ts"
+import { readFully } from "./fileIo.ts"
+import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
+import type { SegmentSet } from "./segments.ts"
+import { decodeFrame, view } from "./segmentFormat.ts"
+
+/** Records per page of `read` and most records per page of `replayFrom`. */
+const PAGE_RECORDS = 4096
+/** Most bytes one page of `replayFrom` reads. */
+const PAGE_BYTES = 1 << 20
+/** Two records of one stream this close in a segment are read with one read. */
+const READ_GAP = 4096
+
+/** Reads of one open journal. @internal */
+export class Reader {
+  private readonly segments: SegmentSet
+  private readonly index: RecordIndex
+  private readonly visibleSeq: () => number
+  /** Where reads of up to a page put the bytes they decode (records are copied out). */
+  private readonly readBuffer = new Uint8Array(PAGE_BYTES)
+  private readonly readView = view(this.readBuffer)
+
+  constructor(segments: SegmentSet, index: RecordIndex, visibleSeq: () => number) {
+    this.segments = segments
+    this.index = index
+    this.visibleSeq = visibleSeq
+  }
+
+  /**
+   * The version of the stream's last visible record (or the version truncation kept; 0 for an unknown
+   * stream). Records still in flight are at the end of the stream's list, so this looks at few.
+   */
+  visibleVersion(entry: StreamEntry | undefined): number {
+    if (entry === undefined) return 0
+    const visible = this.visibleSeq()
+    let i = entry.records.length - 1
+    while (i >= 0 && this.index.seq(entry.records[i]!) > visible) i--
+    return i === entry.records.length - 1 ? entry.version : entry.firstVersion + i
+  }
+
+  /** The stream's visible records with versions `from..to`, at most `max`. */
+  readStream(stream: StreamRef, from: number, to: number, max: number): Stream.Stream<JournalRecord, JournalError> {
+    return Stream.paginate({ version: from, left: max }, (state) =>
+      Effect.try({
+        try: () => {
+          const entry = this.index.stream(stream.namespace, stream.id)
+          if (entry === undefined || state.left <= 0) return [[], Option.none()] as const
+          const start = Math.max(0, state.version - entry.firstVersion)
+          const visible = this.visibleSeq()
+          const numbers: Array<number> = []
+          for (let i = start; i < entry.records.length && numbers.length < Math.min(PAGE_RECORDS, state.left); i++) {
+            const n = entry.records[i]!
+            if (entry.firstVersion + i > to || this.index.seq(n) > visible) break
+            numbers.push(n)
+          }
+          const records = this.readRecords(numbers)
+          const done = numbers.length < PAGE_RECORDS || numbers.length === state.left
+          const last = records[records.length - 1]
+          return [
+            records,
+            done || last === undefined ? Option.none() : Option.some({ version: last.version + 1, left: state.left - records.length })
+          ] as const
+        },
+        catch: (cause) => this.readError("read", cause, stream)
+      }))
+  }
+
+  /** The visible records with `seq ≥ fromSeq`, in seq order, a page at a time. */
+  replay(method: string, fromSeq: number): Stream.Stream<JournalRecord, JournalError> {
+    return Stream.paginate(fromSeq, (seq) =>
+      Effect.try({
+        try: () => {
+          const index = this.index
+          const visible = this.visibleSeq()
+          const first = index.firstAtOrAfter(seq)
+          const numbers: Array<number> = []
+          const segment = first < index.end ? index.segment(first) : -1
+          let bytes = 0
+          for (let n = first; n < index.end && numbers.length < PAGE_RECORDS; n++) {
+            if (index.seq(n) > visible || index.segment(n) !== segment) break
+            bytes += index.size(n)
+            if (bytes > PAGE_BYTES && numbers.length > 0) break
+            numbers.push(n)
+          }
+          const records = this.readRecords(numbers)
+          const last = records[records.length - 1]
+          return [records, last === undefined ? Option.none() : Option.some(last.seq + 1)] as const
+        },
+        catch: (cause) => this.readError(method, cause)
+      }))
+  }
+
+  /** Reads and decodes the given live records (in seq order) with as few reads as their layout allows. */
+  private readRecords(numbers: ReadonlyArray<number>): Array<JournalRecord> {
+    const out: Array<JournalRecord> = []
+    // Sealed segments are opened once per call, not once per read.
+    const opened = new Map<number, number>()
+    try {
+      this.readInto(numbers, opened, out)
+    } finally {
+      for (const fd of opened.values()) this.segments.io.closeSync(fd)
+    }
+    return out
+  }
+
+  /** `readRecords` with the descriptors of sealed segments it opened kept in `opened`. */
+  private readInto(numbers: ReadonlyArray<number>, opened: Map<number, number>, out: Array<JournalRecord>): void {
+    const index = this.index
+    const io = this.segments.io
+    let i = 0
+    while (i < numbers.length) {
+      const segment = index.segment(numbers[i]!)
+      const start = index.offset(numbers[i]!)
+      let j = i + 1
+      let end = start + index.size(numbers[i]!)
+      while (
+        j < numbers.length && index.segment(numbers[j]!) === segment && index.offset(numbers[j]!) - end <= READ_GAP &&
+        index.offset(numbers[j]!) + index.size(numbers[j]!) - start <= PAGE_BYTES
+      ) {
+        end = index.offset(numbers[j]!) + index.size(numbers[j]!)
+        j++
+      }
+      const file = this.segments.get(segment)
+      // Runs longer than a page (a single large record) get a buffer of their own, not kept.
+      const data = end - start > PAGE_BYTES ? new Uint8Array(end - start) : this.readBuffer
+      const dv = data === this.readBuffer ? this.readView : view(data)
+      let fd = file === this.segments.active ? this.segments.activeFd : opened.get(segment)
+      if (fd === undefined) {
+        fd = io.openSync(file.path, "r")
+        opened.set(segment, fd)
+      }
+      const got = readFully(io, fd, data, end - start, start)
+      for (let k = i; k < j; k++) {
+        const offset = index.offset(numbers[k]!)
+        const record = decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
+        if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
+          throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
+        }
+        out.push(record)
+      }
+      i = j
+    }
+  }
+
+  private readError(method: string, cause: unknown, stream?: StreamRef): JournalError {
+    return new JournalError({
+      method,
+      message: `Could not ${stream !== undefined ? `read stream ${formatStream(stream)}` : "replay"} from ${this.segments.directory}: ${
+        message(cause)
+      }`,
+      cause,
+      ...(stream !== undefined ? { stream: { namespace: stream.namespace, id: stream.id } } : {})
+    })
+  }
+}

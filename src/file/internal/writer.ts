@@ -1,0 +1,305 @@
+/**
+ * The file Journal's write path: one write per append to the active segment, the three durability
+ * modes with group commit, rotation, truncation, the checkpoint, and poisoning after an I/O failure.
+ *
+ * It owns the positions reads depend on (DESIGN §2): `lastSeq` is the highest seq assigned (written,
+ * perhaps still in flight); `visibleSeq` the highest a read may return — durable with `"always"`,
+ * written otherwise. A single writer makes records visible in seq order, so visible records are
+ * settled at once.
+ * @internal
+ */
+import { Effect } from "effect"
+import { JournalError, type JournalRecord } from "../../Journal.ts"
+import { message } from "./errors.ts"
+import { writeAll } from "./fileIo.ts"
+import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
+import type { Recovered } from "./recovery.ts"
+import type { SegmentSet } from "./segments.ts"
+import { encodeFrames, HEADER_BYTES } from "./segmentFormat.ts"
+import type { StateFiles } from "./stateFiles.ts"
+
+/** A flush for a single waiting append runs on the calling thread while flushes take less than this. */
+const SYNC_FLUSH_MAX_MS = 1
+/** …and while it covers at most this many bytes. */
+const SYNC_FLUSH_MAX_BYTES = 64 * 1024
+
+interface Waiter {
+  readonly seq: number
+  readonly done: (error: JournalError | undefined) => void
+}
+
+/** The writer of one open journal. @internal */
+export class Writer {
+  /** The highest seq assigned. */
+  lastSeq: number
+  lastTimestamp: number
+  /** The highest seq reads may return. */
+  visibleSeq: number
+  /** Highest seq known to be on the device. */
+  private durableSeq: number
+  private waiters: Array<Waiter> = []
+  /** A microtask that starts a flush is queued. */
+  private flushQueued = false
+  /** Milliseconds the last flush took (0 before the first). */
+  private lastFlushMs = 0
+  private syncing: Promise<void> | undefined
+  private failure: JournalError | undefined
+  private closed = false
+  private readonly segments: SegmentSet
+  private readonly state: StateFiles
+  private readonly index: RecordIndex
+  private readonly segmentBytes: number
+
+  constructor(segments: SegmentSet, state: StateFiles, index: RecordIndex, segmentBytes: number, recovered: Recovered) {
+    this.segments = segments
+    this.state = state
+    this.index = index
+    this.segmentBytes = segmentBytes
+    this.lastSeq = recovered.lastSeq
+    this.lastTimestamp = recovered.lastTimestamp
+    this.durableSeq = this.visibleSeq = recovered.lastSeq
+  }
+
+  private get directory(): string {
+    return this.segments.directory
+  }
+
+  /** Fails when the journal cannot take writes (closed, or poisoned by an earlier I/O failure). */
+  writeRefusal(method: string): JournalError | undefined {
+    if (this.closed) return new JournalError({ method, message: `The journal in ${this.directory} is closed` })
+    if (this.failure === undefined) return undefined
+    return new JournalError({
+      method,
+      message: `The journal in ${this.directory} refuses writes after an earlier failure (${this.failure.message}); reopen it`,
+      cause: this.failure
+    })
+  }
+
+  /** Records an I/O failure: this write and every later one fail until the journal is reopened. */
+  poison(method: string, what: string, cause: unknown): JournalError {
+    const error = new JournalError({ method, message: `Could not ${what} in ${this.directory}: ${message(cause)}`, cause })
+    if (this.failure === undefined) this.failure = error
+    this.release(error)
+    return error
+  }
+
+  /**
+   * Writes one append's (or restore's) records as one write to the active segment and indexes them;
+   * `false` (nothing written) when the segment must be sealed first but a flush round runs.
+   */
+  write(records: ReadonlyArray<JournalRecord>): boolean {
+    const segments = this.segments
+    const data = encodeFrames(records)
+    if (segments.activeSize > HEADER_BYTES && segments.activeSize + data.length > this.segmentBytes) {
+      if (this.syncing !== undefined) return false
+      segments.rotate(this.lastSeq + 1)
+    }
+    const start = segments.activeSize
+    writeAll(segments.io, segments.activeFd, data, start)
+    segments.activeSize += data.length
+    let offset = start
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
+    let entry: StreamEntry | undefined
+    for (const record of records) {
+      const size = view.getUint32(offset - start, true) + 8
+      if (entry === undefined || entry.namespace !== record.namespace || entry.id !== record.id) {
+        entry = this.index.streamOrCreate(record.namespace, record.id)
+      }
+      this.index.add(entry, record.version, record.seq, segments.active.number, offset, size)
+      offset += size
+    }
+    const last = records[records.length - 1]!
+    this.lastSeq = last.seq
+    this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
+    if (segments.durability !== "always") this.visibleSeq = this.lastSeq
+    return true
+  }
+
+  /**
+   * Runs `action` once no flush round runs, checking in the same synchronous step that starts it. A
+   * segment is sealed (and fsynced) only then: had another fsync of the same file run alongside, a
+   * write-back error could be reported to that one alone, and records written to the next segment
+   * would outlive the ones lost before them.
+   */
+  whenIdle<A, E>(action: () => Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.suspend(() =>
+      this.syncing === undefined ? action() : Effect.andThen(Effect.promise(() => this.syncing!), this.whenIdle(action))
+    )
+  }
+
+  /** Succeeds with `result` once every record up to `seq` is durable as the durability mode promises. */
+  acknowledge<A>(method: string, seq: number, result: A): Effect.Effect<A, JournalError> {
+    if (this.segments.durability !== "always" || this.durableSeq >= seq) return Effect.succeed(result)
+    return Effect.callback<A, JournalError>((resume) => {
+      // The fiber may have yielded since its write: a flush may have covered it, or a failure (or a
+      // close) ended writing, and neither would ever resume a waiter registered now.
+      if (this.durableSeq >= seq) return resume(Effect.succeed(result))
+      const refusal = this.writeRefusal(method)
+      if (refusal !== undefined) return resume(Effect.fail(refusal))
+      this.waiters.push({ seq, done: (error) => resume(error === undefined ? Effect.succeed(result) : Effect.fail(error)) })
+      // Started once the fibers that are ready have run, so that their appends share this flush.
+      if (!this.flushQueued) {
+        this.flushQueued = true
+        queueMicrotask(() => {
+          this.flushQueued = false
+          this.startSync()
+        })
+      }
+    })
+  }
+
+  /**
+   * Starts an fdatasync of the active segment covering everything written so far, unless one is
+   * running (its completion starts the next). Appends written meanwhile share the next one: group commit.
+   *
+   * A flush for one waiting append of at most `SYNC_FLUSH_MAX_BYTES` runs on this thread while
+   * flushes are fast (the last one took under `SYNC_FLUSH_MAX_MS`): that saves the thread pool's round
+   * trip, a large part of a fast device's flush, and blocks the event loop about as long as a fast
+   * flush. Otherwise the flush runs on the thread pool, and appends keep being written meanwhile.
+   */
+  startSync(): void {
+    if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.lastSeq) return
+    const segments = this.segments
+    const io = segments.io
+    const target = this.lastSeq
+    const bytes = segments.activeSize
+    const fd = segments.activeFd
+    const path = segments.active.path
+    const started = performance.now()
+    const flushed = (error: unknown): void => {
+      this.lastFlushMs = performance.now() - started
+      if (error !== null) {
+        this.poison("append", `flush ${path} to disk`, error)
+        this.cutToDurable()
+        return
+      }
+      // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
+      if (this.failure !== undefined) return
+      segments.durableBytes = Math.max(segments.durableBytes, bytes)
+      this.markDurable(target)
+    }
+    if (this.waiters.length === 1 && this.lastFlushMs < SYNC_FLUSH_MAX_MS && bytes - segments.durableBytes <= SYNC_FLUSH_MAX_BYTES) {
+      let error: unknown = null
+      try {
+        io.fdatasyncSync(fd)
+      } catch (cause) {
+        error = cause
+      }
+      flushed(error)
+      return
+    }
+    this.syncing = new Promise<void>((resolve) => {
+      const done = (error: unknown) => {
+        this.syncing = undefined
+        resolve()
+        flushed(error)
+        if (this.waiters.length > 0) this.startSync()
+      }
+      try {
+        io.fdatasync(fd, done)
+      } catch (cause) {
+        queueMicrotask(() => done(cause))
+      }
+    })
+  }
+
+  /**
+   * After a failed flush, best effort: cut the active segment back to its last flushed byte and flush
+   * that. The failed flush may have dropped its data while later writes still reach the disk, which
+   * would leave a hole before intact (never acknowledged) records — damage that recovery refuses.
+   */
+  private cutToDurable(): void {
+    try {
+      this.segments.io.ftruncateSync(this.segments.activeFd, this.segments.durableBytes)
+      this.segments.io.fsyncSync(this.segments.activeFd)
+    } catch {
+      // The journal is poisoned already; recovery names whatever damage remains.
+    }
+  }
+
+  /** Records that everything up to `seq` is on the device, and acknowledges the appends waiting for it. */
+  private markDurable(seq: number): void {
+    this.durableSeq = Math.max(this.durableSeq, seq)
+    if (this.segments.durability === "always") this.visibleSeq = Math.max(this.visibleSeq, this.durableSeq)
+    const done = this.waiters.filter((waiter) => waiter.seq <= this.durableSeq)
+    if (done.length === 0) return
+    this.waiters = this.waiters.filter((waiter) => waiter.seq > this.durableSeq)
+    // Resumed after the current synchronous step (a rotation, a write) has finished, never inside it.
+    queueMicrotask(() => {
+      for (const waiter of done) waiter.done(undefined)
+    })
+  }
+
+  /** Fails every waiting append with `error` (after the current synchronous step). */
+  private release(error: JournalError): void {
+    const waiters = this.waiters
+    this.waiters = []
+    queueMicrotask(() => {
+      for (const waiter of waiters) waiter.done(error)
+    })
+  }
+
+  /**
+   * Moves the checkpoint to at least `seq` and removes the visible records below `seq` — never one
+   * still in flight (DESIGN §2): those stay, below the checkpoint, and a later truncation removes them.
+   * Drops them from the index, deletes the segments wholly below (after storing the versions and last
+   * seq they held), and stores the new checkpoint and truncation point. Segments that also hold later
+   * records stay; their early records are skipped on reading and on reopening. Call within `whenIdle`.
+   */
+  truncate(seq: number): void {
+    const state = this.state
+    const checkpoint = Math.max(state.checkpoint, seq)
+    const cut = Math.min(seq, this.visibleSeq + 1)
+    if (cut <= state.truncatedBefore) {
+      if (checkpoint > state.checkpoint) state.writeCheckpoint(checkpoint, state.truncatedBefore)
+      return
+    }
+    // Raised first, so that an append resumed during the rotation below gets a seq at or above `seq`.
+    state.checkpoint = checkpoint
+    // The active segment lies wholly below (everything written is visible then): start a new one so that it can go.
+    if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.segments.rotate(this.lastSeq + 1)
+    const truncated = state.truncated
+    for (const entry of this.index.dropBefore(cut)) {
+      truncated.versions.set(entry.key, [entry.namespace, entry.id, entry.firstVersion - 1])
+    }
+    truncated.lastSeq = Math.max(truncated.lastSeq, Math.min(this.lastSeq, cut - 1))
+    truncated.lastTimestamp = this.lastTimestamp
+    const below = this.segments.wholeBelow(cut)
+    if (below.length > 0) state.writeTruncated()
+    state.writeCheckpoint(checkpoint, cut)
+    if (below.length > 0) this.segments.delete(below)
+  }
+
+  /**
+   * Closes the journal: waits for a running flush, then flushes what is written (unless `"os"`) and
+   * acknowledges the appends that flush covered — an append whose records outlive the close has
+   * succeeded. If that flush fails, the appends fail and the segment is cut back to its last flushed
+   * byte (best effort), so that what failed is not there after a reopen.
+   */
+  close(): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      self.closed = true
+      while (self.syncing !== undefined) yield* Effect.promise(() => self.syncing!)
+      const segments = self.segments
+      if (self.segments.durability !== "os" && self.failure === undefined && self.durableSeq < self.lastSeq) {
+        try {
+          segments.io.fsyncSync(segments.activeFd)
+          segments.durableBytes = segments.activeSize
+          self.markDurable(self.lastSeq)
+        } catch (cause) {
+          const error = self.poison("append", `flush ${segments.active.path} to disk on close`, cause)
+          self.cutToDurable()
+          yield* Effect.logWarning(error.message)
+        }
+      }
+      try {
+        segments.closeActive()
+      } catch {
+        // The descriptor is gone either way.
+      }
+      const refusal = self.writeRefusal("append")
+      if (refusal !== undefined) self.release(refusal)
+    })
+  }
+}
