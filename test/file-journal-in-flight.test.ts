@@ -3,14 +3,15 @@
  * reads, `lastSeq`, `version` and `truncateBefore` see of records written but not yet durable
  * (DESIGN §2), what `close` does with them, and what recovery says when it cuts a tail.
  */
-import { Effect, Exit, Fiber, Logger, References, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Logger, Option, References, Stream } from "effect"
 import assert from "node:assert/strict"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { test } from "node:test"
-import type { Journal } from "../src/Journal.ts"
+import { Checkpointer, Codec, Journal, Repository, SnapshotStore } from "../src/index.ts"
 import { type FileIo, nodeFileIo } from "../src/file/internal/fileIo.ts"
 import { open } from "../src/file/internal/fileJournal.ts"
+import { append, fold, type LedgerEvent, ledger } from "./support/ledger.ts"
 import { tempDirectory as makeTempDirectory } from "./support/tempDirectory.ts"
 
 const tempDirectory = makeTempDirectory("in-flight")
@@ -57,10 +58,10 @@ const heldIo = () => {
   return { io, gate }
 }
 
-const collect = (journal: Journal, fromSeq = 0) => Effect.map(Stream.runCollect(journal.replayFrom(fromSeq)), (r) => r.map((x) => x.seq))
+const collect = (journal: Journal.Journal, fromSeq = 0) => Effect.map(Stream.runCollect(journal.replayFrom(fromSeq)), (r) => r.map((x) => x.seq))
 
 /** Appends once so that the next flush runs on the thread pool (the first flush measured slow). */
-const warm = (journal: Journal) => journal.append(other, "any", [event("warm")])
+const warm = (journal: Journal.Journal) => journal.append(other, "any", [event("warm")])
 
 test("FileJournal in flight: lastSeq, version, read and replay agree and exclude an append waiting for its flush", () =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -195,4 +196,64 @@ test("FileJournal recovery: a cut tail is reported as a torn write or damage, na
       assert.ok(cut.includes(part), `"${cut}" mentions "${part}"`)
     }
     assert.ok(!cut.includes("never acknowledged as durable"), "it does not claim what it cannot know")
+  }))))
+
+// ─── The runtime over an append in flight ──────────────────────────────────────────────────────
+
+const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
+
+/** The file journal on `io` and memory snapshots, as the runtime's layers. */
+const runtimeLayers = (directory: string, io: FileIo) =>
+  Layer.mergeAll(Layer.effect(Journal.Journal, open({ directory }, io)), SnapshotStore.layerMemory())
+
+test("Repository over an append in flight: load returns the visible state instead of HistoryTruncated", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const { io, gate } = heldIo()
+    yield* Effect.gen(function*() {
+      const journal = yield* Journal.Journal
+      // No cache: the state comes from the snapshot at version 1, and the journal's version 2 is in flight.
+      const repo = yield* Repository.make(ledger({ every: 1, schemaVersion: 1 }), { cacheSize: 0 })
+      yield* warm(journal)
+      yield* repo.execute("a", append([credit(1)]))
+      gate.hold = true
+      const events = yield* Codec.encodeEvents(ledger().eventCodec, { namespace: "ledger", id: "a" }, [credit(2)])
+      const pending = yield* Effect.forkChild(journal.append({ namespace: "ledger", id: "a" }, 1, events))
+      yield* Effect.sleep("5 millis")
+      const loaded = yield* repo.load("a")
+      assert.deepEqual(loaded, { state: fold([credit(1)]), version: 1 })
+      gate.release()
+      yield* Fiber.join(pending)
+      assert.deepEqual(yield* repo.load("a"), { state: fold([credit(1), credit(2)]), version: 2 })
+    }).pipe(Effect.provide(runtimeLayers(directory, io)), Effect.ensuring(Effect.sync(() => gate.release())))
+  }))))
+
+test("Checkpointer over an append in flight: the record is neither lost nor truncated unsnapshotted", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const directory = yield* tempDirectory
+    const { io, gate } = heldIo()
+    yield* Effect.gen(function*() {
+      const aggregate = ledger()
+      const repo = yield* Repository.make(aggregate, { cacheSize: 0 })
+      yield* repo.execute("w", append([credit(0)])) // the first flush, measured slow
+      yield* repo.execute("a", append([credit(1)]))
+      gate.hold = true
+      const pending = yield* Effect.forkChild(repo.execute("b", append([credit(5)])))
+      yield* Effect.sleep("5 millis")
+      const checkpointer = yield* Checkpointer.make([aggregate])
+      const run = yield* Effect.forkChild(checkpointer.run)
+      yield* Effect.sleep("5 millis")
+      gate.release()
+      yield* Fiber.join(pending)
+      const result = yield* Fiber.join(run)
+      assert.ok(Option.isNone(result.archivedThrough))
+      assert.deepEqual(result.heldBack, [])
+      // Whatever the checkpoint took, "b" loads exactly: its record is in a snapshot or still in the journal.
+      assert.deepEqual(yield* repo.load("b"), { state: fold([credit(5)]), version: 1 })
+      assert.deepEqual(yield* repo.load("a"), { state: fold([credit(1)]), version: 1 })
+    }).pipe(
+      Effect.provide(runtimeLayers(directory, io)),
+      Effect.ensuring(Effect.sync(() => gate.release())),
+      Effect.provideService(References.MinimumLogLevel, "None")
+    )
   }))))

@@ -6,8 +6,7 @@
  * @internal
  */
 import { Effect, Option, Stream } from "effect"
-import type { JournalRecord, StreamRef } from "../../Journal.ts"
-import { JournalError } from "../../Journal.ts"
+import { JournalError, type JournalRecord, type StreamRef } from "../../Journal.ts"
 import { formatStream } from "../../internal/validate.ts"
 import { message, Unrecoverable } from "./errors.ts"
 import { readFully } from "./fileIo.ts"

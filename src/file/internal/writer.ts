@@ -13,7 +13,6 @@ import { JournalError, type JournalRecord } from "../../Journal.ts"
 import { message } from "./errors.ts"
 import { writeAll } from "./fileIo.ts"
 import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
-import type { Recovered } from "./recovery.ts"
 import type { SegmentSet } from "./segments.ts"
 import { encodeFrames, HEADER_BYTES } from "./segmentFormat.ts"
 import type { StateFiles } from "./stateFiles.ts"
@@ -50,7 +49,13 @@ export class Writer {
   private readonly index: RecordIndex
   private readonly segmentBytes: number
 
-  constructor(segments: SegmentSet, state: StateFiles, index: RecordIndex, segmentBytes: number, recovered: Recovered) {
+  constructor(
+    segments: SegmentSet,
+    state: StateFiles,
+    index: RecordIndex,
+    segmentBytes: number,
+    recovered: { readonly lastSeq: number; readonly lastTimestamp: number }
+  ) {
     this.segments = segments
     this.state = state
     this.index = index
