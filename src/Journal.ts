@@ -160,30 +160,42 @@ export interface Journal {
   /**
    * Appends `events` to `stream` atomically (all or none) if the stream is at `expectedVersion`.
    * Succeeds only once the records are as durable as the layer promises and visible to later reads.
+   * Appends still in flight count for the expected-version check: a `VersionConflict` may name a
+   * version that reads do not show yet.
    */
   readonly append: (
     stream: StreamRef,
     expectedVersion: ExpectedVersion,
     events: ReadonlyArray<EventData>
   ) => Effect.Effect<AppendResult, JournalError | VersionConflict>
-  /** The stream's records ordered by version, within inclusive bounds; empty for an unknown stream. */
+  /** The stream's visible records ordered by version, within inclusive bounds; empty for an unknown stream. */
   readonly read: (stream: StreamRef, options?: ReadOptions) => Stream.Stream<JournalRecord, JournalError>
-  /** Every record with `seq ≥ fromSeq`, ordered by seq. */
+  /**
+   * Every settled record with `seq ≥ fromSeq`, ordered by seq: visible, with no record of a lower seq
+   * still able to appear (so a reader that remembers the last seq it saw never misses one).
+   */
   readonly replayFrom: (fromSeq: number) => Stream.Stream<JournalRecord, JournalError>
-  /** Every record with `seq ≥ fromSeq` and `timestamp ≤ untilMs`, ordered by seq. */
+  /** Every settled record with `seq ≥ fromSeq` and `timestamp ≤ untilMs`, ordered by seq. */
   readonly replayUntil: (fromSeq: number, untilMs: number) => Stream.Stream<JournalRecord, JournalError>
   /**
-   * Removes every record with a lower seq and advances the checkpoint to at least `seq`.
-   * `lastSeq` and stream versions never go down; later appends get seqs ≥ the checkpoint.
+   * Removes every settled record with a lower seq and advances the checkpoint to at least `seq`; a
+   * record not yet visible is never removed. `lastSeq` and stream versions never go down; later
+   * appends get seqs ≥ the checkpoint.
    */
   readonly truncateBefore: (seq: number) => Effect.Effect<void, JournalError>
   /** The compaction watermark: records below it have been folded into snapshots (0 for a new journal). */
   readonly checkpoint: Effect.Effect<number, JournalError>
   /** Moves the checkpoint forward (a lower value is ignored); stored durably. */
   readonly setCheckpoint: (seq: number) => Effect.Effect<void, JournalError>
-  /** The highest seq ever assigned (0 for a new journal). */
+  /**
+   * The highest settled seq (0 for a new journal): a replay up to it has seen every record that will
+   * ever exist below it.
+   */
   readonly lastSeq: Effect.Effect<number, JournalError>
-  /** The stream's current version (0 if it has none); survives truncation. */
+  /**
+   * The version of the stream's last visible record (0 if it has none), agreeing with `read`; survives
+   * truncation.
+   */
   readonly version: (stream: StreamRef) => Effect.Effect<number, JournalError>
   /**
    * Bulk import keeping each record's seq, version and timestamp (restore from an archive). Records
