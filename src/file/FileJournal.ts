@@ -10,7 +10,8 @@
  * Durability — what an acknowledged append can lose:
  * - `"always"` (default): nothing. `append` returns after an fdatasync covered its records (and a
  *   directory fsync covered a new segment). Concurrent appends share one fdatasync (group commit),
- *   and reads only return records that are on the device. A flush covering one append of at most 64
+ *   and reads, `lastSeq` and `version` only show records that are on the device (an append waiting
+ *   for its flush counts for the expected-version check only). A flush covering one append of at most 64
  *   KiB runs on the calling thread while flushes are fast (under 1 ms), on the thread pool otherwise.
  * - `"interval"`: on power loss or an OS crash, the appends of the last `syncIntervalMs` (default
  *   100 ms) at most; nothing when only the process dies. Records are written to the OS before
@@ -29,8 +30,10 @@
  * (another process, another layer or worker thread in this one, another path to the directory)
  * fails while the owner lives, and a lock left by a dead process is taken over, by one process
  * only. A failed write or fsync fails that append and every later write until the journal is
- * reopened: an fsync is never retried and assumed to have worked. Timestamps never go backwards in
- * seq order, even when the clock does.
+ * reopened: an fsync is never retried and assumed to have worked. Closing flushes what was written
+ * and acknowledges the appends that flush covered; if it fails, they fail and are cut back. An
+ * append whose fiber is interrupted after its write may still commit. Timestamps never go backwards
+ * in seq order, even when the clock does.
  *
  * @since 0.1.0
  */
