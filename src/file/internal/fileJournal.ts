@@ -10,21 +10,19 @@ import type { FileJournalOptions } from "../FileJournal.ts"
 import { type AppendResult, Journal, JournalError, type JournalRecord, type StreamRef, VersionConflict } from "../../Journal.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, unlinkIfPresent, writeAll } from "./fileIo.ts"
-import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "../../internal/journalChecks.ts"
+import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "../../internal/journalChecks.ts"
 import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
 import {
-  decodeFrame,
   decodeState,
-  encodeFrames,
   encodeHeader,
   encodeState,
   FRAME_OVERHEAD,
+  FrameCodec,
   type FrameHead,
   HEADER_BYTES,
   headerProblem,
   makeFrameHead,
   parseSegmentName,
-  readFrameHead,
   segmentName,
   view
 } from "./segmentFormat.ts"
@@ -180,6 +178,8 @@ class FileJournal {
   readonly segmentBytes: number
   readonly warnings: Array<string> = []
   private readonly index = new RecordIndex()
+  /** This journal's frame encoder and decoder (its buffers and name cache). */
+  private readonly codec = new FrameCodec()
   private readonly segments = new Map<number, Segment>()
   /** Segment numbers in seq order. */
   private order: Array<number> = []
@@ -398,7 +398,7 @@ class FileJournal {
           chunkLength = readFully(io, fd, chunk, length, position)
           continue
         }
-        if (!readFrameHead(chunk, dv, at, chunkLength, frame)) break
+        if (!this.codec.readFrameHead(chunk, dv, at, chunkLength, frame)) break
         const fits = frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
           (group.length === 0 ? frame.first === frame.seq : frame.first === group.first && frame.last === group.last)
         if (!fits) break
@@ -457,7 +457,7 @@ class FileJournal {
     let position = 1
     const dv = view(tail)
     while (position < tail.length) {
-      if (!readFrameHead(tail, dv, position, tail.length, frame)) {
+      if (!this.codec.readFrameHead(tail, dv, position, tail.length, frame)) {
         position++
         continue
       }
@@ -589,7 +589,7 @@ class FileJournal {
    * `false` (nothing written) when the segment must be sealed first but a flush round runs.
    */
   private write(records: ReadonlyArray<JournalRecord>): boolean {
-    const data = encodeFrames(records)
+    const data = this.codec.encodeFrames(records)
     if (this.activeSize > HEADER_BYTES && this.activeSize + data.length > this.segmentBytes) {
       if (this.syncing !== undefined) return false
       this.rotate()
@@ -790,7 +790,7 @@ class FileJournal {
       const got = readFully(this.io, fd, data, end - start, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        const record = decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
+        const record = this.codec.decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
         if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }
@@ -885,8 +885,12 @@ class FileJournal {
             new VersionConflict({ stream: { namespace: stream.namespace, id: stream.id }, expected: expectedVersion, actual: current })
           )
         }
-        const timestamp = Math.max(now, this.lastTimestamp)
         const firstSeq = nextSeq(this.lastSeq, this.checkpoint)
+        const unassignable = assignProblem(now, firstSeq, events.length, current)
+        if (unassignable !== undefined) {
+          return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${unassignable}; nothing was stored`, stream)
+        }
+        const timestamp = Math.max(now, this.lastTimestamp)
         try {
           if (!this.write(appendedRecords(stream, events, firstSeq, current, timestamp))) {
             return this.whenIdle(() => append(stream, expectedVersion, events))
@@ -955,17 +959,13 @@ class FileJournal {
       Effect.suspend(() => {
         const refusal = this.writeRefusal("restore")
         if (refusal !== undefined) return Effect.fail(refusal)
-        const batch = Array.from(records)
-        const versions = new Map<string, number>()
-        let seq = this.lastSeq
-        for (const record of batch) {
-          const key = streamKey(record.namespace, record.id)
-          const problem = restoreProblem(record, seq, versions.get(key) ?? this.index.stream(record.namespace, record.id)?.version ?? 0) ??
-            (record.seq < this.truncatedBefore ? `seq ${record.seq} is below the truncation point ${this.truncatedBefore}` : undefined)
-          if (problem !== undefined) return invalid("restore", `Cannot restore record seq ${record.seq}: ${problem}; nothing was restored`)
-          seq = record.seq
-          versions.set(key, record.version)
-        }
+        const checked = restoreBatch(records, {
+          lastSeq: this.lastSeq,
+          truncatedBefore: this.truncatedBefore,
+          version: (namespace, id) => this.index.stream(namespace, id)?.version ?? 0
+        })
+        if ("problem" in checked) return invalid("restore", checked.problem)
+        const { batch, lastSeq: seq } = checked
         if (batch.length === 0) return Effect.void
         try {
           if (!this.write(batch)) return this.whenIdle(() => restore(batch))
