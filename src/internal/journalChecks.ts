@@ -32,7 +32,7 @@ export const appendProblem = (
     if (!Array.isArray(events)) return `events must be a non-empty array, got ${describeValue(events)}`
     if (events.length === 0) return "events must be a non-empty array"
     for (let i = 0; i < events.length; i++) {
-      const eventProblem = eventDataProblem(events, i)
+      const eventProblem = guarded(() => eventDataProblem(events, i))
       if (eventProblem !== undefined) return `event ${i}: ${eventProblem}`
     }
     return undefined
@@ -65,9 +65,9 @@ const typeProblem = (type: unknown): string | undefined =>
 export const assignProblem = (now: number, firstSeq: number, count: number, current: number): string | undefined =>
   !Number.isSafeInteger(now) || now < 0
     ? `the Clock's time ${now} ms is not a safe integer ≥ 0, so it cannot be a record's timestamp`
-    : firstSeq + count - 1 > Number.MAX_SAFE_INTEGER
+    : count - 1 > Number.MAX_SAFE_INTEGER - firstSeq // not `firstSeq + count - 1 > …`: that sum rounds down past 2^53
     ? `its ${count} record(s) would get seqs from ${firstSeq}, beyond Number.MAX_SAFE_INTEGER (${Number.MAX_SAFE_INTEGER})`
-    : current + count > Number.MAX_SAFE_INTEGER
+    : count > Number.MAX_SAFE_INTEGER - current
     ? `the stream is at version ${current}; ${count} more would pass Number.MAX_SAFE_INTEGER (${Number.MAX_SAFE_INTEGER})`
     : undefined
 
@@ -97,6 +97,9 @@ export const restoreBatch = (
 ): { readonly problem: string } | { readonly batch: ReadonlyArray<JournalRecord>; readonly lastSeq: number } => {
   let batch: Array<JournalRecord>
   try {
+    if (typeof (records as Partial<Iterable<JournalRecord>> | null | undefined)?.[Symbol.iterator] !== "function") {
+      throw new Error(`got ${describeValue(records)}`)
+    }
     batch = Array.from(records)
   } catch (cause) {
     return { problem: `Cannot restore: records must be an iterable of records (${describeCause(cause)}); nothing was restored` }
