@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer"
 import type { EventData, JournalRecord, StreamRef } from "../../src/Journal.ts"
 import { Journal } from "../../src/Journal.ts"
 import { type Case, expectError, open } from "./harness.ts"
+import { journalInFlightCases } from "./JournalInFlight.ts"
 import { journalInputCases } from "./JournalInputs.ts"
 
 /** How a fixture opens a Journal: every build of `layer` opens the fixture's storage. */
@@ -568,5 +569,6 @@ export const journalCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.equal(new Set(seqs).size, 128)
       assert.deepEqual(summary(records).length, 128)
     })),
-  ...journalInputCases
+  ...journalInputCases,
+  ...journalInFlightCases
 ]
