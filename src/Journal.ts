@@ -47,6 +47,7 @@ export interface JournalRecord {
   readonly timestamp: number
   /** The encoded event. Treat as read-only. */
   readonly payload: Uint8Array
+  /** As appended: a plain object with exactly the same own string entries (`"__proto__"` included). */
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
@@ -59,6 +60,11 @@ export interface JournalRecord {
 export interface EventData {
   readonly type: string
   readonly payload: Uint8Array
+  /**
+   * A plain object (prototype `Object.prototype` or `null`) of own enumerable string properties with
+   * string values; anything else (a `Map`, a `Date`, a class instance, symbol keys, getters) fails the
+   * append with a `JournalError`, in every layer.
+   */
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
@@ -166,14 +172,18 @@ export interface Journal {
     expectedVersion: ExpectedVersion,
     events: ReadonlyArray<EventData>
   ) => Effect.Effect<AppendResult, JournalError | VersionConflict>
-  /** The stream's records ordered by version, within inclusive bounds; empty for an unknown stream. */
+  /** The stream's visible records ordered by version, within inclusive bounds; empty for an unknown stream. */
   readonly read: (stream: StreamRef, options?: ReadOptions) => Stream.Stream<JournalRecord, JournalError>
-  /** Every record with `seq ≥ fromSeq`, ordered by seq. */
+  /**
+   * Every settled record with `seq ≥ fromSeq`, ordered by seq. A replay taken after reading `lastSeq`
+   * holds every record at or below it that will ever exist.
+   */
   readonly replayFrom: (fromSeq: number) => Stream.Stream<JournalRecord, JournalError>
-  /** Every record with `seq ≥ fromSeq` and `timestamp ≤ untilMs`, ordered by seq. */
+  /** Every settled record with `seq ≥ fromSeq` and `timestamp ≤ untilMs`, ordered by seq. */
   readonly replayUntil: (fromSeq: number, untilMs: number) => Stream.Stream<JournalRecord, JournalError>
   /**
-   * Removes every record with a lower seq and advances the checkpoint to at least `seq`.
+   * Removes every settled record with a lower seq and advances the checkpoint to at least `seq`;
+   * never removes a record that is not yet visible (an append still in flight).
    * `lastSeq` and stream versions never go down; later appends get seqs ≥ the checkpoint.
    */
   readonly truncateBefore: (seq: number) => Effect.Effect<void, JournalError>
@@ -181,9 +191,12 @@ export interface Journal {
   readonly checkpoint: Effect.Effect<number, JournalError>
   /** Moves the checkpoint forward (a lower value is ignored); stored durably. */
   readonly setCheckpoint: (seq: number) => Effect.Effect<void, JournalError>
-  /** The highest seq ever assigned (0 for a new journal). */
+  /** The highest settled seq (0 for a new journal): every record at or below it is visible to replays. */
   readonly lastSeq: Effect.Effect<number, JournalError>
-  /** The stream's current version (0 if it has none); survives truncation. */
+  /**
+   * The stream's current visible version — that of the last record `read` shows, or the version kept
+   * after truncation (0 if it has none). Appends in flight count only for the expected-version check.
+   */
   readonly version: (stream: StreamRef) => Effect.Effect<number, JournalError>
   /**
    * Bulk import keeping each record's seq, version and timestamp (restore from an archive). Records

@@ -54,7 +54,8 @@ interface Observation {
 interface Run {
   readonly acks: Array<Ack>
   readonly observations: Array<Observation>
-  readonly truncations: Array<{ readonly before: number; readonly tick: number }>
+  /** Each `truncateBefore(before)` call: when it started, and the seqs a replay just before it showed. */
+  readonly truncations: Array<{ readonly before: number; readonly tick: number; readonly visible: ReadonlySet<number> }>
 }
 
 /**
@@ -181,9 +182,11 @@ export const journalInFlightCases: ReadonlyArray<Case<JournalStorage>> = [
             const lastSeq = yield* journal.lastSeq
             assert.ok(lastSeq >= previous, `lastSeq went down from ${previous} to ${lastSeq}`)
             previous = lastSeq
+            // Every record at or below lastSeq is visible by now, so this replay shows each one the truncation may remove.
+            const visible = new Set((yield* collect(journal.replayFrom(0))).map((r) => r.seq))
             const tick = next()
             yield* journal.truncateBefore(lastSeq + 1)
-            run.truncations.push({ before: lastSeq + 1, tick })
+            run.truncations.push({ before: lastSeq + 1, tick, visible })
             yield* pause
           }
         }),
@@ -199,11 +202,12 @@ export const journalInFlightCases: ReadonlyArray<Case<JournalStorage>> = [
       const present = new Set(final)
       for (const { result, tick } of run.acks) {
         for (let seq = result.firstSeq; seq <= result.lastSeq; seq++) {
-          // Gone is fine only when a truncation past it started after it was acknowledged (it was visible then).
-          const removedWhenVisible = run.truncations.some((t) => t.before > seq && t.tick > tick)
+          // Gone is fine only when a truncation past it started once it was visible: after it was
+          // acknowledged, or after a replay showed it.
+          const removedWhenVisible = run.truncations.some((t) => t.before > seq && (t.tick > tick || t.visible.has(seq)))
           assert.ok(
             present.has(seq) || removedWhenVisible,
-            `acknowledged seq ${seq} is gone, but every truncation past it started before it was acknowledged (it was still in flight)`
+            `acknowledged seq ${seq} is gone, but every truncation past it started while it was not yet visible (in flight)`
           )
         }
       }
