@@ -168,7 +168,8 @@ export const parseSegmentKey = (prefix: string, key: string): { startSeq: number
   return Number.isSafeInteger(startSeq) && Number.isSafeInteger(endSeq) ? { startSeq, endSeq } : undefined
 }
 
-type EncodedRecord = [
+/** A record as the object stores it; metadata is a msgpack map (decoded as a `Map`, see `decodeObject`). */
+type EncodedRecord<Metadata = Record<string, string>> = [
   seq: number,
   namespace: string,
   id: string,
@@ -176,8 +177,20 @@ type EncodedRecord = [
   type: string,
   timestamp: number,
   payload: Uint8Array,
-  metadata: Record<string, string> | null
+  metadata: Metadata | null
 ]
+
+/**
+ * Metadata as a plain object from the `Map` it decodes to, keys exactly as stored (`Object.fromEntries`
+ * defines `"__proto__"` as an own key). Throws when it is not a map with string keys; `segmentProblem`
+ * then checks the values.
+ */
+const metadataFromMap = (seq: unknown, metadata: unknown): Record<string, string> => {
+  if (!(metadata instanceof Map) || [...metadata.keys()].some((key) => typeof key !== "string")) {
+    throw new Error(`record seq ${String(seq)}: its metadata is not a map with string keys`)
+  }
+  return Object.fromEntries(metadata) as Record<string, string>
+}
 
 interface SegmentObject {
   readonly format: string
@@ -274,7 +287,8 @@ const decodeObject = (bytes: Uint8Array, startSeq: number, endSeq: number): {
   if (actual !== object.crc32) {
     throw new Error(`its checksum does not match (stored ${object.crc32}, computed ${actual})`)
   }
-  const encoded = Msgpack.unpack(object.records) as ReadonlyArray<EncodedRecord>
+  // Maps stay Maps, so that every metadata key — "__proto__" too — comes back exactly.
+  const encoded = Msgpack.unpackMaps(object.records) as ReadonlyArray<EncodedRecord<unknown>>
   if (!Array.isArray(encoded) || encoded.length !== object.count) {
     throw new Error(`it should hold ${object.count} records`)
   }
@@ -286,7 +300,7 @@ const decodeObject = (bytes: Uint8Array, startSeq: number, endSeq: number): {
     type,
     timestamp,
     payload: payload instanceof Uint8Array ? Msgpack.bytes(payload) : payload,
-    ...(metadata === null ? {} : { metadata })
+    ...(metadata === null ? {} : { metadata: metadataFromMap(seq, metadata) })
   }))
   const problem = segmentProblem({ startSeq, endSeq, records })
   if (problem !== undefined) throw new Error(problem)

@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
-import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "./internal/journalChecks.ts"
+import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "./internal/journalChecks.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 
@@ -47,6 +47,7 @@ export interface JournalRecord {
   readonly timestamp: number
   /** The encoded event. Treat as read-only. */
   readonly payload: Uint8Array
+  /** As appended: a plain object with exactly the same own string entries (`"__proto__"` included). */
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
@@ -59,6 +60,11 @@ export interface JournalRecord {
 export interface EventData {
   readonly type: string
   readonly payload: Uint8Array
+  /**
+   * A plain object (prototype `Object.prototype` or `null`) of own enumerable string properties with
+   * string values; anything else (a `Map`, a `Date`, a class instance, symbol keys, getters) fails the
+   * append with a `JournalError`, in every layer.
+   */
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
@@ -229,6 +235,8 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
   const streams = new Map<string, MemoryStream>()
   let lastSeq = 0
   let checkpoint = 0
+  /** The highest seq `truncateBefore` was called with: no record may be restored below it. */
+  let truncatedBefore = 0
   let lastTimestamp = 0
 
   const invalid = (method: string, message: string, stream?: StreamRef) =>
@@ -269,30 +277,42 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     state.version = record.version
   }
 
-  const append: Journal["append"] = (stream, expectedVersion, events) => {
-    const problem = appendProblem(stream, expectedVersion, events)
-    if (problem !== undefined) {
-      return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
-    }
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const key = streamKey(stream.namespace, stream.id)
-      const current = streams.get(key)?.version ?? 0
-      if (expectedVersion !== "any" && expectedVersion !== current) {
-        return Effect.fail(
-          new VersionConflict({
-            stream: { namespace: stream.namespace, id: stream.id },
-            expected: expectedVersion,
-            actual: current
-          })
-        )
+  const append: Journal["append"] = (stream, expectedVersion, events) =>
+    Effect.suspend(() => {
+      const problem = appendProblem(stream, expectedVersion, events)
+      if (problem !== undefined) {
+        return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
       }
-      const timestamp = Math.max(now, lastTimestamp)
-      const firstSeq = nextSeq(lastSeq, checkpoint)
-      for (const record of appendedRecords(stream, events, firstSeq, current, timestamp)) store(record)
-      lastSeq = firstSeq + events.length - 1
-      lastTimestamp = timestamp
-      return Effect.succeed({ firstSeq, lastSeq, version: current + events.length, timestamp })
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => appendNow(stream, expectedVersion, events, now))
     })
+
+  const appendNow = (
+    stream: StreamRef,
+    expectedVersion: ExpectedVersion,
+    events: ReadonlyArray<EventData>,
+    now: number
+  ): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
+    const key = streamKey(stream.namespace, stream.id)
+    const current = streams.get(key)?.version ?? 0
+    if (expectedVersion !== "any" && expectedVersion !== current) {
+      return Effect.fail(
+        new VersionConflict({
+          stream: { namespace: stream.namespace, id: stream.id },
+          expected: expectedVersion,
+          actual: current
+        })
+      )
+    }
+    const firstSeq = nextSeq(lastSeq, checkpoint)
+    const unassignable = assignProblem(now, firstSeq, events.length, current)
+    if (unassignable !== undefined) {
+      return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${unassignable}; nothing was stored`, stream)
+    }
+    const timestamp = Math.max(now, lastTimestamp)
+    for (const record of appendedRecords(stream, events, firstSeq, current, timestamp)) store(record)
+    lastSeq = firstSeq + events.length - 1
+    lastTimestamp = timestamp
+    return Effect.succeed({ firstSeq, lastSeq, version: current + events.length, timestamp })
   }
 
   const read: Journal["read"] = (stream, options) => {
@@ -343,6 +363,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
         log = log.slice(cut)
       }
       checkpoint = Math.max(checkpoint, seq)
+      truncatedBefore = Math.max(truncatedBefore, seq)
     })
 
   const setCheckpoint: Journal["setCheckpoint"] = (seq) =>
@@ -359,23 +380,17 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
 
   const restore: Journal["restore"] = (records) =>
     Effect.suspend(() => {
-      const batch = Array.from(records)
-      const versions = new Map<string, number>()
-      let seq = lastSeq
-      for (const record of batch) {
-        const key = streamKey(record.namespace, record.id)
-        const problem = restoreProblem(record, seq, versions.get(key) ?? streams.get(key)?.version ?? 0)
-        if (problem !== undefined) {
-          return invalid("restore", `Cannot restore record seq ${record.seq}: ${problem}; nothing was restored`)
-        }
-        seq = record.seq
-        versions.set(key, record.version)
-      }
-      for (const record of batch) {
+      const checked = restoreBatch(records, {
+        lastSeq,
+        truncatedBefore,
+        version: (namespace, id) => streams.get(streamKey(namespace, id))?.version ?? 0
+      })
+      if ("problem" in checked) return invalid("restore", checked.problem)
+      for (const record of checked.batch) {
         store(record)
         lastTimestamp = Math.max(lastTimestamp, record.timestamp)
       }
-      lastSeq = seq
+      lastSeq = checked.lastSeq
       return Effect.void
     })
 

@@ -3,12 +3,12 @@
  * every build reopens the same directory), with default segments and with segments so small that
  * nearly every append rotates, so that rotation and whole-segment truncation run in every case.
  */
-import { Effect, Exit, References, Stream } from "effect"
+import { Effect, Exit, Layer, References, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { FileJournal } from "../src/file/index.ts"
-import type { Journal, JournalRecord } from "../src/Journal.ts"
+import { Journal, type JournalRecord } from "../src/Journal.ts"
 import { type FileIo, nodeFileIo } from "../src/file/internal/fileIo.ts"
 import { open } from "../src/file/internal/fileJournal.ts"
 import { expectError, register } from "./conformance/harness.ts"
@@ -29,6 +29,17 @@ fixture("file (always)", {})
 fixture("file (always, 256-byte segments)", { segmentBytes: 256 })
 fixture("file (interval, 512-byte segments)", { durability: "interval", syncIntervalMs: 5, segmentBytes: 512 })
 fixture("file (os)", { durability: "os" })
+
+// A slow device: each fdatasync on the thread pool takes 2 ms, so that appends are reliably in flight
+// (and share flushes) while the conformance cases read. Every build reopens the same simulated disk.
+register("Journal", {
+  name: "file (always, simulated fs, 2 ms fdatasync)",
+  durable: true,
+  storage: Effect.sync((): JournalStorage => {
+    const disk = new SimulatedFs({ fdatasyncDelayMs: 2 })
+    return { layer: Layer.effect(Journal, open({ directory: "/journal" }, disk)) }
+  })
+}, journalCases)
 
 // ─── Failures poison writes until reopen ───────────────────────────────────────────────────────
 

@@ -8,6 +8,7 @@ import { test } from "node:test"
 import { Journal } from "../src/index.ts"
 import { failingCases } from "./conformance/harness.ts"
 import { journalCases } from "./conformance/Journal.ts"
+import { journalInFlightCases } from "./conformance/JournalInFlight.ts"
 
 type Service = Journal.Journal
 
@@ -18,6 +19,29 @@ const mutant = (name: string, mutate: (journal: Service) => Partial<Service>) =>
     layer: Layer.effect(Journal.Journal, Effect.map(Journal.makeMemory, (journal) => ({ ...journal, ...mutate(journal) })))
   })
 })
+
+/**
+ * A journal with appends in flight, like a durable layer waiting for its flush: an append is stored
+ * at once (so `lastSeq`, `version` and `truncateBefore` count it) but acknowledged, and shown by
+ * `read` / `replayFrom` / `replayUntil`, only a moment later (real time: the cases run under a TestClock).
+ */
+const unsettledCounted = (j: Service): Partial<Service> => {
+  const inFlight = new Set<number>()
+  const visible = (record: Journal.JournalRecord) => !inFlight.has(record.seq)
+  return {
+    append: (stream, expected, events) =>
+      Effect.gen(function*() {
+        const result = yield* j.append(stream, expected, events)
+        for (let seq = result.firstSeq; seq <= result.lastSeq; seq++) inFlight.add(seq)
+        yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
+        for (let seq = result.firstSeq; seq <= result.lastSeq; seq++) inFlight.delete(seq)
+        return result
+      }),
+    read: (stream, options) => Stream.filter(j.read(stream, options), visible),
+    replayFrom: (seq) => Stream.filter(j.replayFrom(seq), visible),
+    replayUntil: (seq, until) => Stream.filter(j.replayUntil(seq, until), visible)
+  }
+}
 
 const mutants = [
   mutant("read drops the last record", (j) => ({
@@ -84,6 +108,29 @@ const mutants = [
   mutant("lastSeq is the seq of the last record still present", (j) => ({
     lastSeq: Effect.map(Stream.runCollect(j.replayFrom(0)), (rs) => rs[rs.length - 1]?.seq ?? 0)
   })),
+  mutant("lastSeq, version and truncateBefore count appends still in flight (read and replays do not)", unsettledCounted),
+  mutant("version counts appends still in flight (read does not)", (j) => ({
+    ...unsettledCounted(j),
+    replayFrom: j.replayFrom,
+    replayUntil: j.replayUntil
+  })),
+  mutant("metadata loses a \"__proto__\" key (msgpackr renames it)", (j) => ({
+    read: (stream, options) =>
+      Stream.map(j.read(stream, options), (r) =>
+        r.metadata === undefined || !Object.hasOwn(r.metadata, "__proto__")
+          ? r
+          : { ...r, metadata: Object.fromEntries(Object.entries(r.metadata).map(([k, v]) => [k === "__proto__" ? "__proto_" : k, v])) })
+  })),
+  mutant("append accepts any object as metadata", (j) => ({
+    append: (stream, expected, events) =>
+      j.append(stream, expected, Array.isArray(events) ? events.map((e) => e?.metadata instanceof Map ? { type: e.type, payload: e.payload } : e) : events)
+  })),
+  mutant("append assigns seqs beyond MAX_SAFE_INTEGER", (j) => ({
+    append: (stream, expected, events) =>
+      Effect.flatMap(j.lastSeq, (last) => last === Number.MAX_SAFE_INTEGER
+        ? Effect.succeed({ firstSeq: last + 1, lastSeq: last + events.length, version: 0, timestamp: 0 })
+        : j.append(stream, expected, events))
+  })),
   mutant("restore drops metadata", (j) => ({
     restore: (records) => j.restore(Array.from(records, ({ metadata: _, ...rest }) => rest))
   })),
@@ -100,4 +147,9 @@ test("Journal suite: every deliberately broken journal fails at least one case",
     if (failed.length === 0) survivors.push(fixture.name)
   }
   assert.deepEqual(survivors, [], `mutants the suite does not catch: ${survivors.join("; ")}`)
+})
+
+test("Journal suite: the in-flight cases catch a journal whose lastSeq, version and truncateBefore count unsettled appends", async () => {
+  const failed = await failingCases(mutant("unsettled appends counted", unsettledCounted), journalInFlightCases)
+  assert.deepEqual(failed, journalInFlightCases.map((c) => c.name), "every in-flight case must catch it")
 })

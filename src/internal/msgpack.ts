@@ -3,7 +3,7 @@
  * plain maps (no msgpackr record extension), so any msgpack reader can decode what annals writes.
  * @internal
  */
-import { Packr } from "msgpackr"
+import { Packr, Unpackr } from "msgpackr"
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 
@@ -12,6 +12,14 @@ export const pack = (value: unknown): Uint8Array => bytes(packr.pack(value))
 
 /** Decodes msgpack bytes; throws on malformed input or trailing bytes. @internal */
 export const unpack = (data: Uint8Array): unknown => packr.unpack(data)
+
+const mapsUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, moreTypes: false })
+
+/**
+ * Decodes msgpack bytes with every map as a `Map`: plain objects would lose a `"__proto__"` key
+ * (msgpackr renames it `"__proto_"`). For data whose maps are user-keyed (record metadata). @internal
+ */
+export const unpackMaps = (data: Uint8Array): unknown => mapsUnpackr.unpack(data)
 
 /**
  * A plain `Uint8Array` view of the same memory: msgpackr returns Node `Buffer`s on Node, which

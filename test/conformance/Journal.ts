@@ -8,6 +8,8 @@ import { Buffer } from "node:buffer"
 import type { EventData, JournalRecord, StreamRef } from "../../src/Journal.ts"
 import { Journal } from "../../src/Journal.ts"
 import { type Case, expectError, open } from "./harness.ts"
+import { journalInFlightCases } from "./JournalInFlight.ts"
+import { journalInputCases } from "./JournalInputs.ts"
 
 /** How a fixture opens a Journal: every build of `layer` opens the fixture's storage. */
 export interface JournalStorage {
@@ -37,7 +39,7 @@ const withJournal = (name: string, body: (journal: Service) => Effect.Effect<voi
   run: (storage) => Effect.flatMap(open(Journal, storage.layer), body)
 })
 
-/** Every Journal conformance case. */
+/** Every Journal conformance case: the ones below, the input rules (`JournalInputs.ts`) and reads with appends in flight (`JournalInFlight.ts`). */
 export const journalCases: ReadonlyArray<Case<JournalStorage>> = [
   withJournal("a new journal is empty: lastSeq 0, checkpoint 0, nothing to replay", (journal) =>
     Effect.gen(function*() {
@@ -566,5 +568,7 @@ export const journalCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b))
       assert.equal(new Set(seqs).size, 128)
       assert.deepEqual(summary(records).length, 128)
-    }))
+    })),
+  ...journalInputCases,
+  ...journalInFlightCases
 ]

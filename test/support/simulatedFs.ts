@@ -11,7 +11,7 @@
  *   *pending* operation. `fsyncSync`/`fdatasyncSync`/`fdatasync` of a file apply that file's pending
  *   operations, in order, to its durable content (all flush data and size alike). `fdatasync`
  *   flushes the operations pending when it is called and reports on a later microtask, as the
- *   thread pool would.
+ *   thread pool would (or after `fdatasyncDelayMs`, a slow device).
  * - **Directory entries** (a name → inode link) are volatile too: creating, renaming over,
  *   hard-linking (`linkSync`: a second name for the same inode) and unlinking a file change the
  *   volatile namespace at once and queue a pending entry operation on the parent directory. Only
@@ -211,6 +211,13 @@ const applyEntry = (entries: Map<string, Inode>, op: EntryOp): void => {
 /** Options for a new, empty simulated file system. */
 export interface SimulatedFsOptions {
   readonly faults?: FaultConfig | undefined
+  /**
+   * Milliseconds (of wall-clock time, a `setTimeout`) an `fdatasync` on the thread pool takes before
+   * it completes and reports (default: the next microtask). A slow device, so that appends stay in
+   * flight while other fibers read. `fdatasyncSync` and `fsyncSync` are not slowed (they would only
+   * block the thread).
+   */
+  readonly fdatasyncDelayMs?: number | undefined
 }
 
 /** Options of `crash`. */
@@ -242,8 +249,11 @@ export class SimulatedFs implements FileIo {
   #inFlight = 0
   #nextInode = 1
 
+  readonly #fdatasyncDelayMs: number | undefined
+
   constructor(options?: SimulatedFsOptions) {
     this.faults = options?.faults
+    this.#fdatasyncDelayMs = options?.fdatasyncDelayMs
   }
 
   // -------------------------------------------------------------------------------------------
@@ -441,11 +451,13 @@ export class SimulatedFs implements FileIo {
     // The flush runs "on the thread pool": it completes, and reports, on a later microtask. It
     // flushes what was pending when it was called; writes issued meanwhile wait for the next one.
     this.#inFlight++
-    queueMicrotask(() => {
+    const complete = () => {
       this.#inFlight--
       if (error === null) this.#commit(ops.filter((op) => this.#pending.includes(op)))
       callback(error)
-    })
+    }
+    if (this.#fdatasyncDelayMs === undefined) queueMicrotask(complete)
+    else setTimeout(complete, this.#fdatasyncDelayMs)
   }
 
   readonly renameSync = (from: string, to: string): void => {

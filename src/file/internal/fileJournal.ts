@@ -8,8 +8,8 @@ import { Clock, Effect, Scope, Stream } from "effect"
 import * as path from "node:path"
 import type { FileJournalOptions } from "../FileJournal.ts"
 import { type AppendResult, Journal, JournalError, type StreamRef, VersionConflict } from "../../Journal.ts"
-import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "../../internal/journalChecks.ts"
-import { formatStream, integerProblem, streamKey, streamProblem } from "../../internal/validate.ts"
+import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "../../internal/journalChecks.ts"
+import { formatStream, integerProblem, streamProblem } from "../../internal/validate.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message, Unrecoverable } from "./errors.ts"
 import type { FileIo } from "./fileIo.ts"
@@ -17,6 +17,7 @@ import { Reader } from "./reader.ts"
 import { RecordIndex } from "./recordIndex.ts"
 import { recover } from "./recovery.ts"
 import { SegmentSet } from "./segments.ts"
+import { FrameCodec } from "./segmentFormat.ts"
 import { StateFiles } from "./stateFiles.ts"
 import { Writer } from "./writer.ts"
 
@@ -75,10 +76,12 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
         const segments = new SegmentSet(directory, io, durability)
         const state = new StateFiles(directory, io)
         const index = new RecordIndex()
+        // This journal's frame buffers and name cache, shared by its recovery, writer and reader.
+        const codec = new FrameCodec()
         try {
-          const recovered = recover(segments, state, index)
-          const writer = new Writer(segments, state, index, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, recovered)
-          const reader = new Reader(segments, index, () => writer.visibleSeq)
+          const recovered = recover(segments, state, index, codec)
+          const writer = new Writer(segments, state, index, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, codec, recovered)
+          const reader = new Reader(segments, index, codec, () => writer.visibleSeq)
           return { index, state, writer, reader, warnings: recovered.warnings }
         } catch (cause) {
           segments.closeActive()
@@ -132,8 +135,12 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
           new VersionConflict({ stream: { namespace: stream.namespace, id: stream.id }, expected: expectedVersion, actual: current })
         )
       }
-      const timestamp = Math.max(now, writer.lastTimestamp)
       const firstSeq = nextSeq(writer.lastSeq, state.checkpoint)
+      const unassignable = assignProblem(now, firstSeq, events.length, current)
+      if (unassignable !== undefined) {
+        return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${unassignable}; nothing was stored`, stream)
+      }
+      const timestamp = Math.max(now, writer.lastTimestamp)
       try {
         if (!writer.write(appendedRecords(stream, events, firstSeq, current, timestamp))) {
           return writer.whenIdle(() => append(stream, expectedVersion, events))
@@ -204,17 +211,13 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
     Effect.suspend(() => {
       const refusal = writer.writeRefusal("restore")
       if (refusal !== undefined) return Effect.fail(refusal)
-      const batch = Array.from(records)
-      const versions = new Map<string, number>()
-      let seq = writer.lastSeq
-      for (const record of batch) {
-        const key = streamKey(record.namespace, record.id)
-        const problem = restoreProblem(record, seq, versions.get(key) ?? index.stream(record.namespace, record.id)?.version ?? 0) ??
-          (record.seq < state.truncatedBefore ? `seq ${record.seq} is below the truncation point ${state.truncatedBefore}` : undefined)
-        if (problem !== undefined) return invalid("restore", `Cannot restore record seq ${record.seq}: ${problem}; nothing was restored`)
-        seq = record.seq
-        versions.set(key, record.version)
-      }
+      const checked = restoreBatch(records, {
+        lastSeq: writer.lastSeq,
+        truncatedBefore: state.truncatedBefore,
+        version: (namespace, id) => index.stream(namespace, id)?.version ?? 0
+      })
+      if ("problem" in checked) return invalid("restore", checked.problem)
+      const { batch, lastSeq: seq } = checked
       if (batch.length === 0) return Effect.void
       try {
         if (!writer.write(batch)) return writer.whenIdle(() => restore(batch))

@@ -12,7 +12,7 @@ import { message, Unrecoverable } from "./errors.ts"
 import { readFully } from "./fileIo.ts"
 import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
-import { decodeFrame, view } from "./segmentFormat.ts"
+import { type FrameCodec, view } from "./segmentFormat.ts"
 
 /** Records per page of `read` and most records per page of `replayFrom`. */
 const PAGE_RECORDS = 4096
@@ -25,14 +25,16 @@ const READ_GAP = 4096
 export class Reader {
   private readonly segments: SegmentSet
   private readonly index: RecordIndex
+  private readonly codec: FrameCodec
   private readonly visibleSeq: () => number
   /** Where reads of up to a page put the bytes they decode (records are copied out). */
   private readonly readBuffer = new Uint8Array(PAGE_BYTES)
   private readonly readView = view(this.readBuffer)
 
-  constructor(segments: SegmentSet, index: RecordIndex, visibleSeq: () => number) {
+  constructor(segments: SegmentSet, index: RecordIndex, codec: FrameCodec, visibleSeq: () => number) {
     this.segments = segments
     this.index = index
+    this.codec = codec
     this.visibleSeq = visibleSeq
   }
 
@@ -142,7 +144,7 @@ export class Reader {
       const got = readFully(io, fd, data, end - start, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        const record = decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
+        const record = this.codec.decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
         if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }

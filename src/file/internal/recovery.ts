@@ -12,12 +12,12 @@ import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
 import {
   FRAME_OVERHEAD,
+  type FrameCodec,
   type FrameHead,
   HEADER_BYTES,
   headerProblem,
   makeFrameHead,
   parseSegmentName,
-  readFrameHead,
   segmentName,
   view
 } from "./segmentFormat.ts"
@@ -71,8 +71,8 @@ class RecoveredAppend {
  * Recovers the journal in `segments.directory` into `segments`, `state` and `index` (all empty), and
  * opens (or creates) the active segment. @internal
  */
-export const recover = (segments: SegmentSet, state: StateFiles, index: RecordIndex): Recovered => {
-  const recovery = new Recovery(segments, state, index)
+export const recover = (segments: SegmentSet, state: StateFiles, index: RecordIndex, codec: FrameCodec): Recovered => {
+  const recovery = new Recovery(segments, state, index, codec)
   recovery.run()
   return { lastSeq: recovery.lastSeq, lastTimestamp: recovery.lastTimestamp, warnings: recovery.warnings }
 }
@@ -90,11 +90,13 @@ class Recovery {
   private readonly segments: SegmentSet
   private readonly state: StateFiles
   private readonly index: RecordIndex
+  private readonly codec: FrameCodec
 
-  constructor(segments: SegmentSet, state: StateFiles, index: RecordIndex) {
+  constructor(segments: SegmentSet, state: StateFiles, index: RecordIndex, codec: FrameCodec) {
     this.segments = segments
     this.state = state
     this.index = index
+    this.codec = codec
   }
 
   run(): void {
@@ -206,7 +208,7 @@ class Recovery {
           chunkLength = readFully(io, fd, chunk, length, position)
           continue
         }
-        if (!readFrameHead(chunk, dv, at, chunkLength, frame)) break
+        if (!this.codec.readFrameHead(chunk, dv, at, chunkLength, frame)) break
         const fits = frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
           (group.length === 0 ? frame.first === frame.seq : frame.first === group.first && frame.last === group.last)
         if (!fits) break
@@ -263,7 +265,7 @@ class Recovery {
     let position = 1
     const dv = view(tail)
     while (position < tail.length) {
-      if (!readFrameHead(tail, dv, position, tail.length, frame)) {
+      if (!this.codec.readFrameHead(tail, dv, position, tail.length, frame)) {
         position++
         continue
       }

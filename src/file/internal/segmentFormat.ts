@@ -9,19 +9,24 @@
  *
  * The body holds seq, version, timestamp, and `first` and `last` — the seqs of the first and last
  * record of the append the record belongs to — as f64 LE; the byte lengths of namespace, id, type and
- * metadata; then namespace, id and type in UTF-8, the metadata as a msgpack map (if any) and the
- * payload bytes (the event, which the Codec encoded as msgpack). An append is written with one write,
+ * metadata; then namespace, id and type in UTF-8, the metadata as a msgpack map of strings (if any;
+ * see `metadataFormat.ts`) and the payload bytes (the event, which the Codec encoded as msgpack). The
+ * f64 fields hold every safe integer exactly, and the journal never assigns or accepts anything
+ * beyond `Number.MAX_SAFE_INTEGER`, so whatever it accepts reads back the same. An append is written with one write,
  * and recovery keeps it only when all of its records are intact, so an append is all or nothing even
  * when a crash tears it.
  *
  * State files (`checkpoint`, `streams`) are `ANNALSST`, a u32 LE CRC-32 of the body, then a msgpack body.
+ *
+ * Encoding and decoding frames reuse buffers and a name cache; they belong to one `FrameCodec` per
+ * open journal, never to the module, and what it keeps between calls is bounded.
  * @internal
  */
 import type { JournalRecord } from "../../Journal.ts"
 import { crc32, frameCrc32 } from "../../internal/crc32.ts"
 import { pack, unpack } from "../../internal/msgpack.ts"
+import { decodeMetadata, encodeMetadataInto, metadataLength } from "./metadataFormat.ts"
 import { encodeUtf8Into, NameDecoder, utf8Length } from "./utf8.ts"
-import { metadataProblem } from "../../internal/validate.ts"
 
 /** The segment format version written and understood. @internal */
 export const FORMAT_VERSION = 1
@@ -76,61 +81,9 @@ export const headerProblem = (header: Uint8Array, firstSeq: number): string | un
 /**
  * Bytes of a record body before its variable part: seq, version, timestamp, first, last (f64 LE), then
  * the UTF-8 lengths of namespace and id (u16 LE; names are at most 256 characters), of type and of the
- * msgpack metadata (u32 LE, 0 when there is none).
+ * metadata (u32 LE, 0 when there is none).
  */
 const BODY_FIXED = 52
-
-let scratch = new Uint8Array(64 * 1024)
-let scratchView = view(scratch)
-
-/**
- * One append's records, encoded as consecutive frames. The result is a view of a buffer the next call
- * reuses: write it out before encoding again. @internal
- */
-export const encodeFrames = (records: ReadonlyArray<JournalRecord>): Uint8Array => {
-  const first = records[0]!.seq
-  const last = records[records.length - 1]!.seq
-  let size = 0
-  const parts = records.map((r) => {
-    const metadata = r.metadata === undefined ? undefined : pack(r.metadata)
-    const lengths = [utf8Length(r.namespace), utf8Length(r.id), utf8Length(r.type), metadata?.length ?? 0] as const
-    const body = BODY_FIXED + lengths[0] + lengths[1] + lengths[2] + lengths[3] + r.payload.length
-    size += FRAME_OVERHEAD + body
-    return { record: r, metadata, lengths, body }
-  })
-  if (size > scratch.length) {
-    scratch = new Uint8Array(Math.max(size, scratch.length * 2))
-    scratchView = view(scratch)
-  }
-  const out = scratch
-  const dv = scratchView
-  let at = 0
-  for (const { record, metadata, lengths, body } of parts) {
-    const b = at + FRAME_OVERHEAD
-    dv.setUint32(at, body, true)
-    dv.setFloat64(b, record.seq, true)
-    dv.setFloat64(b + 8, record.version, true)
-    dv.setFloat64(b + 16, record.timestamp, true)
-    dv.setFloat64(b + 24, first, true)
-    dv.setFloat64(b + 32, last, true)
-    dv.setUint16(b + 40, lengths[0], true)
-    dv.setUint16(b + 42, lengths[1], true)
-    dv.setUint32(b + 44, lengths[2], true)
-    dv.setUint32(b + 48, lengths[3], true)
-    let p = b + BODY_FIXED
-    p += encodeUtf8Into(record.namespace, out, p)
-    p += encodeUtf8Into(record.id, out, p)
-    p += encodeUtf8Into(record.type, out, p)
-    if (metadata !== undefined) {
-      out.set(metadata, p)
-      p += metadata.length
-    }
-    out.set(record.payload, p)
-    dv.setUint32(at + 4, frameCrc32(out, at, b + body), true)
-    at = b + body
-  }
-  return out.subarray(0, size)
-}
 
 /**
  * What recovery needs of a frame, read without decoding its type, metadata and payload: the fields,
@@ -171,110 +124,183 @@ export const makeFrameHead = (): FrameHead => ({
 
 const isSeq = (v: number): boolean => Number.isSafeInteger(v) && v >= 0
 
-/** Decodes namespaces, ids and types; they repeat from record to record. */
-const names = new NameDecoder()
-
-/**
- * Checks the frame at `offset` of `data` (`dv` is `view(data)`) and reads its head into `head`:
- * `false` (and `head` left in an unspecified state) when the bytes up to `limit` hold no complete
- * frame with a matching checksum and well-formed fields. @internal
- */
-export const readFrameHead = (data: Uint8Array, dv: DataView, offset: number, limit: number, head: FrameHead): boolean => {
-  if (offset + FRAME_OVERHEAD > limit) return false
-  const length = dv.getUint32(offset, true)
-  const b = offset + FRAME_OVERHEAD
-  const end = b + length
-  if (length < BODY_FIXED || end > limit) return false
-  if (dv.getUint32(offset + 4, true) !== frameCrc32(data, offset, end)) return false
-  const seq = dv.getFloat64(b, true)
-  const version = dv.getFloat64(b + 8, true)
-  const timestamp = dv.getFloat64(b + 16, true)
-  const first = dv.getFloat64(b + 24, true)
-  const last = dv.getFloat64(b + 32, true)
-  const namespaceEnd = b + BODY_FIXED + dv.getUint16(b + 40, true)
-  const idEnd = namespaceEnd + dv.getUint16(b + 42, true)
-  const typeEnd = idEnd + dv.getUint32(b + 44, true)
-  const metadataEnd = typeEnd + dv.getUint32(b + 48, true)
-  if (
-    !isSeq(seq) || !isSeq(version) || !isSeq(timestamp) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
-    metadataEnd > end || namespaceEnd === b + BODY_FIXED || idEnd === namespaceEnd || typeEnd === idEnd
-  ) return false
-  try {
-    head.namespace = names.decode(data, b + BODY_FIXED, namespaceEnd)
-    head.id = names.decode(data, namespaceEnd, idEnd)
-  } catch {
-    return false
-  }
-  head.seq = seq
-  head.version = version
-  head.timestamp = timestamp
-  head.first = first
-  head.last = last
-  head.size = FRAME_OVERHEAD + length
-  head.idEnd = idEnd
-  head.typeEnd = typeEnd
-  head.metadataEnd = metadataEnd
-  head.end = end
-  return true
-}
-
 /** A record as `decodeFrame` builds it, before it is handed out read-only. */
 type MutableRecord = { -readonly [K in keyof JournalRecord]: JournalRecord[K] }
 
-const decoded = makeFrameHead()
-
+/** Bytes of the encode buffer a codec starts with. */
+const SCRATCH_INITIAL_BYTES = 64 * 1024
+/** Most bytes of encode buffer a codec keeps between appends; a larger append gets a buffer of its own. */
+const SCRATCH_MAX_BYTES = 1024 * 1024
 /** Bytes of a slab that small payloads are copied into. */
 const SLAB_BYTES = 16 * 1024
-let slab = new Uint8Array(0)
-let slabUsed = 0
 
 /**
- * A copy of `data[start, end)`. Payloads up to a quarter of a slab share slabs, so that a replay
- * allocates one buffer per many records instead of one per record; a payload kept by the caller
- * pins at most its slab, never the read buffer.
+ * Encodes and decodes one journal's frames. It owns what they reuse — the encode buffer (at most
+ * 1 MiB kept), the slab small payloads are copied into (16 KiB, handed on to the records) and the
+ * name cache (4,096 short names) — so that journals share nothing and a closed journal's memory goes
+ * with it. One per open journal. @internal
  */
-const copyPayload = (data: Uint8Array, start: number, end: number): Uint8Array => {
-  const length = end - start
-  if (length > SLAB_BYTES / 4) return data.slice(start, end)
-  if (slabUsed + length > slab.length) {
-    slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES))
-    slabUsed = 0
-  }
-  const copy = slab.subarray(slabUsed, slabUsed + length)
-  copy.set(data.subarray(start, end))
-  slabUsed += length
-  return copy
-}
+export class FrameCodec {
+  private scratch = new Uint8Array(SCRATCH_INITIAL_BYTES)
+  private scratchView = view(this.scratch)
+  /** Per record of the append being encoded: the UTF-8 lengths of namespace, id, type, metadata, then its metadata strings'. */
+  private readonly lengths: Array<number> = []
+  /** Decodes namespaces, ids and types; they repeat from record to record. */
+  private readonly names = new NameDecoder()
+  private readonly decoded = makeFrameHead()
+  private slab = new Uint8Array(0)
+  private slabUsed = 0
 
-/**
- * Decodes the whole frame at `offset` of `data` (`dv` is `view(data)`) into its record, or
- * `undefined` as `readFrameHead`. The payload is a copy, so that a record kept by the caller does
- * not pin `data`. @internal
- */
-export const decodeFrame = (data: Uint8Array, dv: DataView, offset: number, limit: number): JournalRecord | undefined => {
-  const head = decoded
-  if (!readFrameHead(data, dv, offset, limit, head)) return undefined
-  let type: string
-  let metadata: unknown
-  try {
-    type = names.decode(data, head.idEnd, head.typeEnd)
-    metadata = head.metadataEnd > head.typeEnd ? unpack(data.subarray(head.typeEnd, head.metadataEnd)) : undefined
-  } catch {
-    return undefined
+  /**
+   * One append's records, encoded as consecutive frames. The result may be a view of a buffer the
+   * next call reuses: write it out before encoding again.
+   */
+  encodeFrames(records: ReadonlyArray<JournalRecord>): Uint8Array {
+    const first = records[0]!.seq
+    const last = records[records.length - 1]!.seq
+    const lengths = this.lengths
+    lengths.length = 0
+    let size = 0
+    for (const r of records) {
+      const at = lengths.length
+      lengths.push(utf8Length(r.namespace), utf8Length(r.id), utf8Length(r.type), 0)
+      if (r.metadata !== undefined) lengths[at + 3] = metadataLength(r.metadata, lengths)
+      size += FRAME_OVERHEAD + BODY_FIXED + lengths[at]! + lengths[at + 1]! + lengths[at + 2]! + lengths[at + 3]! + r.payload.length
+    }
+    let out = this.scratch
+    let dv = this.scratchView
+    if (size > SCRATCH_MAX_BYTES) {
+      out = new Uint8Array(size)
+      dv = view(out)
+    } else if (size > out.length) {
+      out = this.scratch = new Uint8Array(Math.min(SCRATCH_MAX_BYTES, Math.max(size, out.length * 2)))
+      dv = this.scratchView = view(out)
+    }
+    let at = 0
+    let l = 0
+    for (const record of records) {
+      const namespaceLength = lengths[l]!
+      const idLength = lengths[l + 1]!
+      const typeLength = lengths[l + 2]!
+      const metadataBytes = lengths[l + 3]!
+      l += 4
+      const body = BODY_FIXED + namespaceLength + idLength + typeLength + metadataBytes + record.payload.length
+      const b = at + FRAME_OVERHEAD
+      dv.setUint32(at, body, true)
+      dv.setFloat64(b, record.seq, true)
+      dv.setFloat64(b + 8, record.version, true)
+      dv.setFloat64(b + 16, record.timestamp, true)
+      dv.setFloat64(b + 24, first, true)
+      dv.setFloat64(b + 32, last, true)
+      dv.setUint16(b + 40, namespaceLength, true)
+      dv.setUint16(b + 42, idLength, true)
+      dv.setUint32(b + 44, typeLength, true)
+      dv.setUint32(b + 48, metadataBytes, true)
+      let p = b + BODY_FIXED
+      p += encodeUtf8Into(record.namespace, out, p)
+      p += encodeUtf8Into(record.id, out, p)
+      p += encodeUtf8Into(record.type, out, p)
+      if (record.metadata !== undefined) {
+        p += encodeMetadataInto(record.metadata, lengths, l, out, dv, p)
+        l += 2 * Object.keys(record.metadata).length
+      }
+      out.set(record.payload, p)
+      dv.setUint32(at + 4, frameCrc32(out, at, b + body), true)
+      at = b + body
+    }
+    return out.subarray(0, size)
   }
-  // Metadata is a map of strings (which also keeps msgpack byte values, views of `data`, out).
-  if (metadata !== undefined && metadataProblem(metadata) !== undefined) return undefined
-  const record: MutableRecord = {
-    seq: head.seq,
-    namespace: head.namespace,
-    id: head.id,
-    version: head.version,
-    type,
-    timestamp: head.timestamp,
-    payload: copyPayload(data, head.metadataEnd, head.end)
+
+  /**
+   * Checks the frame at `offset` of `data` (`dv` is `view(data)`) and reads its head into `head`:
+   * `false` (and `head` left in an unspecified state) when the bytes up to `limit` hold no complete
+   * frame with a matching checksum and well-formed fields.
+   */
+  readFrameHead(data: Uint8Array, dv: DataView, offset: number, limit: number, head: FrameHead): boolean {
+    if (offset + FRAME_OVERHEAD > limit) return false
+    const length = dv.getUint32(offset, true)
+    const b = offset + FRAME_OVERHEAD
+    const end = b + length
+    if (length < BODY_FIXED || end > limit) return false
+    if (dv.getUint32(offset + 4, true) !== frameCrc32(data, offset, end)) return false
+    const seq = dv.getFloat64(b, true)
+    const version = dv.getFloat64(b + 8, true)
+    const timestamp = dv.getFloat64(b + 16, true)
+    const first = dv.getFloat64(b + 24, true)
+    const last = dv.getFloat64(b + 32, true)
+    const namespaceEnd = b + BODY_FIXED + dv.getUint16(b + 40, true)
+    const idEnd = namespaceEnd + dv.getUint16(b + 42, true)
+    const typeEnd = idEnd + dv.getUint32(b + 44, true)
+    const metadataEnd = typeEnd + dv.getUint32(b + 48, true)
+    if (
+      !isSeq(seq) || !isSeq(version) || !isSeq(timestamp) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
+      metadataEnd > end || namespaceEnd === b + BODY_FIXED || idEnd === namespaceEnd || typeEnd === idEnd
+    ) return false
+    try {
+      head.namespace = this.names.decode(data, b + BODY_FIXED, namespaceEnd)
+      head.id = this.names.decode(data, namespaceEnd, idEnd)
+    } catch {
+      return false
+    }
+    head.seq = seq
+    head.version = version
+    head.timestamp = timestamp
+    head.first = first
+    head.last = last
+    head.size = FRAME_OVERHEAD + length
+    head.idEnd = idEnd
+    head.typeEnd = typeEnd
+    head.metadataEnd = metadataEnd
+    head.end = end
+    return true
   }
-  if (metadata !== undefined) record.metadata = metadata as Record<string, string>
-  return record
+
+  /**
+   * Decodes the whole frame at `offset` of `data` (`dv` is `view(data)`) into its record, or
+   * `undefined` as `readFrameHead` (or when its type or metadata is malformed). The payload is a
+   * copy, so that a record kept by the caller does not pin `data`.
+   */
+  decodeFrame(data: Uint8Array, dv: DataView, offset: number, limit: number): JournalRecord | undefined {
+    const head = this.decoded
+    if (!this.readFrameHead(data, dv, offset, limit, head)) return undefined
+    let type: string
+    try {
+      type = this.names.decode(data, head.idEnd, head.typeEnd)
+    } catch {
+      return undefined
+    }
+    const metadata = head.metadataEnd > head.typeEnd ? decodeMetadata(data, dv, head.typeEnd, head.metadataEnd) : undefined
+    if (metadata === undefined && head.metadataEnd > head.typeEnd) return undefined
+    const record: MutableRecord = {
+      seq: head.seq,
+      namespace: head.namespace,
+      id: head.id,
+      version: head.version,
+      type,
+      timestamp: head.timestamp,
+      payload: this.copyPayload(data, head.metadataEnd, head.end)
+    }
+    if (metadata !== undefined) record.metadata = metadata
+    return record
+  }
+
+  /**
+   * A copy of `data[start, end)`. Payloads up to a quarter of a slab share slabs, so that a replay
+   * allocates one buffer per many records instead of one per record; a payload kept by the caller
+   * pins at most its slab, never the read buffer.
+   */
+  private copyPayload(data: Uint8Array, start: number, end: number): Uint8Array {
+    const length = end - start
+    if (length > SLAB_BYTES / 4) return data.slice(start, end)
+    if (this.slabUsed + length > this.slab.length) {
+      this.slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES))
+      this.slabUsed = 0
+    }
+    const copy = this.slab.subarray(this.slabUsed, this.slabUsed + length)
+    copy.set(data.subarray(start, end))
+    this.slabUsed += length
+    return copy
+  }
 }
 
 /** A state file holding `value`. @internal */

@@ -21,8 +21,8 @@ export const utf8Length = (text: string): number => {
 export const encodeUtf8Into = (text: string, target: Uint8Array, offset: number): number =>
   encoder.encodeInto(text, target.subarray(offset)).written
 
-/** Decodes UTF-8; throws on malformed input. */
-const decodeUtf8 = (data: Uint8Array, start: number, end: number): string => {
+/** Decodes UTF-8 (a leading U+FEFF kept); throws on malformed input. @internal */
+export const decodeUtf8 = (data: Uint8Array, start: number, end: number): string => {
   if (end - start <= 16) {
     // Short ASCII without the decoder's call overhead.
     let ascii = true
@@ -43,7 +43,8 @@ const SLOTS = 4096
 
 /**
  * Decodes short UTF-8 strings through a direct-mapped cache keyed by their bytes: a name seen
- * recently comes back as the same string, found by a hash and a byte comparison. @internal
+ * recently comes back as the same string, found by a hash and a byte comparison. The cache has a
+ * fixed size (4,096 names of up to 64 bytes); each journal owns one (see `FrameCodec`). @internal
  */
 export class NameDecoder {
   private readonly pool = new Uint8Array(SLOTS * MAX_CACHED)

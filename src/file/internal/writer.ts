@@ -14,7 +14,7 @@ import { message } from "./errors.ts"
 import { writeAll } from "./fileIo.ts"
 import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
-import { encodeFrames, HEADER_BYTES } from "./segmentFormat.ts"
+import { type FrameCodec, HEADER_BYTES } from "./segmentFormat.ts"
 import type { StateFiles } from "./stateFiles.ts"
 
 /** A flush for a single waiting append runs on the calling thread while flushes take less than this. */
@@ -48,18 +48,21 @@ export class Writer {
   private readonly state: StateFiles
   private readonly index: RecordIndex
   private readonly segmentBytes: number
+  private readonly codec: FrameCodec
 
   constructor(
     segments: SegmentSet,
     state: StateFiles,
     index: RecordIndex,
     segmentBytes: number,
+    codec: FrameCodec,
     recovered: { readonly lastSeq: number; readonly lastTimestamp: number }
   ) {
     this.segments = segments
     this.state = state
     this.index = index
     this.segmentBytes = segmentBytes
+    this.codec = codec
     this.lastSeq = recovered.lastSeq
     this.lastTimestamp = recovered.lastTimestamp
     this.durableSeq = this.visibleSeq = recovered.lastSeq
@@ -94,7 +97,7 @@ export class Writer {
    */
   write(records: ReadonlyArray<JournalRecord>): boolean {
     const segments = this.segments
-    const data = encodeFrames(records)
+    const data = this.codec.encodeFrames(records)
     if (segments.activeSize > HEADER_BYTES && segments.activeSize + data.length > this.segmentBytes) {
       if (this.syncing !== undefined) return false
       segments.rotate(this.lastSeq + 1)
@@ -254,7 +257,8 @@ export class Writer {
   truncate(seq: number): void {
     const state = this.state
     const checkpoint = Math.max(state.checkpoint, seq)
-    const cut = Math.min(seq, this.visibleSeq + 1)
+    // Appends in flight hold seqs visibleSeq + 1 .. lastSeq: the cut stops before the first of them.
+    const cut = this.lastSeq > this.visibleSeq ? Math.min(seq, this.visibleSeq + 1) : seq
     if (cut <= state.truncatedBefore) {
       if (checkpoint > state.checkpoint) state.writeCheckpoint(checkpoint, state.truncatedBefore)
       return
