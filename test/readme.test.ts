@@ -13,7 +13,15 @@ import * as path from "node:path"
 import { after, test } from "node:test"
 import { fileURLToPath } from "node:url"
 import { documentedTsconfig, type Program, programs } from "./support/markdownPrograms.ts"
-import { type Finished, prepare, repositoryRoot, runProcess, runtime, type Workspace } from "./support/programWorkspace.ts"
+import {
+  compileProject,
+  type Finished,
+  prepare,
+  repositoryRoot,
+  runProcess,
+  runtime,
+  type Workspace
+} from "./support/programWorkspace.ts"
 
 const root = await repositoryRoot(path.dirname(fileURLToPath(import.meta.url)))
 const readme = await fs.readFile(path.join(root, "README.md"), "utf8")
@@ -22,7 +30,8 @@ const all = programs(readme, "README.md")
 let prepared: Promise<Workspace> | undefined
 let compiled: ReturnType<Workspace["compile"]> | undefined
 /** The workspace, written by whichever test needs it first (so each test reports why it could not be). */
-const workspace = () => prepared ??= prepare(root, "README.md", all, documentedTsconfig(readme, "README.md"))
+const workspace = () =>
+  prepared ??= prepare(root, "README.md", all, documentedTsconfig(readme, "README.md").compilerOptions)
 /** The one `tsc` run over every block (its JavaScript is what Node runs). */
 const compile = () => compiled ??= workspace().then((made) => made.compile())
 after(async () => {
@@ -58,6 +67,13 @@ test("README: it has TypeScript blocks, and every block that runs states what it
 test("README: every TypeScript block type-checks (strict, with the README's tsconfig)", async () => {
   const { ok, diagnostics } = await compile()
   assert.ok(ok, `tsc failed:\n${diagnostics}`)
+})
+
+test("README: its tsconfig.json, as written, compiles src/ into dist/", async () => {
+  const { compiled, ran } = await compileProject(root, documentedTsconfig(readme, "README.md"))
+  assert.equal(compiled.code, 0, `tsc failed:\n${compiled.stdout}${compiled.stderr}`)
+  assert.ok(ran !== undefined, "tsc wrote no dist/main.js")
+  assert.equal(ran.stdout.trim(), "compiled", ran.stderr)
 })
 
 for (const program of all) {

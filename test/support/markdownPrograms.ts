@@ -106,13 +106,16 @@ export const programs = (markdown: string, file: string): ReadonlyArray<Program>
   })
 }
 
-/** The `compilerOptions` of the first JSON block of `markdown` that has them (the documented tsconfig). */
-export const documentedTsconfig = (markdown: string, file: string): Record<string, unknown> => {
+/** The first JSON block of `markdown` that has `compilerOptions`: the tsconfig.json it recommends. */
+export const documentedTsconfig = (
+  markdown: string,
+  file: string
+): { readonly compilerOptions: Record<string, unknown>; readonly [key: string]: unknown } => {
   for (const block of codeBlocks(markdown)) {
     if (block.language !== "json") continue
     const parsed: unknown = JSON.parse(block.lines.join("\n"))
     if (typeof parsed === "object" && parsed !== null && "compilerOptions" in parsed) {
-      return parsed.compilerOptions as Record<string, unknown>
+      return parsed as { readonly compilerOptions: Record<string, unknown> }
     }
   }
   throw new Error(`${file} has no JSON block with "compilerOptions" (the tsconfig a project should use)`)

@@ -48,6 +48,56 @@ export const runProcess = (
     })
   })
 
+/** The command that runs the script `file` (TypeScript or JavaScript) on this runtime; Deno with `denoFlags`. */
+export const scriptCommand = (
+  file: string,
+  denoFlags: ReadonlyArray<string> = ["-A"]
+): { readonly command: string; readonly args: ReadonlyArray<string> } =>
+  runtime === "deno"
+    ? { command: process.execPath, args: ["run", ...denoFlags, file] }
+    : { command: process.execPath, args: runtime === "node" ? ["--enable-source-maps", file] : [file] }
+
+/** What the README says a program on the file layers needs from Deno (the README's programs run with exactly these). */
+const denoPermissions = ["--no-prompt", "--allow-read", "--allow-write", "--allow-env", "--allow-sys=hostname"]
+
+const tsc = (root: string, project: string) =>
+  runProcess(path.join(root, "node_modules", ".bin", "tsc"), ["-p", project, "--pretty", "false"], {
+    cwd: root,
+    timeoutMs: 300_000
+  })
+
+/** A fresh directory under the repository's `.build/`, where `effect` and the type packages resolve. */
+const buildDirectory = async (root: string, prefix: string) => {
+  await fs.mkdir(path.join(root, ".build"), { recursive: true })
+  return fs.mkdtemp(path.join(root, ".build", prefix))
+}
+
+/**
+ * Compiles a project of two files, `src/main.ts` importing `./greeting.ts`, with `tsconfig` exactly as
+ * given, then runs the `dist/main.js` it should produce: a recommended tsconfig.json works as written.
+ */
+export const compileProject = async (
+  root: string,
+  tsconfig: unknown
+): Promise<{ readonly compiled: Finished; readonly ran: Finished | undefined }> => {
+  const directory = await buildDirectory(root, "tsconfig-")
+  try {
+    await fs.mkdir(path.join(directory, "src"))
+    await fs.writeFile(path.join(directory, "package.json"), JSON.stringify({ private: true, type: "module" }))
+    await fs.writeFile(path.join(directory, "tsconfig.json"), JSON.stringify(tsconfig))
+    await fs.writeFile(path.join(directory, "src", "greeting.ts"), `export const greeting: string = "compiled"\n`)
+    await fs.writeFile(path.join(directory, "src", "main.ts"), `import { greeting } from "./greeting.ts"\nconsole.log(greeting)\n`)
+    const compiled = await tsc(root, directory)
+    const main = path.join(directory, "dist", "main.js")
+    const exists = await fs.stat(main).then(() => true, () => false)
+    if (!exists) return { compiled, ran: undefined }
+    const { command, args } = scriptCommand(main)
+    return { compiled, ran: await runProcess(command, args, { cwd: directory, timeoutMs: 60_000 }) }
+  } finally {
+    await fs.rm(directory, { recursive: true, force: true })
+  }
+}
+
 /** The repository root: the nearest directory above `from` whose package.json is annals'. */
 export const repositoryRoot = async (from: string): Promise<string> => {
   for (let dir = from; ; dir = path.dirname(dir)) {
@@ -81,8 +131,7 @@ export const prepare = async (
   programs: ReadonlyArray<Program>,
   compilerOptions: Record<string, unknown>
 ): Promise<Workspace> => {
-  await fs.mkdir(path.join(root, ".build"), { recursive: true })
-  const directory = await fs.mkdtemp(path.join(root, ".build", "readme-"))
+  const directory = await buildDirectory(root, "readme-")
   const out = path.join(directory, "out")
   const base = (program: Program) => `${path.basename(document, ".md")}-${program.line}`
   const typescript = (program: Program) => path.join(directory, `${base(program)}.ts`)
@@ -116,26 +165,16 @@ export const prepare = async (
   )
 
   const compile = async () => {
-    const tsc = path.join(root, "node_modules", ".bin", "tsc")
-    const result = await runProcess(tsc, ["-p", directory, "--pretty", "false"], { cwd: root, timeoutMs: 300_000 })
+    const result = await tsc(root, directory)
     const programFile = new RegExp(`^.*?${path.basename(document, ".md")}-\\d+\\.ts\\((\\d+),(\\d+)\\)`, "gm")
     const diagnostics = (result.stdout + result.stderr).replace(programFile, `${document}($1,$2)`).trim()
     return { ok: result.code === 0, diagnostics }
   }
 
-  const command = (program: Program) => {
-    switch (runtime) {
-      case "bun":
-        return { command: process.execPath, args: [typescript(program)] }
-      case "deno":
-        return {
-          command: process.execPath,
-          args: ["run", "-A", "--no-lock", `--config=${path.join(root, "deno.json")}`, typescript(program)]
-        }
-      case "node":
-        return { command: process.execPath, args: ["--enable-source-maps", javascript(program)] }
-    }
-  }
+  const command = (program: Program) =>
+    runtime === "node"
+      ? scriptCommand(javascript(program))
+      : scriptCommand(typescript(program), [...denoPermissions, "--no-lock", `--config=${path.join(root, "deno.json")}`])
 
   return {
     directory,
