@@ -2,24 +2,24 @@
  * A bank account, event-sourced with annals: typed commands with a domain error, two writers racing
  * on one account (optimistic concurrency with automatic retry), automatic snapshots, a checkpoint
  * that archives and truncates the journal, and a statement "as of" a past date read back from the
- * archive. Everything runs in memory; swap the layers for durable ones without touching the domain.
+ * archive. The data goes to the file layers in a fresh temporary directory, removed at the end
+ * (`--keep` keeps it); swap the layers without touching the domain.
  *
- * Runs unchanged on all three runtimes:
+ * Runs unchanged on all three runtimes (`npm start` is the first):
  *
- *   bun examples/bank-account.ts
- *   deno run -A examples/bank-account.ts
- *   npx tsc -p tsconfig.node.json && node .build/node/examples/bank-account.js
+ *   npx bun examples/bank-account.ts
+ *   npx deno run -A examples/bank-account.ts
+ *   npx tsc -p tsconfig.node.json && node --conditions=annals-repo .build/node/examples/bank-account.js
  *
  * Time is simulated with Effect's TestClock (a calendar we move by hand), so the dates printed and
- * the time-travel query give the same output on every run.
+ * the time-travel query give the same output on every run; the example says so when it starts.
  */
+import { Aggregate, Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "annals"
+import { DirectoryArchive, FileJournal, FileSnapshotStore } from "annals/file"
 import { Console, Deferred, Effect, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DirectoryArchive, FileJournal, FileSnapshotStore } from "../src/file/index.ts"
-import { Aggregate, Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "../src/index.ts"
+import { dataDirectory } from "./support/dataDirectory.ts"
 
 // ─── 1. The domain ──────────────────────────────────────────────────────────────────────────────
 // Events are facts, in the past tense: a union of tagged structs. They are what the journal stores.
@@ -162,7 +162,7 @@ const program = Effect.gen(function*() {
   // Compaction: snapshot every stream touched since the last checkpoint, archive the records,
   // then truncate the journal. The history is not lost: it now lives in the archive.
   yield* today(11)
-  const checkpointer = yield* Checkpointer.make([BankAccount])
+  const checkpointer = yield* Checkpointer.make([BankAccount]) // CHECKPOINTER-API: { history: "archive" }
   const result = yield* checkpointer.run
   yield* Console.log(
     `Checkpoint: moved from seq ${result.from} to ${result.checkpoint}, ${result.streams} stream(s) touched, ${result.snapshots} snapshot(s) written, ` +
@@ -191,25 +191,30 @@ const program = Effect.gen(function*() {
 })
 
 // ─── 4. Wiring: the embedded file layers ─────────────────────────────────────────────────────────
-// A fresh temporary directory, so that every run starts from nothing; give the layers a path of your
-// own to keep the data (the memory layers — Journal.layerMemory and friends — suit tests).
-const data = mkdtempSync(join(tmpdir(), "annals-bank-"))
-console.log(`data in ${data}`)
-const storage = Layer.mergeAll(
-  FileJournal.layer({ directory: join(data, "journal") }),
-  DirectoryArchive.layer({ directory: join(data, "archive") })
-)
-const layers = Layer.mergeAll(
-  FileSnapshotStore.layer({ directory: join(data, "snapshots") }),
-  // The Archiver uploads every 4 records as a segment in the background; the Checkpointer flushes the
-  // rest. It looks for full segments every hour of simulated time: under the TestClock its background
-  // fiber wakes once per interval the calendar moves, so a 1-second interval would wake it 86,400 times a day.
-  Archiver.layer({ segmentSize: 4, pollInterval: "1 hour" }).pipe(Layer.provideMerge(storage))
-)
+// In a fresh temporary directory, so that every run starts from nothing (the memory layers —
+// Journal.layerMemory and friends — suit tests).
+const layers = (data: string) => {
+  const storage = Layer.mergeAll(
+    FileJournal.layer({ directory: join(data, "journal") }),
+    DirectoryArchive.layer({ directory: join(data, "archive") })
+  )
+  return Layer.mergeAll(
+    FileSnapshotStore.layer({ directory: join(data, "snapshots") }),
+    // The Archiver uploads every 4 records as a segment in the background; the Checkpointer flushes the
+    // rest. It looks for full segments every hour of simulated time: under the TestClock its background
+    // fiber wakes once per interval the calendar moves, so a 1-second interval would wake it 86,400 times a day.
+    Archiver.layer({ segmentSize: 4, pollInterval: "1 hour" }).pipe(Layer.provideMerge(storage))
+  )
+}
 
 const main = Effect.gen(function*() {
+  const data = yield* dataDirectory("bank")
+  yield* Console.log(
+    "The clock is simulated (Effect's TestClock): the dates below are a calendar this example moves by hand,\n" +
+      "and they are the timestamps the journal records."
+  )
   yield* TestClock.setTime(day(1, 8)) // set the calendar before the services start (the clock begins at 1970)
-  yield* program.pipe(Effect.provide(layers))
+  yield* program.pipe(Effect.provide(layers(data)))
 })
 
-Effect.runPromise(main.pipe(Effect.provide(TestClock.layer())))
+Effect.runPromise(main.pipe(Effect.scoped, Effect.provide(TestClock.layer())))

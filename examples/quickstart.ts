@@ -2,16 +2,17 @@
  * The annals quick start: a typed event schema, a journal, optimistic concurrency, a fold into
  * state, and an archived segment. Runs unchanged on all three runtimes:
  *
- *   bun examples/quickstart.ts
- *   deno run -A examples/quickstart.ts
- *   npx tsc -p tsconfig.node.json && node .build/node/examples/quickstart.js
+ *   npx bun examples/quickstart.ts
+ *   npx deno run -A examples/quickstart.ts
+ *   npx tsc -p tsconfig.node.json && node --conditions=annals-repo .build/node/examples/quickstart.js
+ *
+ * Its data goes to a fresh temporary directory, removed at the end (`--keep` keeps it).
  */
+import { Archive, Codec, Journal } from "annals"
+import { DirectoryArchive, FileJournal } from "annals/file"
 import { Effect, Layer, Result, Schema, Stream } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DirectoryArchive, FileJournal } from "../src/file/index.ts"
-import { Archive, Codec, Journal } from "../src/index.ts"
+import { dataDirectory } from "./support/dataDirectory.ts"
 
 // 1. The domain: events are a union of tagged structs.
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite })
@@ -54,12 +55,15 @@ const program = Effect.gen(function*() {
     `archive ${ref.key} holds ${fromArchive.length}; alice is still at version ${yield* journal.version(account)}`)
 })
 
-// 6. Wiring: the embedded file layers (the default). The data goes to a fresh temporary directory so
-//    that every run starts from nothing; give `directory` a path of your own to keep it.
-const data = mkdtempSync(join(tmpdir(), "annals-quickstart-"))
-console.log(`data in ${data}`)
-const storage = Layer.mergeAll(
-  FileJournal.layer({ directory: join(data, "journal") }),
-  DirectoryArchive.layer({ directory: join(data, "archive") })
-)
-Effect.runPromise(Effect.provide(program, storage))
+// 6. Wiring: the embedded file layers (the default), in a fresh temporary directory so that every run
+//    starts from nothing; give `directory` a path of your own to keep the data.
+const main = Effect.gen(function*() {
+  const data = yield* dataDirectory("quickstart")
+  const storage = Layer.mergeAll(
+    FileJournal.layer({ directory: join(data, "journal") }),
+    DirectoryArchive.layer({ directory: join(data, "archive") })
+  )
+  yield* Effect.provide(program, storage)
+})
+
+Effect.runPromise(Effect.scoped(main))

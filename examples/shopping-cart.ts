@@ -5,18 +5,18 @@
  * "what did the cart look like before checkout?" with `load(id, { asOf })`, and a checkpoint
  * without an archive, after which old history is gone — and `load` says so instead of guessing.
  *
- * Runs unchanged on all three runtimes, on the real clock:
+ * Runs unchanged on all three runtimes, on the real clock; its data goes to a fresh temporary
+ * directory, removed at the end (`--keep` keeps it):
  *
- *   bun examples/shopping-cart.ts
- *   deno run -A examples/shopping-cart.ts
- *   npx tsc -p tsconfig.node.json && node .build/node/examples/shopping-cart.js
+ *   npx bun examples/shopping-cart.ts
+ *   npx deno run -A examples/shopping-cart.ts
+ *   npx tsc -p tsconfig.node.json && node --conditions=annals-repo .build/node/examples/shopping-cart.js
  */
+import { Aggregate, Checkpointer, Codec, Journal, Repository, SnapshotStore } from "annals"
+import { FileJournal, FileSnapshotStore } from "annals/file"
 import { Clock, Console, Data, Deferred, Effect, Layer, Option, Result, Schema, Stream } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { FileJournal, FileSnapshotStore } from "../src/file/index.ts"
-import { Aggregate, Checkpointer, Codec, Journal, Repository, SnapshotStore } from "../src/index.ts"
+import { dataDirectory } from "./support/dataDirectory.ts"
 
 // ─── 1. The domain ──────────────────────────────────────────────────────────────────────────────
 const Price = Schema.Int // in cents: money is never a float
@@ -187,7 +187,7 @@ const program = Effect.gen(function*() {
 
   // Compaction without an Archive: snapshot every touched stream, then drop the records.
   yield* nextSession("Checkpoint (no archive configured)")
-  const result = yield* (yield* Checkpointer.make([Cart])).run
+  const result = yield* (yield* Checkpointer.make([Cart])).run // CHECKPOINTER-API: { history: "discard" }
   yield* Console.log(
     `checkpoint moved from seq ${result.from} to ${result.checkpoint}; ${result.streams} cart(s) touched, ${result.snapshots} snapshot(s) written; ` +
       `archived: ${Option.match(result.archivedThrough, { onNone: () => "no (no Archiver)", onSome: (seq) => `through seq ${seq}` })}`
@@ -200,10 +200,13 @@ const program = Effect.gen(function*() {
 })
 
 // ─── 3. Wiring: the file journal and snapshot store, in a fresh temporary directory per run ───────
-const data = mkdtempSync(join(tmpdir(), "annals-cart-"))
-console.log(`data in ${data}`)
-const storage = Layer.mergeAll(
-  FileJournal.layer({ directory: join(data, "journal") }),
-  FileSnapshotStore.layer({ directory: join(data, "snapshots") })
-)
-Effect.runPromise(program.pipe(Effect.provide(storage)))
+const main = Effect.gen(function*() {
+  const data = yield* dataDirectory("cart")
+  const storage = Layer.mergeAll(
+    FileJournal.layer({ directory: join(data, "journal") }),
+    FileSnapshotStore.layer({ directory: join(data, "snapshots") })
+  )
+  yield* program.pipe(Effect.provide(storage))
+})
+
+Effect.runPromise(Effect.scoped(main))
