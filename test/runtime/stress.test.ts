@@ -39,7 +39,7 @@ import type { Storage } from "./layers.ts"
 const FIBERS = 48
 /** Each fiber runs at least `MIN_OPS` operations, and goes on until the checkpoint moved twice, at most `MAX_OPS`. */
 const MIN_OPS = 12
-const MAX_OPS = 80
+const MAX_OPS = 40
 const IDS = Array.from({ length: 6 }, (_, i) => `agg-${i}`)
 const aggregate = ledger({ every: 4, schemaVersion: 1 })
 
