@@ -7,7 +7,9 @@ import { readdirSync } from "node:fs"
 import { join } from "node:path"
 
 const bin = (name) => join("node_modules", ".bin", name)
-const testFiles = (dir) => readdirSync(dir).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f))
+// Every compiled test file under `dir`, subdirectories included (test/runtime/, test/conformance/ …).
+const testFiles = (dir) =>
+  readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f))
 
 const run = (command, args) =>
   new Promise((resolve) => {

@@ -3,7 +3,7 @@
  * so a missing, duplicated or reordered event always changes the state.
  */
 import { Effect, Schema } from "effect"
-import { Aggregate } from "../../src/index.ts"
+import { Aggregate, type Repository } from "../../src/index.ts"
 
 export const Credited = Schema.TaggedStruct("Credited", { amount: Schema.Int })
 export const Debited = Schema.TaggedStruct("Debited", { amount: Schema.Int, note: Schema.optional(Schema.String) })
@@ -26,6 +26,9 @@ export const fold = (events: ReadonlyArray<LedgerEvent>): LedgerState => events.
 
 export const ledger = (snapshot?: { every: number; schemaVersion: number }) =>
   Aggregate.make({ namespace: "ledger", event: LedgerEvent, state: LedgerState, initial, evolve, snapshot })
+
+/** The Repository of the ledger aggregate. */
+export type LedgerRepository = Repository.Repository<LedgerEvent, LedgerState>
 
 /** A command appending the given events, whatever the state. */
 export const append = (events: ReadonlyArray<LedgerEvent>) => (_: LedgerState) => Effect.succeed(events)

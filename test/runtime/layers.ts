@@ -1,0 +1,108 @@
+/**
+ * The storage combinations every runtime suite runs over, written once. A backend added later
+ * (PostgreSQL, Redis, NATS, S3) is one more entry in `combinations`: every suite in `test/runtime/`
+ * then runs over it unchanged.
+ *
+ * A combination opens a `Storage` per case: three layers (Journal, SnapshotStore, Archive) whose
+ * every build reaches the same data — a reopen for the durable layers, the same instance for the
+ * memory ones — and a `freshMachine` with a new, empty journal and snapshot store of the same kinds
+ * over the same archive (a machine that lost its local data and restores from the archive).
+ */
+import { type Context, Effect, Layer, type Scope } from "effect"
+import * as path from "node:path"
+import { DirectoryArchive, FileJournal, FileSnapshotStore } from "../../src/file/index.ts"
+import { Archive, Journal, SnapshotStore } from "../../src/index.ts"
+import { tempDirectory } from "../support/tempDirectory.ts"
+
+/** The three storage services of one combination. */
+export type Stores = Journal.Journal | SnapshotStore.SnapshotStore | Archive.Archive
+
+/** The layers of one case's storage; every build of a layer reaches the same data. */
+export interface Storage {
+  readonly journal: Layer.Layer<Journal.Journal, unknown>
+  readonly snapshots: Layer.Layer<SnapshotStore.SnapshotStore, unknown>
+  readonly archive: Layer.Layer<Archive.Archive, unknown>
+  /** Journal and SnapshotStore (no Archive: loads behind the truncation point fail). */
+  readonly stores: Layer.Layer<Journal.Journal | SnapshotStore.SnapshotStore, unknown>
+  /** Journal, SnapshotStore and Archive. */
+  readonly all: Layer.Layer<Stores, unknown>
+  /** A new, empty journal and snapshot store of the same kinds, over the same archive. */
+  readonly freshMachine: Effect.Effect<Storage, unknown, Scope.Scope>
+}
+
+/** Per-case options of the storage. */
+export interface StorageOptions {
+  /** Snapshots kept per stream (SnapshotStore `keep`, default 1). */
+  readonly keep?: number | undefined
+}
+
+/** One storage combination. */
+export interface Combination {
+  readonly name: string
+  /** True when every build of a layer reopens stored data (files, servers), so a reopen tests persistence. */
+  readonly durable: boolean
+  readonly open: (options: StorageOptions) => Effect.Effect<Storage, unknown, Scope.Scope>
+}
+
+/** How one service of a combination is opened: a layer over a place (a directory), or a shared memory instance. */
+type Opener<I> = (directory: string, options: StorageOptions) => Effect.Effect<Layer.Layer<I, unknown>, unknown, Scope.Scope>
+
+interface Kinds {
+  readonly journal: Opener<Journal.Journal>
+  readonly snapshots: Opener<SnapshotStore.SnapshotStore>
+  readonly archive: Opener<Archive.Archive>
+}
+
+/** The same instance on every build: what "reopening" a memory layer means. */
+const shared = <I, S>(tag: Context.Key<I, S>, make: Effect.Effect<S, unknown>) =>
+  Effect.map(make, (service) => Layer.succeed(tag, service))
+
+const memoryJournal: Opener<Journal.Journal> = () => shared(Journal.Journal, Journal.makeMemory)
+const memorySnapshots: Opener<SnapshotStore.SnapshotStore> = (_, options) =>
+  shared(SnapshotStore.SnapshotStore, SnapshotStore.makeMemory({ keep: options.keep }))
+const memoryArchive: Opener<Archive.Archive> = () =>
+  shared(Archive.Archive, Archive.make(Archive.makeObjectStoreMemory(new Map())))
+
+const fileJournal = (options: Omit<FileJournal.FileJournalOptions, "directory">): Opener<Journal.Journal> => (directory) =>
+  Effect.succeed(FileJournal.layer({ ...options, directory: path.join(directory, "journal") }))
+const fileSnapshots: Opener<SnapshotStore.SnapshotStore> = (directory, options) =>
+  Effect.succeed(FileSnapshotStore.layer({ directory: path.join(directory, "snapshots"), keep: options.keep }))
+const directoryArchive: Opener<Archive.Archive> = (directory) =>
+  Effect.succeed(DirectoryArchive.layer({ directory: path.join(directory, "archive") }))
+
+/** Builds a combination from the openers of its three services. */
+const combination = (name: string, durable: boolean, kinds: Kinds): Combination => ({
+  name,
+  durable,
+  open: (options) =>
+    Effect.gen(function*() {
+      const root = yield* tempDirectory("runtime")
+      const archive = yield* kinds.archive(path.join(root, "shared"), options)
+      let machines = 0
+      const machine: Effect.Effect<Storage, unknown, Scope.Scope> = Effect.gen(function*() {
+        const directory = path.join(root, `machine-${++machines}`)
+        const journal = yield* kinds.journal(directory, options)
+        const snapshots = yield* kinds.snapshots(directory, options)
+        const stores = Layer.mergeAll(journal, snapshots)
+        return { journal, snapshots, archive, stores, all: Layer.merge(stores, archive), freshMachine: machine }
+      })
+      return yield* machine
+    })
+})
+
+/** Every storage combination the runtime suites run over. Register a new backend here. */
+export const combinations: ReadonlyArray<Combination> = [
+  combination("memory", false, { journal: memoryJournal, snapshots: memorySnapshots, archive: memoryArchive }),
+  combination("file always", true, { journal: fileJournal({}), snapshots: fileSnapshots, archive: directoryArchive }),
+  combination("file interval 4KiB segments", true, {
+    journal: fileJournal({ durability: "interval", syncIntervalMs: 5, segmentBytes: 4096 }),
+    snapshots: fileSnapshots,
+    archive: directoryArchive
+  }),
+  combination("file os", true, { journal: fileJournal({ durability: "os" }), snapshots: fileSnapshots, archive: directoryArchive }),
+  combination("file always 4KiB segments + memory snapshots and archive", true, {
+    journal: fileJournal({ segmentBytes: 4096 }),
+    snapshots: memorySnapshots,
+    archive: memoryArchive
+  })
+]
