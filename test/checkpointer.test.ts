@@ -28,7 +28,7 @@ test("Checkpointer: snapshots every touched stream, then truncates; loads stay e
       events.set(id, [...(events.get(id) ?? []), ...batch])
       yield* repo.execute(id, append(batch))
     }
-    const checkpointer = yield* Checkpointer.make([aggregate])
+    const checkpointer = yield* Checkpointer.make([aggregate], { history: "discard" })
     const result = yield* checkpointer.run
     assert.deepEqual({ ...result, archivedThrough: Option.isNone(result.archivedThrough) }, {
       from: 0,
@@ -59,7 +59,7 @@ test("Checkpointer: records of an unregistered namespace hold the watermark back
     yield* repo.execute("a", append([credit(1), credit(2)])) // seqs 1-2
     yield* journal.append({ namespace: "mystery", id: "x" }, 0, [{ type: "Unknown", payload: new Uint8Array([1]) }]) // seq 3
     yield* repo.execute("a", append([credit(3)])) // seq 4
-    const result = yield* (yield* Checkpointer.make([aggregate])).run
+    const result = yield* (yield* Checkpointer.make([aggregate], { history: "discard" })).run
     assert.equal(result.checkpoint, 3)
     assert.deepEqual(result.heldBack, [{ namespace: "mystery", firstSeq: 3, records: 1 }])
     assert.deepEqual((yield* replayAll(journal)).map((r) => r.seq), [3, 4])
@@ -76,7 +76,7 @@ test("Checkpointer with an Archiver: archives before truncating; restore on an e
       events.push(credit(i))
       yield* repo.execute("acct", append([credit(i)]))
     }
-    const result = yield* (yield* Checkpointer.make([aggregate])).run
+    const result = yield* (yield* Checkpointer.make([aggregate], { history: "archive" })).run
     assert.equal(result.checkpoint, 24)
     assert.deepEqual(result.archivedThrough, Option.some(23))
     const archive = yield* Archive.Archive
@@ -135,7 +135,7 @@ test("Checkpointer.layer runs a checkpoint every interval in the background", ()
     assert.deepEqual(yield* repo.load("bg"), { state: fold([credit(1), credit(2), credit(3)]), version: 3 })
   }).pipe(
     Effect.provide(Layer.provideMerge(
-      Checkpointer.layer([ledger()], { interval: "1 minute" }),
+      Checkpointer.layer([ledger()], { history: "discard", interval: "1 minute" }),
       Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory())
     )),
     Effect.provide(TestClock.layer())

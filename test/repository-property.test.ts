@@ -11,7 +11,7 @@
  *
  * ANNALS_PROPERTY_RUNS sets the number of seeded runs (default 30).
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
@@ -50,7 +50,10 @@ const runScenario = (s: Scenario) =>
     const int = (n: number) => Math.floor(random() * n)
     const aggregate = ledger(s.every === undefined ? undefined : { every: s.every, schemaVersion: 1 })
     const journal = yield* Journal.Journal
-    const checkpointer = yield* Checkpointer.make([aggregate])
+    const archiver = yield* Effect.serviceOption(Archiver.Archiver)
+    const checkpointer = yield* (Option.isSome(archiver)
+      ? Effect.provideService(Checkpointer.make([aggregate], { history: "archive" }), Archiver.Archiver, archiver.value)
+      : Checkpointer.make([aggregate], { history: "discard" }))
     let repo = yield* Repository.make(aggregate, { cacheSize: s.cacheSize })
     const history = new Map<string, Array<{ readonly timestamp: number; readonly event: LedgerEvent }>>()
     const ids = Array.from({ length: s.streams }, (_, i) => `acct-${i}`)
