@@ -155,8 +155,12 @@ const prefixProblem = (
       for (let i = 0; i < Math.max(archived.length, held.length); i++) {
         const mine = held[i]
         const theirs = archived[i]
-        if (mine === undefined) return `the journal lacks the archive's record at seq ${theirs!.seq} (segment ${ref.key})`
-        if (theirs === undefined) return `the journal's record at seq ${mine.seq} is not in the archive (segment ${ref.key})`
+        if (mine === undefined || (theirs !== undefined && theirs.seq < mine.seq)) {
+          return `the journal lacks the archive's record at seq ${theirs!.seq} (segment ${ref.key})`
+        }
+        if (theirs === undefined || mine.seq < theirs.seq) {
+          return `the journal's record at seq ${mine.seq} is not in the archive (segment ${ref.key})`
+        }
         const difference = recordDifference(mine, theirs)
         if (difference !== undefined) return `the record at seq ${mine.seq} is not the archive's: ${difference} (segment ${ref.key})`
       }

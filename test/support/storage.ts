@@ -18,11 +18,15 @@ export type Stores = Journal.Journal | SnapshotStore.SnapshotStore | Archive.Arc
 
 /**
  * One storage location. `layers(journal)` opens the journal of that name with the location's
- * snapshot store and archive; opening the same name again (after the first is closed) reaches the
- * same data, on the memory layers too, so a test can "restart" over either.
+ * snapshot store and archive (`options.archive` names another archive there); opening the same name
+ * again (after the first is closed) reaches the same data, on the memory layers too, so a test can
+ * "restart" over either.
  */
 export interface Location {
-  readonly layers: (journal?: string, options?: { readonly keep?: number }) => Layer.Layer<Stores, unknown>
+  readonly layers: (
+    journal?: string,
+    options?: { readonly keep?: number; readonly archive?: string }
+  ) => Layer.Layer<Stores, unknown>
 }
 
 /** How to make a fresh location. */
@@ -35,7 +39,12 @@ const memory: StorageFixture = {
   name: "memory",
   location: Effect.sync(() => {
     const journals = new Map<string, Journal.Journal>()
-    const objects = new Map<string, Uint8Array>()
+    const archives = new Map<string, Map<string, Uint8Array>>()
+    const objectsOf = (name: string) => {
+      let objects = archives.get(name)
+      if (objects === undefined) archives.set(name, objects = new Map())
+      return objects
+    }
     let snapshots: SnapshotStore.SnapshotStore | undefined
     return {
       layers: (name = "main", options) =>
@@ -57,7 +66,7 @@ const memory: StorageFixture = {
                 : Effect.tap(SnapshotStore.makeMemory(options), (store) => Effect.sync(() => snapshots = store))
             )
           ),
-          Layer.effect(Archive.Archive, Archive.make(Archive.makeObjectStoreMemory(objects)))
+          Layer.effect(Archive.Archive, Archive.make(Archive.makeObjectStoreMemory(objectsOf(options?.archive ?? "archive"))))
         )
     }
   })
@@ -70,7 +79,7 @@ const file: StorageFixture = {
       Layer.mergeAll(
         FileJournal.layer({ directory: path.join(directory, name) }),
         FileSnapshotStore.layer({ directory: path.join(directory, "snapshots"), keep: options?.keep }),
-        DirectoryArchive.layer({ directory: path.join(directory, "archive") })
+        DirectoryArchive.layer({ directory: path.join(directory, options?.archive ?? "archive") })
       )
   }))
 }
