@@ -190,7 +190,7 @@ const program = Effect.gen(function*() {
   const result = yield* (yield* Checkpointer.make([Cart], { history: "discard" })).run
   yield* Console.log(
     `checkpoint moved from seq ${result.from} to ${result.checkpoint}; ${result.streams} cart(s) touched, ${result.snapshots} snapshot(s) written; ` +
-      `archived: ${Option.match(result.archivedThrough, { onNone: () => "no (no Archiver)", onSome: (seq) => `through seq ${seq}` })}`
+      `archived: ${Option.match(result.archivedThrough, { onNone: () => "no (history: \"discard\")", onSome: (seq) => `through seq ${seq}` })}`
   )
   const current = yield* (yield* Repository.make(Cart)).load("alice")
   yield* Console.log(`a fresh Repository still loads Alice's cart from its snapshot: ${show(current.state)}`)
