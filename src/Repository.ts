@@ -252,6 +252,9 @@ export const make = <E extends { readonly _tag: string }, S>(
       truncated: (stream, fromVersion, toVersion, detail) => new HistoryTruncated({ stream, fromVersion, toVersion, detail })
     })
     const streamOf = (id: string): StreamRef => ({ namespace: aggregate.namespace, id })
+    // Fresh command ids: a random prefix per Repository and a counter, unique without a random draw per command.
+    const commandIdPrefix = SecureRandom.uuidV4Unsafe()
+    let commandCount = 0
     const invalid = (method: string, stream: StreamRef, problem: string) =>
       new RepositoryError({ method, stream, message: `Repository.${method} of stream ${stream.namespace}/${stream.id}: ${problem}` })
 
@@ -314,7 +317,7 @@ export const make = <E extends { readonly _tag: string }, S>(
             if (Option.isSome(earlier)) return earlier.value
           }
         }
-        const metadata = { [CommandIdKey]: supplied ?? SecureRandom.uuidV4Unsafe() }
+        const metadata = { [CommandIdKey]: supplied ?? `${commandIdPrefix}.${++commandCount}` }
         for (let attempt = 0;; attempt++) {
           const base = yield* rebuild(id, {})
           const events = yield* command(base.state)

@@ -134,20 +134,22 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
 
   /**
    * Folds onto `base` every later record of the stream within `bound`, filling gaps left by
-   * truncation from the archive; or says why `base` cannot be trusted. `current` is the stream's
-   * version read before, so that records truncated away at the end are noticed too.
+   * truncation from the archive; or says why `base` cannot be trusted (with `checkSeq`, also when
+   * the journal's record at its version is another one). `current` is the stream's version read
+   * before, so that records truncated away at the end are noticed too.
    */
-  const catchUp = (stream: StreamRef, base: Folded<S>, current: number, bound: Bound) =>
+  const catchUp = (stream: StreamRef, base: Folded<S>, current: number, bound: Bound, checkSeq: boolean) =>
     Effect.gen(function*(): Effect.fn.Return<Folded<S> | Untrusted, JournalError | ArchiveError | Codec.CodecError | T> {
       if (base.version > current) {
         // A snapshot saved since `current` was read is above it legitimately: look again.
         current = yield* journal.version(stream)
         if (base.version > current) return { reason: `the journal's stream is only at version ${current}`, maxVersion: current }
       }
-      // Read from the base's own version, to check that the journal's record there is the base's.
-      const records = yield* Stream.runCollect(journal.read(stream, { from: Math.max(1, base.version), to: bound.toVersion }))
+      // With checkSeq, read from the base's own version, to check that the journal's record there is the base's.
+      const from = checkSeq ? Math.max(1, base.version) : base.version + 1
+      const records = yield* Stream.runCollect(journal.read(stream, { from, to: bound.toVersion }))
       let next = 0
-      if (base.version > 0 && records.length > 0 && records[0]!.version === base.version) {
+      if (from === base.version && records.length > 0 && records[0]!.version === base.version) {
         if (records[0]!.seq !== base.seq) {
           return {
             reason: `the journal's record at version ${base.version} has seq ${records[0]!.seq}, not ${base.seq} (another timeline)`,
@@ -193,8 +195,9 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
       const unbounded = bound.asOf === undefined && bound.toVersion === undefined
       const cached = unbounded ? cache.get(id) : undefined
       if (cached !== undefined) {
-        // The cache is only a starting point: caught up and checked exactly as a snapshot is.
-        const result = yield* Effect.result(catchUp(stream, cached, current, bound))
+        // The cache is only a starting point, caught up like a snapshot. It was folded from this
+        // journal in this process, whose records never change under it: only its version is checked.
+        const result = yield* Effect.result(catchUp(stream, cached, current, bound, false))
         if (Result.isSuccess(result)) {
           if (!isUntrusted(result.success)) {
             cache.set(id, result.success)
@@ -212,7 +215,7 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
       }
       for (;;) {
         const base = yield* fromSnapshot(stream, criteria)
-        const folded = yield* catchUp(stream, base, current, bound)
+        const folded = yield* catchUp(stream, base, current, bound, true)
         if (!isUntrusted(folded)) {
           if (unbounded) cache.set(id, folded)
           return folded
