@@ -162,7 +162,7 @@ const program = Effect.gen(function*() {
   // Compaction: snapshot every stream touched since the last checkpoint, archive the records,
   // then truncate the journal. The history is not lost: it now lives in the archive.
   yield* today(11)
-  const checkpointer = yield* Checkpointer.make([BankAccount]) // CHECKPOINTER-API: { history: "archive" }
+  const checkpointer = yield* Checkpointer.make([BankAccount], { history: "archive" })
   const result = yield* checkpointer.run
   yield* Console.log(
     `Checkpoint: moved from seq ${result.from} to ${result.checkpoint}, ${result.streams} stream(s) touched, ${result.snapshots} snapshot(s) written, ` +

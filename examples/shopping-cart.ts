@@ -187,10 +187,10 @@ const program = Effect.gen(function*() {
 
   // Compaction without an Archive: snapshot every touched stream, then drop the records.
   yield* nextSession("Checkpoint (no archive configured)")
-  const result = yield* (yield* Checkpointer.make([Cart])).run // CHECKPOINTER-API: { history: "discard" }
+  const result = yield* (yield* Checkpointer.make([Cart], { history: "discard" })).run
   yield* Console.log(
     `checkpoint moved from seq ${result.from} to ${result.checkpoint}; ${result.streams} cart(s) touched, ${result.snapshots} snapshot(s) written; ` +
-      `archived: ${Option.match(result.archivedThrough, { onNone: () => "no (no Archiver)", onSome: (seq) => `through seq ${seq}` })}`
+      `archived: ${Option.match(result.archivedThrough, { onNone: () => "no (history: \"discard\")", onSome: (seq) => `through seq ${seq}` })}`
   )
   const current = yield* (yield* Repository.make(Cart)).load("alice")
   yield* Console.log(`a fresh Repository still loads Alice's cart from its snapshot: ${show(current.state)}`)

@@ -54,7 +54,12 @@ export interface ArchiverOptions {
   readonly backoff?: Duration.Input | undefined
   /** Longest delay between retries (default 30 seconds). */
   readonly maxBackoff?: Duration.Input | undefined
-  /** Restore the archived history when the layer starts on an empty journal (default true). */
+  /**
+   * Restore the archived history when the layer starts on an empty journal, and resume a restore that
+   * stopped half way when the journal is behind the archive (default true). After a point-in-time
+   * restore, give the new timeline its own archive: on the old one, this would complete the restore
+   * past its `until`.
+   */
   readonly restoreOnStart?: boolean | undefined
 }
 
@@ -113,10 +118,68 @@ export const Archiver: Context.Service<Archiver, Archiver> = Context.Service<Arc
 const optionProblem = (options: ArchiverOptions | undefined) =>
   integerProblem("segmentSize", options?.segmentSize ?? 1_000, 1)
 
+/** Why two records differ, or `undefined` if they are the same record. */
+const recordDifference = (journal: JournalRecord, archived: JournalRecord): string | undefined => {
+  const fields = ["seq", "namespace", "id", "version", "type", "timestamp"] as const
+  for (const field of fields) {
+    if (journal[field] !== archived[field]) {
+      return `its ${field} is ${JSON.stringify(journal[field])} in the journal and ${JSON.stringify(archived[field])} in the archive`
+    }
+  }
+  const a = journal.payload
+  const b = archived.payload
+  if (a.length !== b.length || a.some((byte, i) => byte !== b[i])) return "its payload differs"
+  const metadata = (record: JournalRecord) => JSON.stringify(Object.entries(record.metadata ?? {}).sort(([x], [y]) => x < y ? -1 : 1))
+  return metadata(journal) === metadata(archived) ? undefined : "its metadata differs"
+}
+
+/**
+ * Why the journal (last seq `lastSeq`) is not exactly the archive's first records (those with
+ * timestamp ≤ `until`), or `undefined` if it is: what a restore that stopped half way leaves.
+ */
+const prefixProblem = (
+  journal: Journal,
+  archive: Archive,
+  refs: ReadonlyArray<SegmentRef>,
+  lastSeq: number,
+  until: number | undefined
+) =>
+  Effect.gen(function*() {
+    let comparedThrough = 0
+    for (const ref of refs) {
+      if (ref.startSeq > lastSeq) break
+      const archived = (yield* archive.get(ref)).filter((r) => r.seq <= lastSeq && (until === undefined || r.timestamp <= until))
+      const held = yield* Stream.runCollect(
+        journal.replayFrom(ref.startSeq).pipe(Stream.takeWhile((r) => r.seq <= Math.min(ref.endSeq, lastSeq)))
+      )
+      for (let i = 0; i < Math.max(archived.length, held.length); i++) {
+        const mine = held[i]
+        const theirs = archived[i]
+        if (mine === undefined || (theirs !== undefined && theirs.seq < mine.seq)) {
+          return `the journal lacks the archive's record at seq ${theirs!.seq} (segment ${ref.key})`
+        }
+        if (theirs === undefined || mine.seq < theirs.seq) {
+          return `the journal's record at seq ${mine.seq} is not in the archive (segment ${ref.key})`
+        }
+        const difference = recordDifference(mine, theirs)
+        if (difference !== undefined) return `the record at seq ${mine.seq} is not the archive's: ${difference} (segment ${ref.key})`
+      }
+      comparedThrough = ref.endSeq
+    }
+    const beyond = yield* Stream.runCollect(journal.replayFrom(comparedThrough + 1).pipe(Stream.take(1)))
+    return beyond.length === 0 ? undefined : `the journal's record at seq ${beyond[0]!.seq} is beyond the archive's last segment`
+  })
+
 /**
  * Restores the archived history into an empty journal: every segment in order, checksums verified
- * by the Archive, ranges verified to chain without holes. With `until`, only the records with
- * timestamp ≤ `until` are restored (point-in-time recovery into a fresh journal).
+ * by the Archive, ranges verified to chain without holes from seq 1 (the Archiver's first segment
+ * always starts there, also on a journal truncated before it was configured: that segment then holds
+ * only the records the journal still had). With `until`, only the records with timestamp ≤ `until`
+ * are restored (point-in-time recovery into a fresh journal).
+ *
+ * A restore that stopped half way (a crash) is resumed by running it again with the same `until`:
+ * a journal whose records are exactly the archive's first ones (every field compared) gets the rest.
+ * Any other non-empty journal is refused with an `ArchiverError`, and nothing is changed.
  *
  * @since 0.1.0
  * @category restore
@@ -127,14 +190,28 @@ export const restore = (
   Effect.gen(function*() {
     const journal = yield* Journal
     const archive = yield* Archive
+    const until = options?.until
+    const refs = yield* archive.list()
     const lastSeq = yield* journal.lastSeq
     if (lastSeq > 0) {
+      const problem = refs.length === 0
+        ? "the archive is empty"
+        : yield* prefixProblem(journal, archive, refs, lastSeq, until)
+      if (problem !== undefined) {
+        return yield* new ArchiverError({
+          method: "restore",
+          message: `Cannot restore from the archive: the journal is not empty (last seq ${lastSeq}) and is not a restore ` +
+            `of the archive that stopped half way: ${problem}`
+        })
+      }
+    }
+    if (refs.length > 0 && refs[0]!.startSeq !== 1) {
       return yield* new ArchiverError({
         method: "restore",
-        message: `Cannot restore from the archive: the journal is not empty (last seq ${lastSeq})`
+        message: `The archive's first segment ${refs[0]!.key} starts at seq ${refs[0]!.startSeq}, not at the journal's ` +
+          `beginning (seq 1): seqs 1..${refs[0]!.startSeq - 1} are missing; nothing was restored`
       })
     }
-    const refs = yield* archive.list()
     for (let i = 1; i < refs.length; i++) {
       const previous = refs[i - 1]!
       const ref = refs[i]!
@@ -142,22 +219,24 @@ export const restore = (
         return yield* new ArchiverError({
           method: "restore",
           message: ref.startSeq <= previous.endSeq
-            ? `Archive segments ${previous.key} and ${ref.key} overlap; nothing after ${previous.key} was restored`
-            : `Archive segments are missing seqs ${previous.endSeq + 1}..${ref.startSeq - 1} between ${previous.key} and ${ref.key}`
+            ? `Archive segments ${previous.key} and ${ref.key} overlap; nothing was restored`
+            : `Archive segments are missing seqs ${previous.endSeq + 1}..${ref.startSeq - 1} between ${previous.key} and ${ref.key}; nothing was restored`
         })
       }
     }
-    const until = options?.until
+    let segments = 0
     let records = 0
-    let restoredThrough = 0
+    let restoredThrough = lastSeq
     for (const ref of refs) {
+      if (ref.endSeq <= lastSeq) continue
       const segment = yield* archive.get(ref)
-      const batch = until === undefined ? segment : segment.filter((r) => r.timestamp <= until)
+      const batch = segment.filter((r) => r.seq > lastSeq && (until === undefined || r.timestamp <= until))
       yield* journal.restore(batch)
+      segments++
       records += batch.length
       if (batch.length > 0) restoredThrough = batch[batch.length - 1]!.seq
     }
-    return { segments: refs.length, records, lastSeq: restoredThrough }
+    return { segments, records, lastSeq: restoredThrough }
   })
 
 /**
@@ -183,8 +262,8 @@ export const make = (
       return yield* new ArchiverError({
         method: "make",
         message: `The archive holds seqs up to ${archivedThrough} but the journal's last seq is ${journalLastSeq}: ` +
-          `this journal is not the archive's timeline (restore it first; after a point-in-time restore, ` +
-          `give the new timeline its own archive prefix)`
+          `this journal is not the archive's timeline (restore it first — \`Archiver.restore\` also resumes a restore ` +
+          `that stopped half way; after a point-in-time restore, give the new timeline its own archive prefix)`
       })
     }
     let lastSuccess: Option.Option<number> = Option.none()
@@ -265,7 +344,8 @@ export const make = (
 
 /**
  * The Archiver as a layer: restores the archive into an empty journal first (before anything else
- * can use the journal), then uploads full segments from a background fiber that lives as long as
+ * can use the journal) — or resumes a restore that stopped half way, when the journal is behind the
+ * archive — then uploads full segments from a background fiber that lives as long as
  * the layer. Failed uploads are logged and retried with exponential backoff.
  *
  * @since 0.1.0
@@ -279,7 +359,10 @@ export const layer = (
     Effect.gen(function*() {
       if (options?.restoreOnStart ?? true) {
         const journal = yield* Journal
-        if ((yield* journal.lastSeq) === 0) {
+        const refs = yield* (yield* Archive).list()
+        const lastSeq = yield* journal.lastSeq
+        // An empty journal, or one behind the archive: a restore that stopped half way is resumed.
+        if (lastSeq === 0 || (refs.length > 0 && refs[refs.length - 1]!.endSeq > lastSeq)) {
           const restored = yield* restore()
           if (restored.segments > 0) {
             yield* Effect.logInfo(

@@ -1,10 +1,17 @@
 /**
- * The Checkpointer compacts the journal: it folds the records since the last checkpoint into a
- * snapshot of every stream they touch, has the Archiver upload everything below the new watermark
- * (when an Archiver is provided), then moves the checkpoint and truncates the journal before it.
+ * The Checkpointer compacts the journal: it folds the settled records since the last checkpoint into
+ * a snapshot of every stream they touch, has the Archiver upload everything below the new watermark
+ * (with `history: "archive"`), then moves the checkpoint and truncates the journal before it.
  *
- * A record is truncated only when its stream's state is in a snapshot at or past it and, with an
- * Archiver, the archive holds it. Records of a namespace with no registered aggregate cannot be
+ * What happens to the history before the checkpoint is an explicit choice (`history`):
+ * - `"archive"`: the Archiver (required in `R`) uploads it first, and only what it confirms archived is
+ *   truncated; loads behind the checkpoint read it back from the Archive.
+ * - `"discard"`: it is truncated without an archive and gone for good: time travel behind the
+ *   checkpoint, and rebuilds after a `schemaVersion` bump, fail with `HistoryTruncated`.
+ * - `"keep"`: snapshots are taken and the checkpoint moves, but nothing is ever truncated.
+ *
+ * A record is truncated only when its stream's state is in a snapshot at or past it and, with
+ * `"archive"`, the archive holds it. Records of a namespace with no registered aggregate cannot be
  * snapshotted, so they hold the watermark back and are reported. Every step is idempotent, so a crash
  * between any two of them leaves a state from which the next run completes correctly.
  *
@@ -40,13 +47,13 @@ export interface HeldBack {
 export interface CheckpointResult {
   /** The checkpoint before the run. */
   readonly from: number
-  /** The new checkpoint: every record below it was removed from the journal. */
+  /** The new checkpoint: every record below it was removed from the journal (none with `history: "keep"`). */
   readonly checkpoint: number
   /** Streams touched since the checkpoint (each is now in a snapshot at or past its last record). */
   readonly streams: number
   /** Snapshots written (a stream already snapshotted at its last record needs none). */
   readonly snapshots: number
-  /** With an Archiver: every record below this seq + 1 is archived. */
+  /** With `history: "archive"`: every record below this seq + 1 is archived. */
   readonly archivedThrough: Option.Option<number>
   /** Namespaces without a registered aggregate, holding the watermark back. */
   readonly heldBack: ReadonlyArray<HeldBack>
@@ -74,17 +81,61 @@ export const Checkpointer: Context.Service<Checkpointer, Checkpointer> = Context
 )
 
 /**
+ * What the Checkpointer does with the history before the checkpoint: `"archive"` truncates only what
+ * the Archiver confirms archived; `"discard"` truncates without an archive (that history is gone for
+ * good); `"keep"` never truncates.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type History = "archive" | "discard" | "keep"
+
+/**
+ * Options of `make`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CheckpointerOptions<H extends History = History> {
+  /** What happens to the history before the checkpoint (no default: the choice is the caller's). */
+  readonly history: H
+}
+
+/**
+ * What a Checkpointer with `history: H` needs: the Journal and SnapshotStore, and the Archiver when
+ * `H` is `"archive"`.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Requirements<H extends History> = Journal | SnapshotStore | (H extends "archive" ? Archiver : never)
+
+const HISTORIES: ReadonlyArray<History> = ["archive", "discard", "keep"]
+
+/**
  * Builds a Checkpointer for the registered aggregates (one per namespace).
+ *
+ * ```ts
+ * const checkpointer = yield* Checkpointer.make([Account], { history: "archive" }) // needs Archiver.Archiver
+ * const result = yield* checkpointer.run
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  aggregates: ReadonlyArray<Aggregate.Any>
-): Effect.Effect<Checkpointer, never, Journal | SnapshotStore> =>
+export const make = <H extends History>(
+  aggregates: ReadonlyArray<Aggregate.Any>,
+  options: CheckpointerOptions<H>
+): Effect.Effect<Checkpointer, never, Requirements<H>> =>
   Effect.gen(function*() {
+    const history: History = options?.history
+    if (!HISTORIES.includes(history)) {
+      return yield* Effect.die(
+        new Error(`Checkpointer.make: options.history must be "archive", "discard" or "keep", got ${JSON.stringify(history)}`)
+      )
+    }
     const journal = yield* Journal
-    const archiver = yield* Effect.serviceOption(Archiver)
+    const archiver = history === "archive" ? Option.some(yield* Archiver) : Option.none<Archiver>()
     const repositories = new Map<string, Repository.Repository<{ readonly _tag: string }, unknown>>()
     for (const aggregate of aggregates) {
       if (repositories.has(aggregate.namespace)) {
@@ -96,17 +147,19 @@ export const make = (
     const run: Checkpointer["run"] = Effect.gen(function*() {
       const from = yield* journal.checkpoint
       const lastSeq = yield* journal.lastSeq
-      // 1. Which streams did the records since the checkpoint touch?
-      const touched = new Map<string, Set<string>>()
+      // 1. Which streams did the settled records in [checkpoint, lastSeq] touch, and up to which seq?
+      const touched = new Map<string, Map<string, number>>()
       const heldBack = new Map<string, { firstSeq: number; records: number }>()
+      let replayedThrough = 0
       yield* Stream.runForEach(
         journal.replayFrom(from).pipe(Stream.takeWhile((record) => record.seq <= lastSeq)),
         (record) =>
           Effect.sync(() => {
+            replayedThrough = record.seq
             if (repositories.has(record.namespace)) {
               let ids = touched.get(record.namespace)
-              if (ids === undefined) touched.set(record.namespace, ids = new Set())
-              ids.add(record.id)
+              if (ids === undefined) touched.set(record.namespace, ids = new Map())
+              ids.set(record.id, record.seq)
             } else {
               const held = heldBack.get(record.namespace)
               if (held === undefined) heldBack.set(record.namespace, { firstSeq: record.seq, records: 1 })
@@ -114,24 +167,39 @@ export const make = (
             }
           })
       )
-      // 2. Snapshot each of them at (or past) its last record.
+      // The watermark never passes a record the replay did not return: every seq below it was seen.
+      let watermark = Math.max(from, replayedThrough + 1)
+      for (const held of heldBack.values()) watermark = Math.min(watermark, held.firstSeq)
+      // 2. Snapshot each of them at (or past) its last record; a snapshot that falls short of it
+      // (a record the stream's read does not show) holds the watermark back to what it covers.
       let streams = 0
       let snapshots = 0
       for (const [namespace, ids] of touched) {
         const repository = repositories.get(namespace)!
-        for (const id of ids) {
+        for (const [id, lastTouched] of ids) {
           streams++
-          if ((yield* repository.snapshot(id)).saved) snapshots++
+          const snapshot = yield* repository.snapshot(id)
+          if (snapshot.saved) snapshots++
+          if (snapshot.seq < lastTouched) {
+            watermark = Math.min(watermark, snapshot.seq + 1)
+            yield* Effect.logWarning(
+              `Checkpoint held back at seq ${snapshot.seq + 1}: the snapshot of ${namespace}/${id} covers seq ${snapshot.seq}, ` +
+                `but the replay returned its record at seq ${lastTouched}`
+            )
+          }
         }
       }
-      let watermark = Math.max(from, lastSeq + 1)
-      for (const held of heldBack.values()) watermark = Math.min(watermark, held.firstSeq)
-      // 3. Archive everything below the watermark, 4. then move the checkpoint and truncate.
-      const archivedThrough = Option.isSome(archiver)
-        ? Option.some(yield* archiver.value.flush(watermark))
-        : Option.none<number>()
+      // 3. Archive everything below the watermark, and lower it to what the Archiver actually archived.
+      let archivedThrough = Option.none<number>()
+      if (Option.isSome(archiver)) {
+        const archived = yield* archiver.value.flush(watermark)
+        archivedThrough = Option.some(archived)
+        // Seqs below the checkpoint are gone from the journal already: nothing there to hold back.
+        watermark = Math.min(watermark, Math.max(from, archived + 1))
+      }
+      // 4. Move the checkpoint, then truncate (unless the history is kept).
       yield* journal.setCheckpoint(watermark)
-      yield* journal.truncateBefore(watermark)
+      if (history !== "keep") yield* journal.truncateBefore(watermark)
       const report = Array.from(heldBack, ([namespace, held]) => ({ namespace, ...held }))
       for (const held of report) {
         yield* Effect.logWarning(
@@ -139,28 +207,33 @@ export const make = (
             `which has no registered aggregate, cannot be snapshotted`
         )
       }
-      return { from, checkpoint: watermark, streams, snapshots, archivedThrough, heldBack: report }
+      return { from, checkpoint: Math.max(from, watermark), streams, snapshots, archivedThrough, heldBack: report }
     })
 
     return Checkpointer.of({ run })
-  })
+  }) as Effect.Effect<Checkpointer, never, Requirements<H>>
 
 /**
- * The Checkpointer as a layer that also runs a checkpoint every `interval` in a background fiber
- * (failures are logged; the next run starts over safely).
+ * The Checkpointer as a layer that also runs a checkpoint every `interval` (default 1 minute) in a
+ * background fiber (failures are logged; the next run starts over safely). Like `make`, it needs the
+ * Archiver in `R` exactly when `history` is `"archive"`:
+ *
+ * ```ts
+ * Checkpointer.layer([Account], { history: "archive" }).pipe(Layer.provideMerge(Archiver.layer()))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
+export const layer = <H extends History>(
   aggregates: ReadonlyArray<Aggregate.Any>,
-  options?: { readonly interval?: Duration.Input | undefined }
-): Layer.Layer<Checkpointer, never, Journal | SnapshotStore> =>
+  options: CheckpointerOptions<H> & { readonly interval?: Duration.Input | undefined }
+): Layer.Layer<Checkpointer, never, Requirements<H>> =>
   Layer.effect(
     Checkpointer,
     Effect.gen(function*() {
-      const checkpointer = yield* make(aggregates)
-      const interval = Duration.fromInputUnsafe(options?.interval ?? "1 minute")
+      const checkpointer = yield* make(aggregates, options)
+      const interval = Duration.fromInputUnsafe(options.interval ?? "1 minute")
       const cycle = checkpointer.run.pipe(
         Effect.catch((error) => Effect.logWarning(`Checkpoint failed, will run again: ${error.message}`))
       )

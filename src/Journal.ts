@@ -168,6 +168,13 @@ export interface Journal {
    * Succeeds only once the records are as durable as the layer promises and visible to later reads.
    * Appends still in flight count for the expected-version check: a `VersionConflict` may name a
    * version that reads do not show yet.
+   *
+   * An append interrupted (or timed out by its caller) after the layer wrote its records may still
+   * commit: interruption does not undo a write, so the caller cannot tell whether it happened; a
+   * failure reported after the write (a lost connection) is just as ambiguous. Retry such an append
+   * only when its records can be recognised: `Repository.execute` tags them with a command id
+   * (metadata `"annals.commandId"`) and, called again with the same `commandId`, returns the earlier
+   * outcome instead of appending twice.
    */
   readonly append: (
     stream: StreamRef,

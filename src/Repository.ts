@@ -6,17 +6,27 @@
  * Snapshots and the in-process cache are speed-ups only: `load` always returns exactly the fold of
  * all the stream's events from `initial` (or of those with timestamp ≤ `asOf`). When the records a
  * fold needs are no longer in the journal and no snapshot covers them, they are read from the
- * Archive; without one, `load` fails with `HistoryTruncated` — never a partial state.
+ * Archive; without one, `load` fails with `HistoryTruncated` — never a partial state. A snapshot (or
+ * cached state) is used only when the journal agrees with it: its version is not above the stream's,
+ * and the journal's record at its version carries its seq (or was truncated). One that is not — after
+ * a point-in-time restore, a tail lost under `"interval"`/`"os"`, or from another timeline — is
+ * ignored with a logged warning and the state is rebuilt from the journal (and archive).
+ *
+ * Every record `execute` appends carries its command id in the metadata key `"annals.commandId"`
+ * (`CommandIdKey`), so that a command whose append committed although it was reported as failed (or
+ * was interrupted) is never applied twice: see `ExecuteOptions.commandId`.
  *
  * @since 0.1.0
  */
-import { Data, Effect, Option, Result, Stream } from "effect"
+import { Clock, Data, Effect, Option, Result, Stream } from "effect"
+import { SecureRandom } from "effect/crypto"
 import type * as Aggregate from "./Aggregate.ts"
 import { Archive, type ArchiveError } from "./Archive.ts"
 import * as Codec from "./Codec.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
-import { integerProblem } from "./internal/validate.ts"
-import { Journal, type JournalError, type JournalRecord, type StreamRef, type VersionConflict } from "./Journal.ts"
+import { type Folded, Lru, makeRehydrator } from "./internal/rehydrate.ts"
+import { integerProblem, unpairedSurrogate } from "./internal/validate.ts"
+import { Journal, type JournalError, type StreamRef, type VersionConflict } from "./Journal.ts"
 import { SnapshotStore, type SnapshotStoreError } from "./SnapshotStore.ts"
 
 /**
@@ -54,12 +64,54 @@ export class HistoryTruncated extends HistoryTruncatedBase {
 }
 
 /**
+ * The fields of a `RepositoryError`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface RepositoryErrorFields {
+  /** The operation that was called, e.g. `"load"`. */
+  readonly method: string
+  /** What is wrong and where (the argument and the stream). */
+  readonly message: string
+  readonly stream?: StreamRef | undefined
+}
+
+const RepositoryErrorBase: TaggedErrorClass<"RepositoryError", RepositoryErrorFields> = Data.TaggedError(
+  "RepositoryError"
+)
+
+/**
+ * A Repository operation was called with an invalid argument (an `asOf` that is not a timestamp, an
+ * empty `commandId`); `message` names the argument and the stream.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RepositoryError extends RepositoryErrorBase {}
+
+/**
  * What `load` can fail with.
  *
  * @since 0.1.0
  * @category errors
  */
-export type LoadError = JournalError | SnapshotStoreError | ArchiveError | Codec.CodecError | HistoryTruncated
+export type LoadError =
+  | JournalError
+  | SnapshotStoreError
+  | ArchiveError
+  | Codec.CodecError
+  | HistoryTruncated
+  | RepositoryError
+
+/**
+ * The metadata key under which `execute` stores its command id on every record it appends. Keys
+ * starting with `"annals."` are reserved for annals.
+ *
+ * @since 0.1.0
+ * @category metadata
+ */
+export const CommandIdKey = "annals.commandId"
 
 /**
  * A loaded state and the version of the newest event folded into it (0: no events).
@@ -90,8 +142,25 @@ export interface Executed<E, S> extends Loaded<S> {
  * @category models
  */
 export interface LoadOptions {
-  /** Rebuild the state from exactly the events with timestamp ≤ `asOf` (epoch ms). */
+  /** Rebuild the state from exactly the events with timestamp ≤ `asOf` (epoch ms, a safe integer ≥ 0). */
   readonly asOf?: number | undefined
+}
+
+/**
+ * Options of `execute`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExecuteOptions {
+  /**
+   * Identifies the command across the caller's own retries (after an interruption, a timeout or a
+   * `JournalError`, when it cannot know whether the append committed): before running the command,
+   * `execute` looks for this id among the stream's newest `commandIdWindow` records and, if it finds
+   * it, returns that earlier outcome instead of applying the command again. Without it, each call
+   * gets a fresh id, which protects only the retries inside this call.
+   */
+  readonly commandId?: string | undefined
 }
 
 /**
@@ -105,6 +174,8 @@ export interface RepositoryOptions {
   readonly maxRetries?: number | undefined
   /** States kept in the in-process LRU cache (default 1,000; 0 disables it). */
   readonly cacheSize?: number | undefined
+  /** How many of a stream's newest records a caller-supplied `commandId` is looked for in (default 100). */
+  readonly commandIdWindow?: number | undefined
 }
 
 /**
@@ -118,12 +189,18 @@ export interface Repository<E extends { readonly _tag: string }, S> {
   /** The current state, or the state as of `options.asOf`. */
   readonly load: (id: string, options?: LoadOptions) => Effect.Effect<Loaded<S>, LoadError>
   /**
-   * Loads, runs the command and appends its events expecting the loaded version; on a conflict,
-   * reloads and retries up to `maxRetries` times, then fails with the `VersionConflict`.
+   * Loads, runs the command and appends its events expecting the loaded version, every record
+   * tagged with the command id (metadata `CommandIdKey`). On a conflict it waits (up to 5 seconds)
+   * until the conflicting version is visible, returns the earlier outcome if the stream holds this
+   * command id after the version it expected (an append that committed although it failed), else
+   * reloads and retries, up to `maxRetries` times, then fails with the `VersionConflict`.
+   * Other failures of the append are returned as they are: retry them with the same `commandId`.
+   * When an earlier outcome is returned, `state` and `version` are those right after its events.
    */
   readonly execute: <Err, R>(
     id: string,
-    command: Aggregate.Command<S, E, Err, R>
+    command: Aggregate.Command<S, E, Err, R>,
+    options?: ExecuteOptions
   ) => Effect.Effect<Executed<E, S>, LoadError | VersionConflict | Err, R>
   /**
    * Saves a snapshot of the stream's current state unless one at that version exists; returns the
@@ -135,41 +212,14 @@ export interface Repository<E extends { readonly _tag: string }, S> {
   ) => Effect.Effect<{ readonly version: number; readonly seq: number; readonly saved: boolean }, LoadError>
 }
 
-/** A state together with where it stands in the log. */
-interface Folded<S> {
-  readonly state: S
-  readonly version: number
-  readonly seq: number
-  readonly timestamp: number
-  /** Version of the newest snapshot saved of this stream (0: none known). */
-  readonly snapshotVersion: number
-}
+/** How long `execute` waits for a conflicting version to become visible before it retries anyway. */
+const VISIBILITY_WAIT_MS = 5_000
 
-/** A small LRU map: a `Map` keeps insertion order, so re-inserting on access moves an entry to the end. */
-class Lru<V> {
-  private readonly entries = new Map<string, V>()
-  private readonly capacity: number
-  constructor(capacity: number) {
-    this.capacity = capacity
-  }
-  get(key: string): V | undefined {
-    const value = this.entries.get(key)
-    if (value !== undefined) {
-      this.entries.delete(key)
-      this.entries.set(key, value)
-    }
-    return value
-  }
-  set(key: string, value: V): void {
-    if (this.capacity === 0) return
-    this.entries.delete(key)
-    this.entries.set(key, value)
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!)
-  }
-  delete(key: string): void {
-    this.entries.delete(key)
-  }
-}
+/**
+ * Sleeps on the live clock, whatever Clock the caller provides: waiting for an append in flight is
+ * waiting for real I/O (an fdatasync), which a TestClock would never let finish.
+ */
+const sleepLive = (millis: number) => Effect.provideService(Effect.sleep(millis), Clock.Clock, Clock.Clock.defaultValue())
 
 /**
  * Builds the Repository of `aggregate` over the Journal and SnapshotStore in context; an Archive,
@@ -185,116 +235,28 @@ export const make = <E extends { readonly _tag: string }, S>(
   Effect.gen(function*() {
     const maxRetries = options?.maxRetries ?? 3
     const cacheSize = options?.cacheSize ?? 1_000
-    const problem = integerProblem("maxRetries", maxRetries, 0) ?? integerProblem("cacheSize", cacheSize, 0)
+    const commandIdWindow = options?.commandIdWindow ?? 100
+    const problem = integerProblem("maxRetries", maxRetries, 0) ?? integerProblem("cacheSize", cacheSize, 0) ??
+      integerProblem("commandIdWindow", commandIdWindow, 0)
     if (problem !== undefined) return yield* Effect.die(new Error(`Repository.make(${aggregate.namespace}): ${problem}`))
     const journal = yield* Journal
     const snapshots = yield* SnapshotStore
     const archive = yield* Effect.serviceOption(Archive)
     const cache = new Lru<Folded<S>>(cacheSize)
+    const { rebuild } = makeRehydrator({
+      aggregate,
+      journal,
+      snapshots,
+      archive,
+      cache,
+      truncated: (stream, fromVersion, toVersion, detail) => new HistoryTruncated({ stream, fromVersion, toVersion, detail })
+    })
     const streamOf = (id: string): StreamRef => ({ namespace: aggregate.namespace, id })
-
-    /** The latest usable snapshot (youngest with timestamp ≤ asOf), or the initial state. */
-    const fromSnapshot = (stream: StreamRef, asOf: number | undefined) =>
-      Effect.gen(function*() {
-        const found = yield* snapshots.get(
-          stream.namespace,
-          stream.id,
-          asOf === undefined ? undefined : { maxTimestamp: asOf }
-        )
-        const initial: Folded<S> = { state: aggregate.initial, version: 0, seq: 0, timestamp: 0, snapshotVersion: 0 }
-        if (Option.isNone(found) || found.value.schemaVersion !== aggregate.schemaVersion) return initial
-        const snapshot = found.value
-        const state = Codec.decodeSnapshot(aggregate.stateCodec, snapshot)
-        if (Result.isFailure(state)) {
-          yield* Effect.logWarning(`${state.failure.message}; rebuilding the state from the journal`)
-          return initial
-        }
-        return {
-          state: state.success,
-          version: snapshot.version,
-          seq: snapshot.seq,
-          timestamp: snapshot.timestamp,
-          snapshotVersion: snapshot.version
-        }
-      })
-
-    /** Versions `fromVersion..toVersion` of the stream, with seqs in `afterSeq+1..beforeSeq-1`, from the archive. */
-    const fromArchive = (stream: StreamRef, fromVersion: number, toVersion: number, afterSeq: number, beforeSeq: number) =>
-      Effect.gen(function*() {
-        const truncated = (detail: string) => new HistoryTruncated({ stream, fromVersion, toVersion, detail })
-        if (Option.isNone(archive)) return yield* truncated("no Archive is configured to read them from")
-        const refs = yield* archive.value.list(afterSeq + 1)
-        const found: Array<JournalRecord> = []
-        for (const ref of refs) {
-          if (ref.startSeq >= beforeSeq) break
-          for (const record of yield* archive.value.get(ref)) {
-            if (
-              record.namespace === stream.namespace && record.id === stream.id &&
-              record.version >= fromVersion && record.version <= toVersion
-            ) found.push(record)
-          }
-        }
-        found.sort((a, b) => a.version - b.version)
-        for (let i = 0; i < found.length; i++) {
-          if (found[i]!.version !== fromVersion + i) break
-          if (i === toVersion - fromVersion) return found
-        }
-        return yield* truncated(
-          `the Archive holds ${found.length} of the ${toVersion - fromVersion + 1} records`
-        )
-      })
-
-    /**
-     * Folds onto `base` every later record of the stream (only those with timestamp ≤ asOf, if
-     * given), filling gaps left by truncation from the archive. `current` is the stream's version
-     * read before the records, so that records truncated away at the end are noticed too.
-     */
-    const catchUp = (stream: StreamRef, base: Folded<S>, current: number, asOf: number | undefined) =>
-      Effect.gen(function*() {
-        let records = yield* Stream.runCollect(journal.read(stream, { from: base.version + 1 }))
-        const firstVersion = records.length > 0 ? records[0]!.version : current + 1
-        if (firstVersion > base.version + 1) {
-          const missing = yield* fromArchive(
-            stream,
-            base.version + 1,
-            firstVersion - 1,
-            base.seq,
-            records.length > 0 ? records[0]!.seq : Number.MAX_SAFE_INTEGER
-          )
-          records = [...missing, ...records]
-        }
-        let { state, version, seq, timestamp } = base
-        for (const record of records) {
-          if (asOf !== undefined && record.timestamp > asOf) continue
-          const event = Codec.decodeRecord(aggregate.eventCodec, record)
-          if (Result.isFailure(event)) return yield* event.failure
-          state = aggregate.evolve(state, event.success)
-          version = record.version
-          seq = record.seq
-          timestamp = record.timestamp
-        }
-        return { state, version, seq, timestamp, snapshotVersion: base.snapshotVersion }
-      })
-
-    const rebuild = (id: string, asOf: number | undefined) =>
-      Effect.gen(function*() {
-        const stream = streamOf(id)
-        const current = yield* journal.version(stream)
-        const cached = asOf === undefined ? cache.get(id) : undefined
-        if (cached !== undefined) {
-          // The cache is only a starting point: catch up from its version, exactly as from a snapshot.
-          const result = yield* Effect.result(catchUp(stream, cached, current, undefined))
-          if (Result.isSuccess(result)) {
-            cache.set(id, result.success)
-            return result.success
-          }
-          if (result.failure._tag !== "HistoryTruncated") return yield* result.failure
-          cache.delete(id)
-        }
-        const folded = yield* catchUp(stream, yield* fromSnapshot(stream, asOf), current, asOf)
-        if (asOf === undefined) cache.set(id, folded)
-        return folded
-      })
+    // Fresh command ids: a random prefix per Repository and a counter, unique without a random draw per command.
+    const commandIdPrefix = SecureRandom.uuidV4Unsafe()
+    let commandCount = 0
+    const invalid = (method: string, stream: StreamRef, problem: string) =>
+      new RepositoryError({ method, stream, message: `Repository.${method} of stream ${stream.namespace}/${stream.id}: ${problem}` })
 
     const saveSnapshot = (stream: StreamRef, folded: Folded<S>) =>
       Effect.gen(function*() {
@@ -311,19 +273,68 @@ export const make = <E extends { readonly _tag: string }, S>(
         })
       })
 
-    const execute: Repository<E, S>["execute"] = (id, command) =>
+    /** Waits, bounded, until the stream's visible version reaches `version` (an append in flight). */
+    const awaitVisible = (stream: StreamRef, version: number) =>
+      Effect.gen(function*() {
+        for (let waited = 0, delay = 1; (yield* journal.version(stream)) < version && waited < VISIBILITY_WAIT_MS;) {
+          yield* sleepLive(delay)
+          waited += delay
+          delay = Math.min(delay * 2, 50)
+        }
+      })
+
+    /**
+     * The outcome of the command `commandId` if the stream's records from version `from` on carry
+     * it: its events, and the state and version right after them.
+     */
+    const findCommand = (stream: StreamRef, commandId: string, from: number) =>
+      Effect.gen(function*() {
+        const records = yield* Stream.runCollect(journal.read(stream, { from: Math.max(1, from) }))
+        const mine = records.filter((record) => record.metadata?.[CommandIdKey] === commandId)
+        if (mine.length === 0) return Option.none<Executed<E, S>>()
+        const events: Array<E> = []
+        for (const record of mine) {
+          const event = Codec.decodeRecord(aggregate.eventCodec, record)
+          if (Result.isFailure(event)) return yield* event.failure
+          events.push(event.success)
+        }
+        const { state, version } = yield* rebuild(stream.id, { toVersion: mine[mine.length - 1]!.version })
+        return Option.some<Executed<E, S>>({ state, version, events })
+      })
+
+    const execute: Repository<E, S>["execute"] = (id, command, executeOptions) =>
       Effect.gen(function*() {
         const stream = streamOf(id)
+        const supplied = executeOptions?.commandId
+        if (supplied !== undefined) {
+          const problem = typeof supplied !== "string" || supplied.length === 0 || supplied.length > 256
+            ? `commandId must be a string of 1 to 256 characters, got ${JSON.stringify(supplied)}`
+            : unpairedSurrogate("commandId", supplied)
+          if (problem !== undefined) return yield* invalid("execute", stream, problem)
+          if (commandIdWindow > 0) {
+            const current = yield* journal.version(stream)
+            const earlier = yield* findCommand(stream, supplied, current - commandIdWindow + 1)
+            if (Option.isSome(earlier)) return earlier.value
+          }
+        }
+        const metadata = { [CommandIdKey]: supplied ?? `${commandIdPrefix}.${++commandCount}` }
         for (let attempt = 0;; attempt++) {
-          const base = yield* rebuild(id, undefined)
+          const base = yield* rebuild(id, {})
           const events = yield* command(base.state)
           if (events.length === 0) return { state: base.state, version: base.version, events: [] }
           const data = yield* Codec.encodeEvents(aggregate.eventCodec, stream, events)
-          const appended = yield* Effect.result(journal.append(stream, base.version, data))
+          const appended = yield* Effect.result(journal.append(stream, base.version, data.map((d) => ({ ...d, metadata }))))
           if (Result.isFailure(appended)) {
             cache.delete(id)
-            if (appended.failure._tag === "VersionConflict" && attempt < maxRetries) continue
-            return yield* appended.failure
+            const failure = appended.failure
+            if (failure._tag !== "VersionConflict") return yield* failure
+            // The conflicting append may still be in flight: wait until it is visible, then see
+            // whether it is this command's own (an append that committed although it failed).
+            yield* awaitVisible(stream, failure.actual)
+            const done = yield* findCommand(stream, metadata[CommandIdKey], base.version + 1)
+            if (Option.isSome(done)) return done.value
+            if (attempt < maxRetries) continue
+            return yield* failure
           }
           let state = base.state
           for (const event of events) state = aggregate.evolve(state, event)
@@ -348,10 +359,18 @@ export const make = <E extends { readonly _tag: string }, S>(
 
     const snapshot: Repository<E, S>["snapshot"] = (id) =>
       Effect.gen(function*() {
-        const folded = yield* rebuild(id, undefined)
+        const stream = streamOf(id)
+        const folded = yield* rebuild(id, {})
         const saved = folded.version > folded.snapshotVersion
         if (saved) {
-          yield* saveSnapshot(streamOf(id), folded)
+          yield* saveSnapshot(stream, folded)
+          // A snapshot above the journal's version (ignored by loads) would make the store drop this
+          // one as its oldest: remove the stream's snapshots and save this one alone.
+          const latest = yield* snapshots.get(stream.namespace, stream.id)
+          if (Option.isSome(latest) && latest.value.version > folded.version && latest.value.version > (yield* journal.version(stream))) {
+            yield* snapshots.delete(stream.namespace, stream.id)
+            yield* saveSnapshot(stream, folded)
+          }
           cache.set(id, { ...folded, snapshotVersion: folded.version })
         }
         return { version: folded.version, seq: folded.seq, saved }
@@ -360,7 +379,13 @@ export const make = <E extends { readonly _tag: string }, S>(
     return {
       aggregate,
       load: (id, loadOptions) =>
-        Effect.map(rebuild(id, loadOptions?.asOf), ({ state, version }) => ({ state, version })),
+        Effect.gen(function*() {
+          const asOf = loadOptions?.asOf
+          const problem = asOf === undefined ? undefined : integerProblem("asOf", asOf, 0)
+          if (problem !== undefined) return yield* invalid("load", streamOf(id), problem)
+          const { state, version } = yield* rebuild(id, { asOf })
+          return { state, version }
+        }),
       execute,
       snapshot
     }

@@ -278,7 +278,7 @@ test("Checkpointer with an Archiver: fails with the ArchiveError while the archi
     const journal = yield* Journal.Journal
     const archive = yield* Archive.Archive
     const archiver = yield* Archiver.Archiver
-    const checkpointer = yield* Checkpointer.make([aggregate])
+    const checkpointer = yield* Checkpointer.make([aggregate], { history: "archive" })
     const model: Model = new Map()
     const acked = new Map<number, Journal.JournalRecord>()
     const random = prng(23)
@@ -357,7 +357,7 @@ test("Archiver layer restores every acknowledged record into a fresh journal aft
   await run(Effect.gen(function*() {
     const repo = yield* Repository.make(aggregate)
     const journal = yield* Journal.Journal
-    const checkpointer = yield* Checkpointer.make([aggregate])
+    const checkpointer = yield* Checkpointer.make([aggregate], { history: "archive" })
     const random = prng(37)
     for (let round = 0; round < 3; round++) {
       yield* workload(repo, model, random, 12, { streams: 6, tick: "250 millis" })
@@ -424,7 +424,7 @@ test("Archiver layer: after losing the local data, the restore gives back exactl
     yield* settle
     yield* workload(repo, model, random, 8, { tick: "1 second" })
     yield* capture(journal, acked)
-    checkpoint = (yield* (yield* Checkpointer.make([aggregate])).run).checkpoint
+    checkpoint = (yield* (yield* Checkpointer.make([aggregate], { history: "archive" })).run).checkpoint
     yield* workload(repo, model, random, 8, { tick: "1 second" }) // uploaded in the background
     yield* TestClock.adjust("1 second")
     fault.down = true
@@ -482,7 +482,7 @@ test("Archiver.restore({ until }) restores exactly the records with timestamp �
     }
     yield* capture(journal, acked)
     for (const record of acked.values()) assert.ok(times.includes(record.timestamp), "timestamps come from the TestClock")
-    const result = yield* (yield* Checkpointer.make([aggregate])).run
+    const result = yield* (yield* Checkpointer.make([aggregate], { history: "archive" })).run
     assert.deepEqual(result.archivedThrough, Option.some(yield* journal.lastSeq))
     assert.deepEqual(yield* replayAll(journal), [], "only the archive holds the history now")
     // time travel on the truncated journal (through the archive), for comparison below
@@ -631,7 +631,7 @@ for (const crashPoint of crashPoints) {
         if (earlier) {
           yield* workload(repo, model, random, 8, { tick: "1 second" })
           yield* capture(env.journal, acked)
-          const checkpointer = yield* withStores(env, Effect.provideService(Checkpointer.make([aggregate]), Archiver.Archiver, archiver))
+          const checkpointer = yield* withStores(env, Effect.provideService(Checkpointer.make([aggregate], { history: "archive" }), Archiver.Archiver, archiver))
           yield* checkpointer.run
         }
         yield* workload(repo, model, random, 10, { tick: "1 second" })
@@ -645,7 +645,7 @@ for (const crashPoint of crashPoints) {
         yield* workload(repo2, model, random, 3, { tick: "1 second" })
         yield* capture(env.journal, acked)
         const archiver2 = yield* withAll(env, Archiver.make({ segmentSize: 4 }))
-        const checkpointer2 = yield* withStores(env, Effect.provideService(Checkpointer.make([aggregate]), Archiver.Archiver, archiver2))
+        const checkpointer2 = yield* withStores(env, Effect.provideService(Checkpointer.make([aggregate], { history: "archive" }), Archiver.Archiver, archiver2))
         const lastSeq = yield* env.journal.lastSeq
         const result = yield* checkpointer2.run
         assert.equal(result.checkpoint, lastSeq + 1)
@@ -771,9 +771,9 @@ test("Archiver: an upload that stored its object but reported a failure never le
       ambiguous = true
       yield* Effect.flip(archiver.uploadFullSegments) // stores …01-…04, reports a failure
       ambiguous = false
-      const result = yield* (yield* Checkpointer.make([aggregate])).run.pipe(
+      const result = yield* (yield* Checkpointer.make([aggregate], { history: "archive" }).pipe(
         Effect.provideService(Archiver.Archiver, archiver)
-      ) // flush(3): must adopt …01-…04 instead of writing …01-…02
+      )).run // flush(3): must adopt …01-…04 instead of writing …01-…02
       assert.equal(result.checkpoint, 3)
       yield* repo.execute("a", append([credit(4)])) // seq 5
       yield* archiver.flush(100)

@@ -240,7 +240,7 @@ test("Checkpointer over an append in flight: the record is neither lost nor trun
       gate.hold = true
       const pending = yield* Effect.forkChild(repo.execute("b", append([credit(5)])))
       yield* Effect.sleep("5 millis")
-      const checkpointer = yield* Checkpointer.make([aggregate])
+      const checkpointer = yield* Checkpointer.make([aggregate], { history: "discard" })
       const run = yield* Effect.forkChild(checkpointer.run)
       yield* Effect.sleep("5 millis")
       gate.release()

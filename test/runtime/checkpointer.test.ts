@@ -6,10 +6,10 @@
 import { Effect, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
-import { Archive, Archiver, Journal, Repository } from "../../src/index.ts"
+import { Archive, Archiver, Checkpointer, Journal, Repository } from "../../src/index.ts"
 import { expectError } from "../conformance/harness.ts"
 import { append, fold, type LedgerEvent, ledger } from "../support/ledger.ts"
-import { assertSameRecords, type Case, checkpointerLayer, eventually, makeCheckpointer, register, replayAll } from "./harness.ts"
+import { assertSameRecords, type Case, eventually, register, replayAll } from "./harness.ts"
 
 const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
 const archiverLayer = (segmentSize?: number) => Archiver.layer({ segmentSize, pollInterval: "1 hour" })
@@ -29,7 +29,7 @@ export const checkpointerCases: ReadonlyArray<Case> = [
           events.set(id, [...(events.get(id) ?? []), ...batch])
           yield* repo.execute(id, append(batch))
         }
-        const checkpointer = yield* makeCheckpointer([aggregate], "discard")
+        const checkpointer = yield* Checkpointer.make([aggregate], { history: "discard" })
         const result = yield* checkpointer.run
         assert.deepEqual({ ...result, archivedThrough: Option.isNone(result.archivedThrough) }, {
           from: 0,
@@ -64,7 +64,7 @@ export const checkpointerCases: ReadonlyArray<Case> = [
         yield* repo.execute("a", append([credit(1), credit(2)])) // seqs 1-2
         yield* journal.append({ namespace: "mystery", id: "x" }, 0, [{ type: "Unknown", payload: new Uint8Array([1]) }]) // seq 3
         yield* repo.execute("a", append([credit(3)])) // seq 4
-        const result = yield* (yield* makeCheckpointer([aggregate], "discard")).run
+        const result = yield* (yield* Checkpointer.make([aggregate], { history: "discard" })).run
         assert.equal(result.checkpoint, 3)
         assert.deepEqual(result.heldBack, [{ namespace: "mystery", firstSeq: 3, records: 1 }])
         assert.deepEqual((yield* replayAll(journal)).map((r) => r.seq), [3, 4])
@@ -86,7 +86,7 @@ export const checkpointerCases: ReadonlyArray<Case> = [
             yield* repo.execute("acct", append([credit(i)]))
           }
           const records = yield* replayAll(journal)
-          const result = yield* (yield* makeCheckpointer([aggregate], "archive")).run
+          const result = yield* (yield* Checkpointer.make([aggregate], { history: "archive" })).run
           assert.equal(result.checkpoint, 24)
           assert.deepEqual(result.archivedThrough, Option.some(23))
           const refs = yield* (yield* Archive.Archive).list()
@@ -123,7 +123,7 @@ export const checkpointerCases: ReadonlyArray<Case> = [
             timeline.push({ id, at, event: credit(i) })
             yield* repo.execute(id, append([credit(i)]))
           }
-          yield* (yield* makeCheckpointer([aggregate], "archive")).run
+          yield* (yield* Checkpointer.make([aggregate], { history: "archive" })).run
         }).pipe(Effect.provide(Layer.provideMerge(archiverLayer(4), storage.all)))
         for (const until of [999, 1_000, 1_450, 2_400]) {
           const fresh = yield* storage.freshMachine
@@ -183,7 +183,7 @@ export const checkpointerCases: ReadonlyArray<Case> = [
         yield* eventually("the second checkpoint", Effect.map(journal.checkpoint, (c) => c === 4))
         assert.deepEqual(yield* repo.load("bg"), { state: fold([credit(1), credit(2), credit(3)]), version: 3 })
       }).pipe(Effect.provide(Layer.provideMerge(
-        checkpointerLayer([ledger()], { history: "discard", interval: "1 minute" }),
+        Checkpointer.layer([ledger()], { history: "discard", interval: "1 minute" }),
         storage.stores
       )))
   }

@@ -1,15 +1,12 @@
 /**
  * The runtime suites' harness: a case is written once against a `Storage` and registered by
- * `register` over every combination of `layers.ts`. Also the one place that constructs
- * Checkpointers (`makeCheckpointer`, `checkpointerLayer`), so that a change of the Checkpointer's
- * API is one change here, and helpers shared by the suites.
+ * `register` over every combination of `layers.ts`, and helpers shared by the suites.
  */
-import { Context, type Duration, Effect, Exit, Layer, References, type Scope, Stream } from "effect"
+import { Effect, Exit, References, type Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import type { Aggregate } from "../../src/index.ts"
-import { type Archive, Archiver, Checkpointer, type Journal, type SnapshotStore } from "../../src/index.ts"
+import type { Archive, Journal } from "../../src/index.ts"
 import { squash } from "../conformance/harness.ts"
 import { type Combination, combinations, type Storage, type StorageOptions } from "./layers.ts"
 
@@ -46,46 +43,6 @@ export const register = (suite: string, cases: ReadonlyArray<Case>): void => {
     }
   }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Checkpointers: every suite constructs them here
-
-/**
- * What happens to the history below the checkpoint: `"archive"` truncates only what the Archiver
- * (required in the context) archived; `"discard"` truncates without an archive (history gone).
- */
-export type History = "archive" | "discard"
-
-type CheckpointerNeeds<H extends History> =
-  | Journal.Journal
-  | SnapshotStore.SnapshotStore
-  | (H extends "archive" ? Archiver.Archiver : never)
-
-/** Today's Checkpointer picks the Archiver up from the context: hide it for `"discard"`. */
-const withHistory = <A, E, R>(history: History, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  history === "archive"
-    ? Effect.andThen(Archiver.Archiver, effect) as Effect.Effect<A, E, R>
-    : Effect.updateContext(effect, (context: Context.Context<R>) => Context.omit(Archiver.Archiver)(context) as Context.Context<R>)
-
-/** A Checkpointer of `aggregates` with the given treatment of history. */
-export const makeCheckpointer = <H extends History>(
-  aggregates: ReadonlyArray<Aggregate.Any>,
-  history: H
-): Effect.Effect<Checkpointer.Checkpointer, never, CheckpointerNeeds<H>> =>
-  withHistory(history, Checkpointer.make(aggregates))
-
-/** A Checkpointer layer running a checkpoint every `interval` in the background. */
-export const checkpointerLayer = <H extends History>(
-  aggregates: ReadonlyArray<Aggregate.Any>,
-  options: { readonly history: H; readonly interval: Duration.Input }
-): Layer.Layer<Checkpointer.Checkpointer, never, CheckpointerNeeds<H>> =>
-  Layer.effect(
-    Checkpointer.Checkpointer,
-    Effect.map(
-      Layer.build(Checkpointer.layer(aggregates, { interval: options.interval })).pipe((built) => withHistory(options.history, built)),
-      Context.get(Checkpointer.Checkpointer)
-    )
-  )
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers

@@ -15,9 +15,9 @@
 import { Effect, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
-import { Archiver, type Checkpointer, Journal, Repository } from "../../src/index.ts"
+import { Archiver, Checkpointer, Journal, Repository } from "../../src/index.ts"
 import { append, fold, type LedgerEvent, type LedgerRepository, ledger, prng } from "../support/ledger.ts"
-import { type Case, makeCheckpointer, register } from "./harness.ts"
+import { type Case, register } from "./harness.ts"
 import type { Combination, Storage } from "./layers.ts"
 
 const runs = Number(globalThis.process?.env?.ANNALS_PROPERTY_RUNS ?? 30)
@@ -68,9 +68,9 @@ const session = <A, E>(
       return yield* body({ repo, journal, checkpoint: (yield* checkpointer).run })
     })
   return s.segmentSize === undefined
-    ? Effect.provide(use(makeCheckpointer([aggregate], "discard")), storage.stores)
+    ? Effect.provide(use(Checkpointer.make([aggregate], { history: "discard" })), storage.stores)
     : Effect.provide(
-      use(makeCheckpointer([aggregate], "archive")),
+      use(Checkpointer.make([aggregate], { history: "archive" })),
       Layer.provideMerge(Layer.effect(Archiver.Archiver, Archiver.make({ segmentSize: s.segmentSize })), storage.all)
     )
 }

@@ -14,7 +14,7 @@
  */
 import { Effect, Layer, Result } from "effect"
 import assert from "node:assert/strict"
-import { Archive, Archiver, Codec, Journal, Repository } from "../../src/index.ts"
+import { Archive, Archiver, Checkpointer, Codec, Journal, Repository } from "../../src/index.ts"
 import {
   append,
   fold,
@@ -27,8 +27,6 @@ import {
 import {
   assertSameRecords,
   type Case,
-  checkpointerLayer,
-  type History,
   plain,
   readArchive,
   register,
@@ -93,21 +91,21 @@ const workload = (observed: Observed) =>
   })
 
 /** The first phase: the workload with a background Checkpointer (and Archiver); then the archive takes every record. */
-const phase = (storage: Storage, history: History, observed: Observed) =>
+const phase = (storage: Storage, history: Checkpointer.History, observed: Observed) =>
   history === "archive"
     ? Effect.gen(function*() {
       yield* workload(observed)
       const lastSeq = yield* (yield* Journal.Journal).lastSeq
       assert.equal(yield* (yield* Archiver.Archiver).flush(lastSeq + 1), lastSeq, "the archive takes every record")
     }).pipe(Effect.provide(Layer.provideMerge(
-      checkpointerLayer([aggregate], { history, interval: "3 millis" }),
+      Checkpointer.layer([aggregate], { history, interval: "3 millis" }),
       Layer.provideMerge(
         Archiver.layer({ segmentSize: 32, pollInterval: "5 millis", backoff: "1 millis", maxBackoff: "5 millis" }),
         storage.all
       )
     )))
     : workload(observed).pipe(Effect.provide(Layer.provideMerge(
-      checkpointerLayer([aggregate], { history, interval: "3 millis" }),
+      Checkpointer.layer([aggregate], { history, interval: "3 millis" }),
       storage.stores
     )))
 
@@ -161,7 +159,7 @@ const assertStreamRecords = (
  */
 const verify = <R>(
   observed: Observed,
-  history: History,
+  history: Checkpointer.History,
   fromArchive: Effect.Effect<ReadonlyArray<Journal.JournalRecord>, unknown, R>
 ) =>
   Effect.gen(function*() {
@@ -193,7 +191,7 @@ const verify = <R>(
     return all
   })
 
-const stress = (history: History): Case => ({
+const stress = (history: Checkpointer.History): Case => ({
   name: `${FIBERS} fibers execute and load while a background Checkpointer runs (history: ${history}); nothing acknowledged is lost`,
   live: true,
   run: (storage) =>
