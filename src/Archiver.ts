@@ -321,14 +321,19 @@ export const make = (
         return archivedThrough
       }))
 
-    const uploadFullSegments: Archiver["uploadFullSegments"] = lock.withPermit(Effect.gen(function*() {
+    // The permit is taken per segment, not for the whole loop: under a steady stream of appends there
+    // is always another full segment, and a `flush` waiting for the permit would never get it.
+    const uploadNextFullSegment = lock.withPermit(Effect.gen(function*() {
       yield* resync
-      for (;;) {
-        const records = yield* nextRecords(Number.MAX_SAFE_INTEGER)
-        if (records.length < segmentSize) return archivedThrough
-        yield* uploadSegment(records, records[records.length - 1]!.seq)
-      }
+      const records = yield* nextRecords(Number.MAX_SAFE_INTEGER)
+      if (records.length < segmentSize) return false
+      yield* uploadSegment(records, records[records.length - 1]!.seq)
+      return true
     }))
+    const uploadFullSegments: Archiver["uploadFullSegments"] = Effect.gen(function*() {
+      for (let uploaded = true; uploaded;) uploaded = yield* uploadNextFullSegment
+      return archivedThrough
+    })
 
     return Archiver.of({
       flush,

@@ -16,6 +16,9 @@ import * as Codec from "../Codec.ts"
 import type { Journal, JournalError, JournalRecord, StreamRef } from "../Journal.ts"
 import type { SnapshotCriteria, SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
 
+/** How often a rebuild starts again from a newer snapshot after its records were truncated under it. */
+const MAX_TRUNCATION_RETRIES = 3
+
 /** A state together with where it stands in the log. @internal */
 export interface Folded<S> {
   readonly state: S
@@ -186,6 +189,7 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
     })
 
   const isUntrusted = (folded: Folded<S> | Untrusted): folded is Untrusted => "reason" in folded
+  const isHistoryTruncated = (error: unknown) => (error as { readonly _tag?: unknown })._tag === "HistoryTruncated"
 
   /** The stream's state within `bound` (the cache serves and keeps only unbounded rebuilds). */
   const rebuild = (id: string, bound: Bound) =>
@@ -204,7 +208,7 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
             return result.success
           }
           yield* Effect.logWarning(`The cached state of ${where(stream)} at version ${cached.version} is ignored: ${result.success.reason}`)
-        } else if ((result.failure as { readonly _tag?: unknown })._tag !== "HistoryTruncated") {
+        } else if (!isHistoryTruncated(result.failure)) {
           return yield* Effect.fail(result.failure)
         }
         cache.delete(id)
@@ -213,9 +217,20 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
         ...(bound.asOf === undefined ? {} : { maxTimestamp: bound.asOf }),
         ...(bound.toVersion === undefined ? {} : { maxVersion: bound.toVersion })
       }
+      // A checkpoint may snapshot and truncate between reading the snapshot and reading the journal:
+      // the records are gone then, but a newer snapshot covers them. Look again a few times.
+      let truncations = 0
       for (;;) {
         const base = yield* fromSnapshot(stream, criteria)
-        const folded = yield* catchUp(stream, base, current, bound, true)
+        const attempt = yield* Effect.result(catchUp(stream, base, current, bound, true))
+        if (Result.isFailure(attempt)) {
+          if (isHistoryTruncated(attempt.failure) && truncations++ < MAX_TRUNCATION_RETRIES) {
+            const now = yield* fromSnapshot(stream, criteria)
+            if (now.version !== base.version || now.seq !== base.seq) continue
+          }
+          return yield* Effect.fail(attempt.failure)
+        }
+        const folded = attempt.success
         if (!isUntrusted(folded)) {
           if (unbounded) cache.set(id, folded)
           return folded
