@@ -101,3 +101,46 @@ test("FileJournal review: after a segment's creation fails in a rotation, reads 
     }))
     assert.deepEqual(yield* contents(disk), [`a:${"a".repeat(100)}`])
   }).pipe(quiet)))
+
+// ─── Failures while appends are in flight ──────────────────────────────────────────────────────
+
+test("FileJournal review: close's flush failing does not fail an append whose records a rotation already flushed", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const { disk, io, gate } = gatedDisk(20)
+    const fibers = yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ directory, segmentBytes: 256 }, io)
+      yield* journal.append(ref("w"), 0, [event("w".repeat(100))])
+      // Written in one step before their flush starts: "a" needs a new segment, and "b" another one,
+      // whose rotation flushes (seals) the segment holding "a".
+      const a = yield* Effect.forkDetach(journal.append(ref("a"), 0, [event("a".repeat(60))]))
+      const b = yield* Effect.forkDetach(journal.append(ref("b"), 0, [event("b".repeat(60))]))
+      yield* Effect.yieldNow
+      assert.equal(disk.files().filter((f) => f.endsWith(".segment")).length, 3, "both appends rotated")
+      gate.fsync = true // close's flush of the segment holding "b" fails
+      return { a, b }
+    }))
+    gate.fsync = false
+    const a = yield* Fiber.await(fibers.a)
+    const b = yield* Fiber.await(fibers.b)
+    assert.ok(Exit.isFailure(b), "the append close could not flush failed")
+    yield* assertFailuresAbsent(disk, { [`a:${"a".repeat(60)}`]: a, [`b:${"b".repeat(60)}`]: b })
+  }).pipe(quiet)))
+
+test("FileJournal review: a write failing while a flush runs fails the appends that flush covers, and they are not there after a reopen", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const { disk, io, gate } = gatedDisk(20)
+    const exits = yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ directory }, io)
+      // Two appends share a flush on the thread pool (20 ms); a third one's write fails meanwhile.
+      const a = yield* Effect.forkDetach(journal.append(ref("a"), 0, [event("a")]))
+      const b = yield* Effect.forkDetach(journal.append(ref("b"), 0, [event("b")]))
+      yield* Effect.sleep("5 millis")
+      assert.equal(a.pollUnsafe(), undefined, "the flush is still running")
+      gate.write = true
+      const c = yield* Effect.exit(journal.append(ref("c"), 0, [event("c")]))
+      gate.write = false
+      return { "a:a": yield* Fiber.await(a), "b:b": yield* Fiber.await(b), "c:c": c }
+    }))
+    assert.ok(Exit.isFailure(exits["c:c"]))
+    yield* assertFailuresAbsent(disk, exits)
+  }).pipe(quiet)))

@@ -100,7 +100,7 @@ export class Writer {
     const data = this.codec.encodeFrames(records)
     if (segments.activeSize > HEADER_BYTES && segments.activeSize + data.length > this.segmentBytes) {
       if (this.syncing !== undefined) return false
-      segments.rotate(this.lastSeq + 1)
+      this.rotate()
     }
     const start = segments.activeSize
     writeAll(segments.io, segments.activeFd, data, start)
@@ -121,6 +121,16 @@ export class Writer {
     this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
     if (segments.durability !== "always") this.visibleSeq = this.lastSeq
     return true
+  }
+
+  /**
+   * Seals the active segment and starts the next. Sealing flushed every record written so far, so
+   * the appends waiting for them are acknowledged now: a failure of a later flush (of the next
+   * segment) must not fail appends whose records are on the device.
+   */
+  private rotate(): void {
+    this.segments.rotate(this.lastSeq + 1)
+    if (this.segments.durability !== "os") this.markDurable(this.lastSeq)
   }
 
   /**
@@ -266,7 +276,7 @@ export class Writer {
     // Raised first, so that an append resumed during the rotation below gets a seq at or above `seq`.
     state.checkpoint = checkpoint
     // The active segment lies wholly below (everything written is visible then): start a new one so that it can go.
-    if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.segments.rotate(this.lastSeq + 1)
+    if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.rotate()
     const truncated = state.truncated
     for (const entry of this.index.dropBefore(cut)) {
       truncated.versions.set(entry.key, [entry.namespace, entry.id, entry.firstVersion - 1])
