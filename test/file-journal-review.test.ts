@@ -12,7 +12,7 @@ import { test } from "node:test"
 import type { FileJournalOptions } from "../src/file/FileJournal.ts"
 import type { FileIo } from "../src/file/internal/fileIo.ts"
 import { open } from "../src/file/internal/fileJournal.ts"
-import type { AppendResult, Journal, JournalError, StreamRef, VersionConflict } from "../src/Journal.ts"
+import type { AppendResult, JournalError, StreamRef, VersionConflict } from "../src/Journal.ts"
 import { SimulatedFs } from "./support/simulatedFs.ts"
 
 const directory = "/journal"
@@ -143,4 +143,26 @@ test("FileJournal review: a write failing while a flush runs fails the appends t
     }))
     assert.ok(Exit.isFailure(exits["c:c"]))
     yield* assertFailuresAbsent(disk, exits)
+  }).pipe(quiet)))
+
+test("FileJournal review: with \"interval\", a failed flush keeps the acknowledged records readable, and there after a restart", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const { disk, io, gate } = gatedDisk(5)
+    const options = { durability: "interval", syncIntervalMs: 10 } as const
+    yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ ...options, directory }, io)
+      yield* journal.append(ref("a"), 0, [event("1")])
+      yield* Effect.sleep("40 millis") // flushed by the timer
+      gate.fdatasync = true
+      yield* journal.append(ref("a"), 1, [event("2")]) // acknowledged at once: "interval"
+      yield* Effect.sleep("40 millis") // the timer's flush fails
+      gate.fdatasync = false
+      assert.ok(Exit.isFailure(yield* Effect.exit(journal.append(ref("a"), 2, [event("3")]))), "the failed flush poisoned writes")
+      // README: "Reads keep working" — and they agree with lastSeq and version.
+      assert.equal(yield* journal.lastSeq, 2)
+      assert.equal(yield* journal.version(ref("a")), 2)
+      assert.deepEqual((yield* Stream.runCollect(journal.read(ref("a")))).map((r) => r.version), [1, 2])
+    }))
+    // Only the process stopped: what the OS holds is still there, nothing acknowledged was thrown away.
+    assert.deepEqual(yield* contents(disk, options), ["a:1", "a:2"])
   }).pipe(quiet)))

@@ -83,11 +83,17 @@ export class Writer {
     })
   }
 
-  /** Records an I/O failure: this write and every later one fail until the journal is reopened. */
+  /**
+   * Records an I/O failure: this write and every later one fail until the journal is reopened, and so
+   * do the appends waiting for a flush. With `"always"` everything past the last flushed byte is
+   * theirs, so it is cut off: a failed append must not be there after a reopen. (With `"interval"`
+   * and `"os"` those records are acknowledged already and stay.)
+   */
   poison(method: string, what: string, cause: unknown): JournalError {
     const error = new JournalError({ method, message: `Could not ${what} in ${this.directory}: ${message(cause)}`, cause })
     if (this.failure === undefined) this.failure = error
     this.release(error)
+    if (this.segments.durability === "always") this.cutToDurable()
     return error
   }
 
@@ -188,7 +194,6 @@ export class Writer {
       this.lastFlushMs = performance.now() - started
       if (error !== null) {
         this.poison("append", `flush ${path} to disk`, error)
-        this.cutToDurable()
         return
       }
       // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
@@ -222,8 +227,8 @@ export class Writer {
   }
 
   /**
-   * After a failed flush, best effort: cut the active segment back to its last flushed byte and flush
-   * that. The failed flush may have dropped its data while later writes still reach the disk, which
+   * After a failure, best effort: cut the active segment back to its last flushed byte and flush that.
+   * A failed flush may also have dropped its data while later writes still reach the disk, which
    * would leave a hole before intact (never acknowledged) records — damage that recovery refuses.
    */
   private cutToDurable(): void {
@@ -308,7 +313,6 @@ export class Writer {
           self.markDurable(self.lastSeq)
         } catch (cause) {
           const error = self.poison("append", `flush ${segments.active.path} to disk on close`, cause)
-          self.cutToDurable()
           yield* Effect.logWarning(error.message)
         }
       }
