@@ -6,13 +6,16 @@
  * power loss) was acknowledged, and an append that failed is not there; reads keep working on a
  * journal that refuses writes.
  */
-import { Effect, Exit, Fiber, References, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, References, Stream } from "effect"
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import type { FileJournalOptions } from "../src/file/FileJournal.ts"
 import type { FileIo } from "../src/file/internal/fileIo.ts"
 import { open } from "../src/file/internal/fileJournal.ts"
-import type { AppendResult, JournalError, StreamRef, VersionConflict } from "../src/Journal.ts"
+import { type AppendResult, Journal, type JournalError, type StreamRef, type VersionConflict } from "../src/Journal.ts"
+import { register } from "./conformance/harness.ts"
+import type { JournalStorage } from "./conformance/Journal.ts"
+import { journalInFlightCases } from "./conformance/JournalInFlight.ts"
 import { SimulatedFs } from "./support/simulatedFs.ts"
 
 const directory = "/journal"
@@ -166,3 +169,108 @@ test("FileJournal review: with \"interval\", a failed flush keeps the acknowledg
     // Only the process stopped: what the OS holds is still there, nothing acknowledged was thrown away.
     assert.deepEqual(yield* contents(disk, options), ["a:1", "a:2"])
   }).pipe(quiet)))
+
+// ─── Truncation, restore and close with an append in flight ────────────────────────────────────
+
+/** Two appends at once: their shared flush runs on the thread pool and is measured slow, so later ones stay there. */
+const warm = (journal: Journal) =>
+  Effect.all([journal.append(ref("w1"), "any", [event("w")]), journal.append(ref("w2"), "any", [event("w")])], {
+    concurrency: "unbounded"
+  })
+
+test("FileJournal review: a stream truncated away and then appended to keeps its truncated version until the append is visible", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const { disk, io } = gatedDisk(20)
+    const s = ref("s")
+    yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ directory, segmentBytes: 256 }, io)
+      yield* warm(journal)
+      yield* journal.append(s, 0, [event("1"), event("2")])
+      yield* journal.truncateBefore((yield* journal.lastSeq) + 1)
+      assert.equal(yield* journal.version(s), 2, "the version survives the truncation")
+      const pending = yield* Effect.forkChild(journal.append(s, 2, [event("3")]))
+      yield* Effect.sleep("5 millis")
+      assert.equal(pending.pollUnsafe(), undefined, "the append waits for its flush")
+      assert.equal(yield* journal.version(s), 2, "the truncated version, not the one in flight")
+      assert.deepEqual(yield* Stream.runCollect(journal.read(s)), [])
+      const conflict = yield* Effect.flip(journal.append(s, 2, [event("x")]))
+      assert.equal(conflict._tag, "VersionConflict", "the check counts the append in flight")
+      yield* Fiber.join(pending)
+      assert.equal(yield* journal.version(s), 3)
+      assert.deepEqual((yield* Stream.runCollect(journal.read(s))).map((r) => r.version), [3])
+    }))
+    assert.deepEqual(yield* contents(disk, { segmentBytes: 256 }), ["s:3"])
+  }).pipe(quiet)))
+
+test("FileJournal review: restore with an append in flight checks against the seqs and versions already assigned", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const { disk, io } = gatedDisk(20)
+    const s = ref("s")
+    yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ directory }, io)
+      yield* warm(journal)
+      const pending = yield* Effect.forkChild(journal.append(s, 0, [event("1")]))
+      yield* Effect.sleep("5 millis")
+      assert.equal(yield* journal.lastSeq, 2, "the append in flight (seq 3) is not settled")
+      const record = (seq: number, version: number) => ({
+        ...s,
+        seq,
+        version,
+        type: "Noted",
+        payload: new TextEncoder().encode(String(version)),
+        metadata: {},
+        timestamp: 1
+      })
+      const taken = yield* Effect.flip(journal.restore([record(3, 1)]))
+      assert.match(taken.message, /seq 3 is not above the journal's last seq 3/)
+      const stale = yield* Effect.flip(journal.restore([record(4, 1)]))
+      assert.match(stale.message, /version 1 does not follow version 1/)
+      yield* journal.restore([record(4, 2)])
+      yield* Fiber.join(pending)
+      assert.deepEqual((yield* Stream.runCollect(journal.read(s))).map((r) => [r.seq, r.version]), [[3, 1], [4, 2]])
+    }))
+    assert.deepEqual(yield* contents(disk), ["w1:w", "w2:w", "s:1", "s:2"])
+  }).pipe(quiet)))
+
+test("FileJournal review: an append waiting to rotate when close starts fails as closed and is not there; the flush close waited for is acknowledged", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const { disk, io } = gatedDisk(20)
+    const fibers = yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* open({ directory, segmentBytes: 256 }, io)
+      yield* warm(journal)
+      const a = yield* Effect.forkDetach(journal.append(ref("a"), 0, [event("a")]))
+      yield* Effect.sleep("5 millis")
+      // Needs a new segment, which waits until the flush running for "a" ends; close starts meanwhile.
+      const b = yield* Effect.forkDetach(journal.append(ref("b"), 0, [event("b".repeat(200))]))
+      yield* Effect.sleep("1 millis")
+      assert.equal(b.pollUnsafe(), undefined)
+      return { a, b }
+    }))
+    const a = yield* Fiber.await(fibers.a)
+    const b = yield* Fiber.await(fibers.b)
+    assert.ok(Exit.isSuccess(a), `the append whose flush close waited for succeeded: ${String(a)}`)
+    assert.ok(Exit.isFailure(b) && /is closed/.test(String(b)), `the append after close started failed as closed: ${String(b)}`)
+    yield* assertFailuresAbsent(disk, { "a:a": a, [`b:${"b".repeat(200)}`]: b })
+  }).pipe(quiet)))
+
+// ─── Appends in flight while segments rotate and the interval timer flushes ────────────────────
+
+// The in-flight conformance cases (overlapping appends, readers, a truncator) on segments so small
+// that nearly every append rotates, on a slow device: rotations wait for pending flushes, and
+// truncation races rotation and, with "interval", the timer's flushes. Every build reopens the disk.
+const inFlightOnSmallSegments = (name: string, options: Omit<FileJournalOptions, "directory">) =>
+  register("Journal", {
+    name,
+    durable: true,
+    storage: Effect.sync((): JournalStorage => {
+      const disk = new SimulatedFs({ fdatasyncDelayMs: 2 })
+      return { layer: Layer.effect(Journal, open({ ...options, directory }, disk)) }
+    })
+  }, journalInFlightCases)
+
+inFlightOnSmallSegments("file (always, 256-byte segments, simulated fs, 2 ms fdatasync)", { segmentBytes: 256 })
+inFlightOnSmallSegments("file (interval 1 ms, 256-byte segments, simulated fs, 2 ms fdatasync)", {
+  durability: "interval",
+  syncIntervalMs: 1,
+  segmentBytes: 256
+})
