@@ -297,8 +297,8 @@ export class Writer {
   /**
    * Closes the journal: waits for a running flush, then flushes what is written (unless `"os"`) and
    * acknowledges the appends that flush covered — an append whose records outlive the close has
-   * succeeded. If that flush fails, the appends fail and the segment is cut back to its last flushed
-   * byte (best effort), so that what failed is not there after a reopen.
+   * succeeded. If that flush fails, the appends waiting for it fail and are cut back (see `poison`),
+   * so that what failed is not there after a reopen.
    */
   close(): Effect.Effect<void> {
     const self = this
