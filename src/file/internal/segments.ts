@@ -104,11 +104,12 @@ export class SegmentSet {
    * `firstSeq`. The caller makes sure no other flush of the active segment runs meanwhile.
    */
   rotate(firstSeq: number): void {
-    const fd = this.activeFd
-    if (this.durability !== "os") this.io.fsyncSync(fd)
-    this.activeFd = -1
-    this.io.closeSync(fd)
+    const sealed = this.activeFd
+    if (this.durability !== "os") this.io.fsyncSync(sealed)
+    // Closed only once the next segment is active: should creating it fail, reads of the sealed
+    // segment's records (and the cut back after that failure) still have its descriptor.
     this.create(firstSeq)
+    this.io.closeSync(sealed)
   }
 
   /** The numbers of the segments wholly below `seq` (the next segment starts at or below it); never the last. */

@@ -83,11 +83,17 @@ export class Writer {
     })
   }
 
-  /** Records an I/O failure: this write and every later one fail until the journal is reopened. */
+  /**
+   * Records an I/O failure: this write and every later one fail until the journal is reopened, and so
+   * do the appends waiting for a flush. With `"always"` everything past the last flushed byte is
+   * theirs, so it is cut off: a failed append must not be there after a reopen. (With `"interval"`
+   * and `"os"` those records are acknowledged already and stay.)
+   */
   poison(method: string, what: string, cause: unknown): JournalError {
     const error = new JournalError({ method, message: `Could not ${what} in ${this.directory}: ${message(cause)}`, cause })
     if (this.failure === undefined) this.failure = error
     this.release(error)
+    if (this.segments.durability === "always") this.cutToDurable()
     return error
   }
 
@@ -100,7 +106,7 @@ export class Writer {
     const data = this.codec.encodeFrames(records)
     if (segments.activeSize > HEADER_BYTES && segments.activeSize + data.length > this.segmentBytes) {
       if (this.syncing !== undefined) return false
-      segments.rotate(this.lastSeq + 1)
+      this.rotate()
     }
     const start = segments.activeSize
     writeAll(segments.io, segments.activeFd, data, start)
@@ -121,6 +127,16 @@ export class Writer {
     this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
     if (segments.durability !== "always") this.visibleSeq = this.lastSeq
     return true
+  }
+
+  /**
+   * Seals the active segment and starts the next. Sealing flushed every record written so far, so
+   * the appends waiting for them are acknowledged now: a failure of a later flush (of the next
+   * segment) must not fail appends whose records are on the device.
+   */
+  private rotate(): void {
+    this.segments.rotate(this.lastSeq + 1)
+    if (this.segments.durability !== "os") this.markDurable(this.lastSeq)
   }
 
   /**
@@ -178,7 +194,6 @@ export class Writer {
       this.lastFlushMs = performance.now() - started
       if (error !== null) {
         this.poison("append", `flush ${path} to disk`, error)
-        this.cutToDurable()
         return
       }
       // Another flush (a rotation's) failed meanwhile: what this one covered may be lost after all.
@@ -212,8 +227,8 @@ export class Writer {
   }
 
   /**
-   * After a failed flush, best effort: cut the active segment back to its last flushed byte and flush
-   * that. The failed flush may have dropped its data while later writes still reach the disk, which
+   * After a failure, best effort: cut the active segment back to its last flushed byte and flush that.
+   * A failed flush may also have dropped its data while later writes still reach the disk, which
    * would leave a hole before intact (never acknowledged) records — damage that recovery refuses.
    */
   private cutToDurable(): void {
@@ -266,7 +281,7 @@ export class Writer {
     // Raised first, so that an append resumed during the rotation below gets a seq at or above `seq`.
     state.checkpoint = checkpoint
     // The active segment lies wholly below (everything written is visible then): start a new one so that it can go.
-    if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.segments.rotate(this.lastSeq + 1)
+    if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.rotate()
     const truncated = state.truncated
     for (const entry of this.index.dropBefore(cut)) {
       truncated.versions.set(entry.key, [entry.namespace, entry.id, entry.firstVersion - 1])
@@ -282,8 +297,8 @@ export class Writer {
   /**
    * Closes the journal: waits for a running flush, then flushes what is written (unless `"os"`) and
    * acknowledges the appends that flush covered — an append whose records outlive the close has
-   * succeeded. If that flush fails, the appends fail and the segment is cut back to its last flushed
-   * byte (best effort), so that what failed is not there after a reopen.
+   * succeeded. If that flush fails, the appends waiting for it fail and are cut back (see `poison`),
+   * so that what failed is not there after a reopen.
    */
   close(): Effect.Effect<void> {
     const self = this
@@ -298,7 +313,6 @@ export class Writer {
           self.markDurable(self.lastSeq)
         } catch (cause) {
           const error = self.poison("append", `flush ${segments.active.path} to disk on close`, cause)
-          self.cutToDurable()
           yield* Effect.logWarning(error.message)
         }
       }
