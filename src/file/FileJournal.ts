@@ -30,7 +30,7 @@
  * (another process, another layer or worker thread in this one, another path to the directory)
  * fails while the owner lives, and a lock left by a dead process is taken over, by one process
  * only. A failed write or fsync fails that append and every later write until the journal is
- * reopened: an fsync is never retried and assumed to have worked. Closing flushes what was written
+ * reopened (with `"always"` also the appends waiting for a flush, which are cut back): an fsync is never retried and assumed to have worked. Closing flushes what was written
  * and acknowledges the appends that flush covered; if it fails, they fail and are cut back. An
  * append whose fiber is interrupted after its write may still commit. Timestamps never go backwards
  * in seq order, even when the clock does.
