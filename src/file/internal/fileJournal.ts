@@ -10,6 +10,7 @@ import type { FileJournalOptions } from "../FileJournal.ts"
 import { type AppendResult, Journal, JournalError, type StreamRef, VersionConflict } from "../../Journal.ts"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "../../internal/journalChecks.ts"
 import { formatStream, integerProblem, streamProblem } from "../../internal/validate.ts"
+import { CheckpointFile } from "./checkpointFile.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message, Unrecoverable } from "./errors.ts"
 import type { FileIo } from "./fileIo.ts"
@@ -18,7 +19,6 @@ import { RecordIndex } from "./recordIndex.ts"
 import { recover } from "./recovery.ts"
 import { SegmentSet } from "./segments.ts"
 import { FrameCodec } from "./segmentFormat.ts"
-import { StateFiles } from "./stateFiles.ts"
 import { Writer } from "./writer.ts"
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -36,7 +36,7 @@ const optionsProblem = (options: FileJournalOptions): string | undefined => {
 /** The parts of one open journal. */
 interface Parts {
   readonly index: RecordIndex
-  readonly state: StateFiles
+  readonly state: CheckpointFile
   readonly writer: Writer
   readonly reader: Reader
 }
@@ -74,7 +74,7 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
     const parts = yield* Effect.try({
       try: (): Parts & { readonly warnings: ReadonlyArray<string> } => {
         const segments = new SegmentSet(directory, io, durability)
-        const state = new StateFiles(directory, io)
+        const state = new CheckpointFile(directory, io)
         const index = new RecordIndex()
         // This journal's frame buffers and name cache, shared by its recovery, writer and reader.
         const codec = new FrameCodec()
@@ -129,7 +129,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       const refusal = writer.writeRefusal("append")
       if (refusal !== undefined) return Effect.fail(refusal)
       // Appends in flight count for the check (DESIGN §2): the version may be ahead of what reads show.
-      const current = index.stream(stream.namespace, stream.id)?.version ?? 0
+      const current = index.versionOf(stream.namespace, stream.id)
       if (expectedVersion !== "any" && expectedVersion !== current) {
         return Effect.fail(
           new VersionConflict({ stream: { namespace: stream.namespace, id: stream.id }, expected: expectedVersion, actual: current })
@@ -193,7 +193,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       if (refusal !== undefined) return Effect.fail(refusal)
       if (seq <= state.checkpoint) return Effect.void
       try {
-        state.writeCheckpoint(seq, state.truncatedBefore)
+        state.write(seq, state.truncatedBefore)
         return Effect.void
       } catch (cause) {
         return Effect.fail(writer.poison("setCheckpoint", `store checkpoint ${seq}`, cause))
@@ -204,7 +204,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
     const problem = streamProblem(stream)
     return problem !== undefined
       ? invalid("version", `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, stream)
-      : Effect.sync(() => reader.visibleVersion(index.stream(stream.namespace, stream.id)))
+      : Effect.sync(() => reader.visibleVersion(stream))
   }
 
   const restore: Journal["restore"] = (records) =>
@@ -214,7 +214,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       const checked = restoreBatch(records, {
         lastSeq: writer.lastSeq,
         truncatedBefore: state.truncatedBefore,
-        version: (namespace, id) => index.stream(namespace, id)?.version ?? 0
+        version: (namespace, id) => index.versionOf(namespace, id)
       })
       if ("problem" in checked) return invalid("restore", checked.problem)
       const { batch, lastSeq: seq } = checked

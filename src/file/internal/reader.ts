@@ -10,7 +10,7 @@ import { JournalError, type JournalRecord, type StreamRef } from "../../Journal.
 import { formatStream } from "../../internal/validate.ts"
 import { message, Unrecoverable } from "./errors.ts"
 import { readFully } from "./fileIo.ts"
-import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
+import type { RecordIndex } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
 import { type FrameCodec, view } from "./segmentFormat.ts"
 
@@ -42,12 +42,15 @@ export class Reader {
    * The version of the stream's last visible record (or the version truncation kept; 0 for an unknown
    * stream). Records still in flight are at the end of the stream's list, so this looks at few.
    */
-  visibleVersion(entry: StreamEntry | undefined): number {
-    if (entry === undefined) return 0
+  visibleVersion(stream: StreamRef): number {
+    const index = this.index
+    const s = index.stream(stream.namespace, stream.id)
+    if (s < 0) return 0
     const visible = this.visibleSeq()
-    let i = entry.records.length - 1
-    while (i >= 0 && this.index.seq(entry.records[i]!) > visible) i--
-    return i === entry.records.length - 1 ? entry.version : entry.firstVersion + i
+    const live = index.liveCount(s)
+    let i = live - 1
+    while (i >= 0 && index.seq(index.recordOf(s, i)) > visible) i--
+    return i === live - 1 ? index.version(s) : index.firstVersion(s) + i
   }
 
   /** The stream's visible records with versions `from..to`, at most `max`. */
@@ -55,14 +58,17 @@ export class Reader {
     return Stream.paginate({ version: from, left: max }, (state) =>
       Effect.try({
         try: () => {
-          const entry = this.index.stream(stream.namespace, stream.id)
-          if (entry === undefined || state.left <= 0) return [[], Option.none()] as const
-          const start = Math.max(0, state.version - entry.firstVersion)
+          const index = this.index
+          const s = index.stream(stream.namespace, stream.id)
+          if (s < 0 || state.left <= 0) return [[], Option.none()] as const
+          const firstVersion = index.firstVersion(s)
+          const live = index.liveCount(s)
+          const start = Math.max(0, state.version - firstVersion)
           const visible = this.visibleSeq()
           const numbers: Array<number> = []
-          for (let i = start; i < entry.records.length && numbers.length < Math.min(PAGE_RECORDS, state.left); i++) {
-            const n = entry.records[i]!
-            if (entry.firstVersion + i > to || this.index.seq(n) > visible) break
+          for (let i = start; i < live && numbers.length < Math.min(PAGE_RECORDS, state.left); i++) {
+            const n = index.recordOf(s, i)
+            if (firstVersion + i > to || index.seq(n) > visible) break
             numbers.push(n)
           }
           const records = this.readRecords(numbers)

@@ -5,10 +5,10 @@
  * `Unrecoverable` naming file and offset, with nothing changed on disk.
  * @internal
  */
-import { streamKey } from "../../internal/validate.ts"
 import { Unrecoverable } from "./errors.ts"
 import { fsyncDirectorySync, readFully, unlinkIfPresent } from "./fileIo.ts"
-import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
+import type { CheckpointFile } from "./checkpointFile.ts"
+import type { RecordIndex } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
 import {
   FRAME_OVERHEAD,
@@ -21,15 +21,16 @@ import {
   segmentName,
   view
 } from "./segmentFormat.ts"
-import type { StateFiles } from "./stateFiles.ts"
+import { StreamsLog } from "./streamsLog.ts"
 
 /** Bytes recovery reads at a time. */
 const SCAN_CHUNK_BYTES = 4 << 20
 
-/** What recovery found: the highest seq and timestamp, and what it repaired (to be logged). @internal */
+/** What recovery found: the highest seq and timestamp, the streams file, and what it repaired (to be logged). @internal */
 export interface Recovered {
   readonly lastSeq: number
   readonly lastTimestamp: number
+  readonly streamsLog: StreamsLog
   readonly warnings: ReadonlyArray<string>
 }
 
@@ -68,13 +69,13 @@ class RecoveredAppend {
 }
 
 /**
- * Recovers the journal in `segments.directory` into `segments`, `state` and `index` (all empty), and
- * opens (or creates) the active segment. @internal
+ * Recovers the journal in `segments.directory` into `segments`, `checkpoint` and `index` (all empty),
+ * reads its streams file, and opens (or creates) the active segment. @internal
  */
-export const recover = (segments: SegmentSet, state: StateFiles, index: RecordIndex, codec: FrameCodec): Recovered => {
-  const recovery = new Recovery(segments, state, index, codec)
-  recovery.run()
-  return { lastSeq: recovery.lastSeq, lastTimestamp: recovery.lastTimestamp, warnings: recovery.warnings }
+export const recover = (segments: SegmentSet, checkpoint: CheckpointFile, index: RecordIndex, codec: FrameCodec): Recovered => {
+  const recovery = new Recovery(segments, checkpoint, index, codec)
+  const streamsLog = recovery.run()
+  return { lastSeq: recovery.lastSeq, lastTimestamp: recovery.lastTimestamp, streamsLog, warnings: recovery.warnings }
 }
 
 /** One recovery: the scan's reusable buffers and what it has found so far. */
@@ -85,21 +86,23 @@ class Recovery {
   private chunk = new Uint8Array(0)
   private readonly head = makeFrameHead()
   private readonly group = new RecoveredAppend()
-  /** The stream of the record indexed last. */
-  private entry: StreamEntry | undefined
+  /** The stream of the record indexed last (-1 before the first), and its name. */
+  private stream = -1
+  private namespace = ""
+  private id = ""
   private readonly segments: SegmentSet
-  private readonly state: StateFiles
+  private readonly checkpoint: CheckpointFile
   private readonly index: RecordIndex
   private readonly codec: FrameCodec
 
-  constructor(segments: SegmentSet, state: StateFiles, index: RecordIndex, codec: FrameCodec) {
+  constructor(segments: SegmentSet, checkpoint: CheckpointFile, index: RecordIndex, codec: FrameCodec) {
     this.segments = segments
-    this.state = state
+    this.checkpoint = checkpoint
     this.index = index
     this.codec = codec
   }
 
-  run(): void {
+  run(): StreamsLog {
     const { io, directory } = this.segments
     const names = io.readdirSync(directory)
     let removedTemp = false
@@ -109,7 +112,14 @@ class Recovery {
       if (name.endsWith(".tmp") && unlinkIfPresent(io, this.segments.file(name))) removedTemp = true
     }
     if (removedTemp) fsyncDirectorySync(io, directory)
-    this.state.read(names)
+    this.checkpoint.read(names.includes("checkpoint"))
+    const index = this.index
+    const streamsLog = StreamsLog.read(
+      io,
+      directory,
+      names.includes("streams"),
+      (namespace, id, version) => index.keepTruncated(index.streamOrCreate(namespace, id), version)
+    )
 
     const firstSeqs = names.map(parseSegmentName).filter((s): s is number => s !== undefined).sort((a, b) => a - b)
     // A last segment shorter than its header is one whose creation a crash interrupted.
@@ -141,21 +151,13 @@ class Recovery {
     }
     // The segments' names too, should an "os" writer have created them (scanSegment flushed their data).
     if (this.segments.durability !== "os" && firstSeqs.length > 0) fsyncDirectorySync(io, directory)
-    const truncated = this.state.truncated
-    this.lastSeq = Math.max(this.lastSeq, truncated.lastSeq)
-    this.lastTimestamp = Math.max(this.lastTimestamp, truncated.lastTimestamp)
-    for (const [, [namespace, id, version]] of truncated.versions) {
-      const entry = this.index.streamOrCreate(namespace, id)
-      if (entry.records.length === 0) entry.firstVersion = version + 1
-      entry.version = Math.max(entry.version, version)
-    }
+    this.lastSeq = Math.max(this.lastSeq, streamsLog.lastSeq)
+    this.lastTimestamp = Math.max(this.lastTimestamp, streamsLog.lastTimestamp)
 
-    // Segments wholly below the truncation point: a crash came between the checkpoint and the deletion.
-    const below = this.segments.wholeBelow(this.state.truncatedBefore)
-    if (below.length > 0) {
-      this.state.writeTruncated()
-      this.segments.delete(below)
-    }
+    // Segments wholly below the truncation point: a crash came between the checkpoint and the deletion
+    // (the streams file already holds their streams' versions).
+    const below = this.segments.wholeBelow(this.checkpoint.truncatedBefore)
+    if (below.length > 0) this.segments.delete(below)
     // A last segment the recovery cut empty may be named above the seqs the crash took back; the
     // next append must not land below its segment's name.
     const lastSegment = this.segments.last()
@@ -166,6 +168,7 @@ class Recovery {
     }
     if (this.segments.last() === undefined) this.segments.create(this.lastSeq + 1)
     else this.segments.openLast()
+    return streamsLog
   }
 
   /**
@@ -285,21 +288,15 @@ class Recovery {
     const version = group.versions[i]!
     this.lastSeq = seq
     this.lastTimestamp = Math.max(this.lastTimestamp, group.timestamps[i]!)
-    if (seq < this.state.truncatedBefore) {
-      // Truncated but still on disk (its segment also holds later records): only its version counts.
-      const truncated = this.state.truncated
-      const key = streamKey(namespace, id)
-      const known = truncated.versions.get(key)
-      if (known === undefined || known[2] < version) truncated.versions.set(key, [namespace, id, version])
-      truncated.lastSeq = Math.max(truncated.lastSeq, seq)
-      return
-    }
     // Appends of one stream mostly come in runs: skip the key lookup while the stream stays the same.
-    let entry = this.entry
-    if (entry === undefined || entry.namespace !== namespace || entry.id !== id) {
-      entry = this.entry = this.index.streamOrCreate(namespace, id)
+    if (this.stream < 0 || this.namespace !== namespace || this.id !== id) {
+      this.stream = this.index.streamOrCreate(namespace, id)
+      this.namespace = namespace
+      this.id = id
     }
-    this.index.add(entry, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
+    // Truncated but still on disk (its segment also holds later records): only its version counts.
+    if (seq < this.checkpoint.truncatedBefore) this.index.keepTruncated(this.stream, version)
+    else this.index.add(this.stream, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
   }
 }
 

@@ -12,10 +12,11 @@ import { Effect } from "effect"
 import { JournalError, type JournalRecord } from "../../Journal.ts"
 import { message } from "./errors.ts"
 import { writeAll } from "./fileIo.ts"
-import type { RecordIndex, StreamEntry } from "./recordIndex.ts"
+import type { CheckpointFile } from "./checkpointFile.ts"
+import type { RecordIndex } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
 import { type FrameCodec, HEADER_BYTES } from "./segmentFormat.ts"
-import type { StateFiles } from "./stateFiles.ts"
+import type { StreamsLog } from "./streamsLog.ts"
 
 /** A flush for a single waiting append runs on the calling thread while flushes take less than this. */
 const SYNC_FLUSH_MAX_MS = 1
@@ -45,21 +46,23 @@ export class Writer {
   private failure: JournalError | undefined
   private closed = false
   private readonly segments: SegmentSet
-  private readonly state: StateFiles
+  private readonly checkpoint: CheckpointFile
+  private readonly streamsLog: StreamsLog
   private readonly index: RecordIndex
   private readonly segmentBytes: number
   private readonly codec: FrameCodec
 
   constructor(
     segments: SegmentSet,
-    state: StateFiles,
+    checkpoint: CheckpointFile,
     index: RecordIndex,
     segmentBytes: number,
     codec: FrameCodec,
-    recovered: { readonly lastSeq: number; readonly lastTimestamp: number }
+    recovered: { readonly lastSeq: number; readonly lastTimestamp: number; readonly streamsLog: StreamsLog }
   ) {
     this.segments = segments
-    this.state = state
+    this.checkpoint = checkpoint
+    this.streamsLog = recovered.streamsLog
     this.index = index
     this.segmentBytes = segmentBytes
     this.codec = codec
@@ -113,13 +116,15 @@ export class Writer {
     segments.activeSize += data.length
     let offset = start
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
-    let entry: StreamEntry | undefined
+    let stream = -1
+    let previous: JournalRecord | undefined
     for (const record of records) {
       const size = view.getUint32(offset - start, true) + 8
-      if (entry === undefined || entry.namespace !== record.namespace || entry.id !== record.id) {
-        entry = this.index.streamOrCreate(record.namespace, record.id)
+      if (previous === undefined || previous.namespace !== record.namespace || previous.id !== record.id) {
+        stream = this.index.streamOrCreate(record.namespace, record.id)
+        previous = record
       }
-      this.index.add(entry, record.version, record.seq, segments.active.number, offset, size)
+      this.index.add(stream, record.version, record.seq, segments.active.number, offset, size)
       offset += size
     }
     const last = records[records.length - 1]!
@@ -265,32 +270,31 @@ export class Writer {
   /**
    * Moves the checkpoint to at least `seq` and removes the visible records below `seq` — never one
    * still in flight (DESIGN §2): those stay, below the checkpoint, and a later truncation removes them.
-   * Drops them from the index, deletes the segments wholly below (after storing the versions and last
-   * seq they held), and stores the new checkpoint and truncation point. Segments that also hold later
+   * Drops them from the index, appends the versions of the streams it touched to the streams file,
+   * deletes the segments wholly below, and stores the new checkpoint and truncation point. Segments that also hold later
    * records stay; their early records are skipped on reading and on reopening. Call within `whenIdle`.
    */
   truncate(seq: number): void {
-    const state = this.state
+    const state = this.checkpoint
     const checkpoint = Math.max(state.checkpoint, seq)
     // Appends in flight hold seqs visibleSeq + 1 .. lastSeq: the cut stops before the first of them.
     const cut = this.lastSeq > this.visibleSeq ? Math.min(seq, this.visibleSeq + 1) : seq
     if (cut <= state.truncatedBefore) {
-      if (checkpoint > state.checkpoint) state.writeCheckpoint(checkpoint, state.truncatedBefore)
+      if (checkpoint > state.checkpoint) state.write(checkpoint, state.truncatedBefore)
       return
     }
     // Raised first, so that an append resumed during the rotation below gets a seq at or above `seq`.
     state.checkpoint = checkpoint
     // The active segment lies wholly below (everything written is visible then): start a new one so that it can go.
     if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.rotate()
-    const truncated = state.truncated
-    for (const entry of this.index.dropBefore(cut)) {
-      truncated.versions.set(entry.key, [entry.namespace, entry.id, entry.firstVersion - 1])
-    }
-    truncated.lastSeq = Math.max(truncated.lastSeq, Math.min(this.lastSeq, cut - 1))
-    truncated.lastTimestamp = this.lastTimestamp
+    const touched = this.index.dropBefore(cut)
+    const log = this.streamsLog
+    log.lastSeq = Math.max(log.lastSeq, Math.min(this.lastSeq, cut - 1))
+    log.lastTimestamp = this.lastTimestamp
     const below = this.segments.wholeBelow(cut)
-    if (below.length > 0) state.writeTruncated()
-    state.writeCheckpoint(checkpoint, cut)
+    // Before the checkpoint: a truncation point on disk implies that the versions below it are stored.
+    if (touched.length > 0 || below.length > 0) log.append(touched, this.index)
+    state.write(checkpoint, cut)
     if (below.length > 0) this.segments.delete(below)
   }
 
