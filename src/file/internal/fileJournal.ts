@@ -11,7 +11,8 @@ import { type AppendResult, Journal, JournalError, type JournalRecord, type Stre
 import { lockDirectory } from "./directoryLock.ts"
 import { type FileIo, fsyncDirectorySync, readFully, readWholeFile, replaceFileDurably, unlinkIfPresent, writeAll } from "./fileIo.ts"
 import { appendedRecords, appendProblem, nextSeq, readProblem, restoreProblem } from "../../internal/journalChecks.ts"
-import { RecordIndex, type StreamEntry } from "./recordIndex.ts"
+import { RecordIndex } from "./recordIndex.ts"
+import { StreamsLog } from "./streamsLog.ts"
 import {
   decodeFrame,
   decodeState,
@@ -52,13 +53,6 @@ interface Segment {
   readonly number: number
   readonly firstSeq: number
   readonly path: string
-}
-
-/** What the journal keeps about truncated history: versions and the last seq and timestamp dropped. */
-interface Base {
-  lastSeq: number
-  lastTimestamp: number
-  readonly versions: Map<string, readonly [string, string, number]>
 }
 
 /** A recovery failure: the message names the file and offset. */
@@ -164,8 +158,10 @@ interface Scan {
   chunk: Uint8Array
   readonly head: FrameHead
   readonly group: RecoveredAppend
-  /** The stream of the record indexed last. */
-  entry: StreamEntry | undefined
+  /** The stream of the record indexed last (-1 before the first), and its name. */
+  stream: number
+  namespace: string
+  id: string
 }
 
 interface Waiter {
@@ -193,7 +189,8 @@ class FileJournal {
   private lastTimestamp = 0
   private checkpoint = 0
   private truncatedBefore = 0
-  private readonly base: Base = { lastSeq: 0, lastTimestamp: 0, versions: new Map() }
+  /** The versions of truncated streams and the last seq and timestamp truncated, as stored. */
+  private streamsLog!: StreamsLog
   /** Highest seq known to be on the device. */
   private durableSeq = 0
   /** Highest seq reads may return: durable in "always" mode, written otherwise. */
@@ -266,27 +263,20 @@ class FileJournal {
     for (const seq of empty) io.unlinkSync(this.file(segmentName(seq)))
     if (empty.length > 0) fsyncDirectorySync(io, this.directory)
     let previousSeq = 0
-    const scan: Scan = { chunk: new Uint8Array(0), head: makeFrameHead(), group: new RecoveredAppend(), entry: undefined }
+    const scan: Scan = { chunk: new Uint8Array(0), head: makeFrameHead(), group: new RecoveredAppend(), stream: -1, namespace: "", id: "" }
     for (let i = 0; i < firstSeqs.length; i++) {
       previousSeq = this.scanSegment(firstSeqs[i]!, firstSeqs[i + 1], i < lastWithRecords, previousSeq, scan)
     }
     // The segments' names too, should an "os" writer have created them (scanSegment flushed their data).
     if (this.durability !== "os" && firstSeqs.length > 0) fsyncDirectorySync(io, this.directory)
-    this.lastSeq = Math.max(this.lastSeq, this.base.lastSeq)
-    this.lastTimestamp = Math.max(this.lastTimestamp, this.base.lastTimestamp)
-    for (const [, [namespace, id, version]] of this.base.versions) {
-      const entry = this.index.streamOrCreate(namespace, id)
-      if (entry.records.length === 0) entry.firstVersion = version + 1
-      entry.version = Math.max(entry.version, version)
-    }
+    this.lastSeq = Math.max(this.lastSeq, this.streamsLog.lastSeq)
+    this.lastTimestamp = Math.max(this.lastTimestamp, this.streamsLog.lastTimestamp)
     this.durableSeq = this.visibleSeq = this.lastSeq
 
-    // Segments wholly below the truncation point: a crash came between the checkpoint and the deletion.
+    // Segments wholly below the truncation point: a crash came between the checkpoint and the deletion
+    // (the streams file already holds their streams' versions).
     const below = this.order.slice(0, -1).filter((_, i) => this.segments.get(this.order[i + 1]!)!.firstSeq <= this.truncatedBefore)
-    if (below.length > 0) {
-      this.writeBase()
-      this.deleteSegments(below)
-    }
+    if (below.length > 0) this.deleteSegments(below)
 
     // A last segment the recovery cut empty may be named above the seqs the crash took back; the
     // next append must not land below its segment's name.
@@ -314,25 +304,13 @@ class FileJournal {
       this.checkpoint = value.checkpoint as number
       this.truncatedBefore = value.truncatedBefore as number
     }
-    if (names.includes("streams")) {
-      const value = this.readState("streams") as { lastSeq?: unknown; lastTimestamp?: unknown; versions?: unknown }
-      const versions = value?.versions
-      if (
-        integerProblem("lastSeq", value?.lastSeq, 0) ?? integerProblem("lastTimestamp", value?.lastTimestamp, 0) ??
-          (Array.isArray(versions) ? undefined : "no versions")
-      ) {
-        throw new Unrecoverable(`${this.file("streams")} does not hold the truncated streams' versions`)
-      }
-      this.base.lastSeq = value.lastSeq as number
-      this.base.lastTimestamp = value.lastTimestamp as number
-      for (const item of versions as Array<unknown>) {
-        const [namespace, id, version] = item as [string, string, number]
-        if (streamProblem({ namespace, id }) ?? integerProblem("version", version, 0)) {
-          throw new Unrecoverable(`${this.file("streams")} holds a malformed stream version`)
-        }
-        this.base.versions.set(streamKey(namespace, id), [namespace, id, version])
-      }
-    }
+    const index = this.index
+    this.streamsLog = StreamsLog.read(
+      this.io,
+      this.directory,
+      names.includes("streams"),
+      (namespace, id, version) => index.keepTruncated(index.streamOrCreate(namespace, id), version)
+    )
   }
 
   private readState(name: string): unknown {
@@ -477,20 +455,15 @@ class FileJournal {
     const version = group.versions[i]!
     this.lastSeq = seq
     this.lastTimestamp = Math.max(this.lastTimestamp, group.timestamps[i]!)
-    if (seq < this.truncatedBefore) {
-      // Truncated but still on disk (its segment also holds later records): only its version counts.
-      const key = streamKey(namespace, id)
-      const known = this.base.versions.get(key)
-      if (known === undefined || known[2] < version) this.base.versions.set(key, [namespace, id, version])
-      this.base.lastSeq = Math.max(this.base.lastSeq, seq)
-      return
-    }
     // Appends of one stream mostly come in runs: skip the key lookup while the stream stays the same.
-    let entry = scan.entry
-    if (entry === undefined || entry.namespace !== namespace || entry.id !== id) {
-      entry = scan.entry = this.index.streamOrCreate(namespace, id)
+    if (scan.stream < 0 || scan.namespace !== namespace || scan.id !== id) {
+      scan.stream = this.index.streamOrCreate(namespace, id)
+      scan.namespace = namespace
+      scan.id = id
     }
-    this.index.add(entry, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
+    // Truncated but still on disk (its segment also holds later records): only its version counts.
+    if (seq < this.truncatedBefore) this.index.keepTruncated(scan.stream, version)
+    else this.index.add(scan.stream, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
   }
 
   // ─── Files ─────────────────────────────────────────────────────────────────────────────────
@@ -542,15 +515,6 @@ class FileJournal {
     }
     this.order = this.order.filter((n) => this.segments.has(n))
     fsyncDirectorySync(this.io, this.directory)
-  }
-
-  private writeBase(): void {
-    replaceFileDurably(
-      this.io,
-      this.directory,
-      "streams",
-      encodeState({ lastSeq: this.base.lastSeq, lastTimestamp: this.base.lastTimestamp, versions: [...this.base.versions.values()] })
-    )
   }
 
   private writeCheckpoint(checkpoint: number, truncatedBefore: number): void {
@@ -813,13 +777,16 @@ class FileJournal {
     return Stream.paginate({ version: from, left: max }, (state) =>
       Effect.try({
         try: () => {
-          const entry = this.index.stream(stream.namespace, stream.id)
-          if (entry === undefined || state.left <= 0) return [[], Option.none()] as const
-          const start = Math.max(0, state.version - entry.firstVersion)
+          const index = this.index
+          const s = index.stream(stream.namespace, stream.id)
+          if (s < 0 || state.left <= 0) return [[], Option.none()] as const
+          const firstVersion = index.firstVersion(s)
+          const live = index.liveCount(s)
+          const start = Math.max(0, state.version - firstVersion)
           const numbers: Array<number> = []
-          for (let i = start; i < entry.records.length && numbers.length < Math.min(PAGE_RECORDS, state.left); i++) {
-            const n = entry.records[i]!
-            if (entry.firstVersion + i > to || this.index.seq(n) > this.visibleSeq) break
+          for (let i = start; i < live && numbers.length < Math.min(PAGE_RECORDS, state.left); i++) {
+            const n = index.recordOf(s, i)
+            if (firstVersion + i > to || index.seq(n) > this.visibleSeq) break
             numbers.push(n)
           }
           const records = this.readRecords(numbers)
@@ -879,7 +846,7 @@ class FileJournal {
       return Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
         const refusal = this.writeRefusal("append")
         if (refusal !== undefined) return Effect.fail(refusal)
-        const current = this.index.stream(stream.namespace, stream.id)?.version ?? 0
+        const current = this.index.versionOf(stream.namespace, stream.id)
         if (expectedVersion !== "any" && expectedVersion !== current) {
           return Effect.fail(
             new VersionConflict({ stream: { namespace: stream.namespace, id: stream.id }, expected: expectedVersion, actual: current })
@@ -948,7 +915,7 @@ class FileJournal {
       const problem = streamProblem(stream)
       return problem !== undefined
         ? invalid("version", `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, stream)
-        : Effect.sync(() => this.index.stream(stream.namespace, stream.id)?.version ?? 0)
+        : Effect.sync(() => this.index.versionOf(stream.namespace, stream.id))
     }
 
     const restore: Journal["restore"] = (records) =>
@@ -960,7 +927,7 @@ class FileJournal {
         let seq = this.lastSeq
         for (const record of batch) {
           const key = streamKey(record.namespace, record.id)
-          const problem = restoreProblem(record, seq, versions.get(key) ?? this.index.stream(record.namespace, record.id)?.version ?? 0) ??
+          const problem = restoreProblem(record, seq, versions.get(key) ?? this.index.versionOf(record.namespace, record.id)) ??
             (record.seq < this.truncatedBefore ? `seq ${record.seq} is below the truncation point ${this.truncatedBefore}` : undefined)
           if (problem !== undefined) return invalid("restore", `Cannot restore record seq ${record.seq}: ${problem}; nothing was restored`)
           seq = record.seq
@@ -1005,13 +972,13 @@ class FileJournal {
     this.checkpoint = checkpoint
     // The active segment lies wholly below: start a new one so that it can go.
     if (this.lastSeq < seq && this.activeSize > HEADER_BYTES) this.rotate()
-    for (const entry of this.index.dropBefore(seq) as Array<StreamEntry>) {
-      this.base.versions.set(entry.key, [entry.namespace, entry.id, entry.firstVersion - 1])
-    }
-    this.base.lastSeq = Math.max(this.base.lastSeq, Math.min(this.lastSeq, seq - 1))
-    this.base.lastTimestamp = this.lastTimestamp
+    const touched = this.index.dropBefore(seq)
+    const log = this.streamsLog
+    log.lastSeq = Math.max(log.lastSeq, Math.min(this.lastSeq, seq - 1))
+    log.lastTimestamp = this.lastTimestamp
     const below = this.order.slice(0, -1).filter((_, i) => this.segments.get(this.order[i + 1]!)!.firstSeq <= seq)
-    if (below.length > 0) this.writeBase()
+    // Before the checkpoint: a truncation point on disk implies that the versions below it are stored.
+    if (touched.length > 0 || below.length > 0) log.append(touched, this.index)
     this.writeCheckpoint(checkpoint, seq)
     if (below.length > 0) this.deleteSegments(below)
   }

@@ -1,37 +1,38 @@
 /**
  * The file Journal's in-memory index: where every live record is (segment, byte offset, frame size),
  * in seq order, and which records each stream has, so that `read(stream)` and `replayFrom(seq)` go
- * straight to the bytes they need. Columns are typed arrays (about 28 bytes per record) so that a
- * journal of millions of records opens within a small heap.
+ * straight to the bytes they need; and each stream's version, kept after its records are truncated.
+ *
+ * Everything is in typed arrays: about 28 bytes a record, and per stream its name in `StreamKeys`
+ * plus 28 bytes (version, first live version, first live record, list number). Only a stream with
+ * more than one live record has a list of them, so a journal of millions of small streams opens
+ * within a small heap.
  *
  * Records are numbered in the order they were added since open ("record numbers"); the numbers of
- * live records form one range, which `dropBefore` shortens from the front.
+ * live records form one range, which `dropBefore` shortens from the front. Streams are numbered by
+ * `StreamKeys`.
  * @internal
  */
-import { lowerBound, streamKey } from "../../internal/validate.ts"
+import { lowerBound } from "../../internal/validate.ts"
+import { StreamKeys } from "./streamKeys.ts"
 
-/** A stream's entry: its version (survives truncation) and the numbers of its live records. @internal */
-export interface StreamEntry {
-  readonly namespace: string
-  readonly id: string
-  readonly key: string
-  /** The version of the stream's last record (including records not yet durable). */
-  version: number
-  /** The version of `records[0]`; versions are dense, so record `v` is `records[v - firstVersion]`. */
-  firstVersion: number
-  /** Record numbers of the live records, in version order. */
-  records: Array<number>
-}
-
-const grow = <T extends Float64Array | Uint32Array>(array: T, size: number, make: (n: number) => T): T => {
+/** The array of `size` elements or more holding `array`'s elements (grown by half, to keep the slack small). */
+const grown = <T extends Float64Array | Uint32Array>(array: T, size: number, make: (n: number) => T): T => {
   if (size <= array.length) return array
-  const next = make(Math.max(size, array.length * 2))
+  const next = make(Math.max(size, Math.ceil(array.length * 1.5)))
   next.set(array)
   return next
 }
 
+/** The live records of a stream that has more than one: `numbers[start…]`, in version order. */
+interface RecordList {
+  numbers: Array<number>
+  start: number
+}
+
 /** The index. @internal */
 export class RecordIndex {
+  // Per record, at `record number - base`.
   private seqs = new Float64Array(1024)
   private offsets = new Float64Array(1024)
   private sizes = new Uint32Array(1024)
@@ -43,40 +44,123 @@ export class RecordIndex {
   first = 0
   /** Record number the next added record gets. */
   end = 0
-  private readonly byKey = new Map<string, StreamEntry>()
-  private readonly entries: Array<StreamEntry> = []
-  private readonly entryNumbers = new Map<StreamEntry, number>()
 
-  /** The stream's entry, or `undefined` if it never had a record. */
-  stream(namespace: string, id: string): StreamEntry | undefined {
-    return this.byKey.get(streamKey(namespace, id))
+  // Per stream, at its stream number.
+  private readonly keys = new StreamKeys()
+  /** The version of the stream's last record (including records not yet durable, and truncated ones). */
+  private versions = new Float64Array(1024)
+  /** The version of the stream's first live record (`version + 1` when it has none). */
+  private firstVersions = new Float64Array(1024)
+  /** The record number of its only live record, or -1 (while it has a list, unused). */
+  private firstRecords = new Float64Array(1024)
+  /** 1 + the index in `lists` of its live records when it has more than one, else 0. */
+  private listNumbers = new Uint32Array(1024)
+  private readonly lists: Array<RecordList | undefined> = []
+  /** Indexes of `lists` free for reuse. */
+  private readonly freeLists: Array<number> = []
+  /** How many streams have had records truncated (`firstVersion > 1`). */
+  truncatedCount = 0
+
+  /** The stream's number, or -1 if it never had a record (nor a truncated version). */
+  stream(namespace: string, id: string): number {
+    return this.keys.find(namespace, id)
   }
 
-  /** The stream's entry, created at version 0 if new. */
-  streamOrCreate(namespace: string, id: string): StreamEntry {
-    const key = streamKey(namespace, id)
-    let entry = this.byKey.get(key)
-    if (entry === undefined) {
-      entry = { namespace, id, key, version: 0, firstVersion: 1, records: [] }
-      this.byKey.set(key, entry)
-      this.entryNumbers.set(entry, this.entries.length)
-      this.entries.push(entry)
+  /** The stream's number; a new stream is created at version 0. */
+  streamOrCreate(namespace: string, id: string): number {
+    const s = this.keys.findOrAdd(namespace, id)
+    if (s >= this.versions.length) {
+      this.versions = grown(this.versions, s + 1, (n) => new Float64Array(n))
+      this.firstVersions = grown(this.firstVersions, s + 1, (n) => new Float64Array(n))
+      this.firstRecords = grown(this.firstRecords, s + 1, (n) => new Float64Array(n))
+      this.listNumbers = grown(this.listNumbers, s + 1, (n) => new Uint32Array(n))
     }
-    return entry
+    if (this.firstVersions[s] === 0) {
+      this.firstVersions[s] = 1
+      this.firstRecords[s] = -1
+    }
+    return s
   }
 
-  /** Adds a live record of `entry` at version `version`, stored at `offset` of segment `segment`. */
-  add(entry: StreamEntry, version: number, seq: number, segment: number, offset: number, size: number): void {
+  /** The version of the stream's last record, truncated or not (0 for an unknown stream). */
+  versionOf(namespace: string, id: string): number {
+    const s = this.keys.find(namespace, id)
+    return s < 0 ? 0 : this.versions[s]!
+  }
+
+  /** Stream `s`'s version. */
+  version(s: number): number {
+    return this.versions[s]!
+  }
+
+  /** The version of stream `s`'s first live record. */
+  firstVersion(s: number): number {
+    return this.firstVersions[s]!
+  }
+
+  /** The version of stream `s`'s last truncated record (0 if none was). */
+  truncatedVersion(s: number): number {
+    return this.firstVersions[s]! - 1
+  }
+
+  /** How many live records stream `s` has. */
+  liveCount(s: number): number {
+    const list = this.listNumbers[s]!
+    if (list !== 0) return this.lists[list - 1]!.numbers.length - this.lists[list - 1]!.start
+    return this.firstRecords[s]! >= 0 ? 1 : 0
+  }
+
+  /** The record number of stream `s`'s `i`-th live record (version `firstVersion + i`; `i < liveCount`). */
+  recordOf(s: number, i: number): number {
+    const list = this.listNumbers[s]!
+    if (list === 0) return this.firstRecords[s]!
+    const records = this.lists[list - 1]!
+    return records.numbers[records.start + i]!
+  }
+
+  namespace(s: number): string {
+    return this.keys.namespace(s)
+  }
+
+  id(s: number): string {
+    return this.keys.id(s)
+  }
+
+  /** Every stream with truncated records, in stream number order. */
+  *truncatedStreams(): Generator<number> {
+    for (let s = 0; s < this.keys.size; s++) if (this.firstVersions[s]! > 1) yield s
+  }
+
+  /**
+   * Records that stream `s` had records up to `version` that are truncated (a version from the
+   * streams file, or a record below the truncation point still on disk). Only raises what is known.
+   */
+  keepTruncated(s: number, version: number): void {
+    if (version > this.versions[s]!) this.versions[s] = version
+    if (this.liveCount(s) === 0 && version + 1 > this.firstVersions[s]!) this.setFirstVersion(s, version + 1)
+  }
+
+  /** Adds a live record of stream `s` at version `version`, stored at `offset` of segment `segment`. */
+  add(s: number, version: number, seq: number, segment: number, offset: number, size: number): void {
     const at = this.end - this.base
     if (at >= this.seqs.length) this.reserve(at + 1)
     this.seqs[at] = seq
     this.offsets[at] = offset
     this.sizes[at] = size
     this.segments[at] = segment
-    this.owners[at] = this.entryNumbers.get(entry)!
-    if (entry.records.length === 0) entry.firstVersion = version
-    entry.records.push(this.end)
-    if (version > entry.version) entry.version = version
+    this.owners[at] = s
+    const live = this.liveCount(s)
+    if (live === 0) {
+      this.setFirstVersion(s, version)
+      this.firstRecords[s] = this.end
+    } else if (live === 1) {
+      const list = this.freeLists.pop() ?? this.lists.length
+      this.lists[list] = { numbers: [this.firstRecords[s]!, this.end], start: 0 }
+      this.listNumbers[s] = list + 1
+    } else {
+      this.lists[this.listNumbers[s]! - 1]!.numbers.push(this.end)
+    }
+    if (version > this.versions[s]!) this.versions[s] = version
     this.end++
   }
 
@@ -99,24 +183,15 @@ export class RecordIndex {
     return this.first + lowerBound(live, seq, (s) => s)
   }
 
-  /** Every stream that ever had a record. */
-  streams(): ReadonlyArray<StreamEntry> {
-    return this.entries
-  }
-
   /**
-   * Drops the live records with a seq below `seq`; returns the entries of the streams that lost records
-   * (their `firstVersion - 1` is the last version dropped).
+   * Drops the live records with a seq below `seq`; returns the streams that lost records (their
+   * `truncatedVersion` is the last version dropped). Takes time in proportion to the records dropped.
    */
-  dropBefore(seq: number): Array<StreamEntry> {
+  dropBefore(seq: number): Array<number> {
     const cut = this.firstAtOrAfter(seq)
-    const touched = new Set<StreamEntry>()
-    for (let n = this.first; n < cut; n++) touched.add(this.entries[this.owners[n - this.base]!]!)
-    for (const entry of touched) {
-      const keep = lowerBound(entry.records, cut, (n) => n)
-      entry.firstVersion += keep
-      entry.records = entry.records.slice(keep)
-    }
+    const touched = new Set<number>()
+    for (let n = this.first; n < cut; n++) touched.add(this.owners[n - this.base]!)
+    for (const s of touched) this.dropRecords(s, cut)
     this.first = cut
     // Reclaim the dropped front once it is most of the table.
     const dead = this.first - this.base
@@ -128,11 +203,48 @@ export class RecordIndex {
     return [...touched]
   }
 
+  /** Drops stream `s`'s live records numbered below `cut`. */
+  private dropRecords(s: number, cut: number): void {
+    const list = this.listNumbers[s]!
+    if (list === 0) {
+      this.firstRecords[s] = -1
+      this.setFirstVersion(s, this.firstVersions[s]! + 1)
+      return
+    }
+    const records = this.lists[list - 1]!
+    const numbers = records.numbers
+    let start = records.start
+    let end = numbers.length
+    while (start < end) {
+      const mid = (start + end) >>> 1
+      if (numbers[mid]! < cut) start = mid + 1
+      else end = mid
+    }
+    this.setFirstVersion(s, this.firstVersions[s]! + start - records.start)
+    const left = numbers.length - start
+    if (left <= 1) {
+      this.firstRecords[s] = left === 1 ? numbers[start]! : -1
+      this.lists[list - 1] = undefined
+      this.freeLists.push(list - 1)
+      this.listNumbers[s] = 0
+    } else if (start * 2 > numbers.length) {
+      records.numbers = numbers.slice(start)
+      records.start = 0
+    } else {
+      records.start = start
+    }
+  }
+
+  private setFirstVersion(s: number, version: number): void {
+    if (this.firstVersions[s] === 1 && version > 1) this.truncatedCount++
+    this.firstVersions[s] = version
+  }
+
   private reserve(size: number): void {
-    this.seqs = grow(this.seqs, size, (n) => new Float64Array(n))
-    this.offsets = grow(this.offsets, size, (n) => new Float64Array(n))
-    this.sizes = grow(this.sizes, size, (n) => new Uint32Array(n))
-    this.segments = grow(this.segments, size, (n) => new Uint32Array(n))
-    this.owners = grow(this.owners, size, (n) => new Uint32Array(n))
+    this.seqs = grown(this.seqs, size, (n) => new Float64Array(n))
+    this.offsets = grown(this.offsets, size, (n) => new Float64Array(n))
+    this.sizes = grown(this.sizes, size, (n) => new Uint32Array(n))
+    this.segments = grown(this.segments, size, (n) => new Uint32Array(n))
+    this.owners = grown(this.owners, size, (n) => new Uint32Array(n))
   }
 }
