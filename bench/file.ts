@@ -20,14 +20,20 @@
  *               ≤ 1.5 s; rss of a fresh process after open ≤ 200 MB (10^6 bytes)
  *   read        `read` of one 10,000-event stream interleaved with 990,000 other records: ≤ 20 ms
  *   large       replay + open + read over one shared journal
+ *   streams     open of a journal of 1,000,000 one-record streams (ids shaped like UUIDs), in fresh
+ *               processes: time ≤ 1.5 s, rss after open ≤ 300 MB; raw baseline: readSync of its files
+ *   truncate    truncateBefore touching 100 streams, in a journal whose truncated history holds 10,000
+ *               and then 1,000,000 other streams: the cost must not grow with the streams it does not
+ *               touch (target: 1M / 10k ratio of the medians ≤ 2); raw baseline: the durable I/O a
+ *               truncation needs at least (append ~3 KB + fsync, replace a small file atomically)
  *
  *   bun bench/file.ts [groups…]
  *   deno run -A bench/file.ts [groups…]
  *   npx tsc -p tsconfig.node.json && node .build/node/bench/file.js [groups…]
  *   npm run bench -- file [groups…]   # all three runtimes, each group in a fresh process
  *
- * `bench/file.ts open-only <dir>` is the child process of the `open` group: it opens the journal in
- * `<dir>` and prints its open time and memory as one JSON line (not a figure line).
+ * `bench/file.ts open-only <dir>` is the child process of the `open` and `streams` groups: it opens the
+ * journal in `<dir>` and prints its open time and memory as one JSON line (not a figure line).
  *
  * ANNALS_BENCH_DIR overrides the parent directory of the temporary directories (default os.tmpdir()).
  */
@@ -321,6 +327,29 @@ const largeJournal = async () => {
   return large
 }
 
+/** The raw read baseline: every file under `directory` read front to back with readSync into one 1 MiB buffer. */
+const rawReadFiles = (directory: string) => {
+  const files = filesUnder(directory).sort()
+  const buffer = new Uint8Array(1 << 20)
+  const start = performance.now()
+  let total = 0
+  for (const file of files) {
+    const fd = fs.openSync(file, "r")
+    try {
+      let position = 0
+      for (;;) {
+        const read = fs.readSync(fd, buffer, 0, buffer.length, position)
+        if (read <= 0) break
+        position += read
+      }
+      total += position
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+  return { seconds: (performance.now() - start) / 1000, total }
+}
+
 const replay = async () => {
   const directory = await largeJournal()
   const ROUNDS = 5
@@ -349,28 +378,7 @@ const replay = async () => {
       if (count !== RECORDS) throw new Error(`replay counted ${count} records`)
       return (performance.now() - start) / 1000
     }))
-  // The raw baseline: every file of the journal read front to back with readSync into one 1 MiB buffer.
-  const files = filesUnder(directory).sort()
-  const buffer = new Uint8Array(1 << 20)
-  const rawRead = () => {
-    const start = performance.now()
-    let total = 0
-    for (const file of files) {
-      const fd = fs.openSync(file, "r")
-      try {
-        let position = 0
-        for (;;) {
-          const read = fs.readSync(fd, buffer, 0, buffer.length, position)
-          if (read <= 0) break
-          position += read
-        }
-        total += position
-      } finally {
-        fs.closeSync(fd)
-      }
-    }
-    return { seconds: (performance.now() - start) / 1000, total }
-  }
+  const rawRead = () => rawReadFiles(directory)
   const { journal, close } = await openJournal({ directory, durability: "os" })
   await replayAll(journal) // warm-up (and the page cache)
   rawRead()
@@ -433,6 +441,28 @@ const openOnly = async (directory: string) => {
   })))
 }
 
+/** Opens the journal in `directory` in 3 fresh processes on this runtime (`open-only`): cold open time and memory. */
+const openInFreshProcesses = (directory: string, lastSeq: number): Array<OpenOnly> => {
+  const script = fileURLToPath(import.meta.url)
+  const args = runtime === "deno"
+    ? ["run", "-A", "--v8-flags=--expose-gc", script, "open-only", directory]
+    : runtime === "node"
+    ? ["--expose-gc", script, "open-only", directory]
+    : [script, "open-only", directory]
+  const children: Array<OpenOnly> = []
+  for (let r = 0; r < 3; r++) {
+    const child = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
+    const line = child.stdout.split("\n").find((l) => l.startsWith("{\"openOnly\""))
+    if (child.status !== 0 || line === undefined) {
+      throw new Error(`open-only child failed (status ${child.status}): ${child.stderr}${child.stdout}`)
+    }
+    const result = JSON.parse(line) as OpenOnly
+    if (result.lastSeq !== lastSeq) throw new Error(`open-only child: lastSeq ${result.lastSeq}, expected ${lastSeq}`)
+    children.push(result)
+  }
+  return children
+}
+
 const open = async () => {
   const directory = await largeJournal()
   const ROUNDS = 5
@@ -449,24 +479,7 @@ const open = async () => {
   for (let r = 0; r < ROUNDS; r++) warm.push(await openOnce())
   report({ bench: "open_1M_records_seconds_in_process", value: median(warm), unit: "s", target: { max: 1.5 } })
 
-  // Fresh processes on the same runtime that only open the journal: cold open time and resident memory.
-  const script = fileURLToPath(import.meta.url)
-  const args = runtime === "deno"
-    ? ["run", "-A", "--v8-flags=--expose-gc", script, "open-only", directory]
-    : runtime === "node"
-    ? ["--expose-gc", script, "open-only", directory]
-    : [script, "open-only", directory]
-  const children: Array<OpenOnly> = []
-  for (let r = 0; r < 3; r++) {
-    const child = spawnSync(process.execPath, args, { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
-    const line = child.stdout.split("\n").find((l) => l.startsWith("{\"openOnly\""))
-    if (child.status !== 0 || line === undefined) {
-      throw new Error(`open-only child failed (status ${child.status}): ${child.stderr}${child.stdout}`)
-    }
-    const result = JSON.parse(line) as OpenOnly
-    if (result.lastSeq !== RECORDS) throw new Error(`open-only child: lastSeq ${result.lastSeq}`)
-    children.push(result)
-  }
+  const children = openInFreshProcesses(directory, RECORDS)
   const pick = (f: (c: OpenOnly) => number) => median(children.map(f))
   report({ bench: "open_1M_records_seconds_fresh_process", value: pick((c) => c.seconds), unit: "s", target: { max: 1.5 } })
   report({ bench: "open_fresh_process_rss_after_open", value: pick((c) => c.rssAfter) / MB, unit: "MB", target: { max: 200 } })
@@ -502,13 +515,118 @@ const read = async () => {
   report({ bench: "read_10k_stream_in_1M_first_after_open_ms", value: first, unit: "ms" })
 }
 
+// ─── 7. One 1,000,000-stream journal: open ──────────────────────────────────────────────────────────
+const STREAMS = 1_000_000
+/** The id of the `i`-th of many one-record streams: shaped like a UUID (36 characters), as ids often are. */
+const uuidLike = (i: number) => `00000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}`
+
+/** Appends one event to each of `count` new streams of `namespace` ("os" durability). */
+const appendStreams = (journal: Journal, namespace: string, count: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < count; i++) yield* journal.append({ namespace, id: uuidLike(i) }, 0, [eventAt(i)])
+  })
+
+const streams = async () => {
+  const directory = join(tempDir("streams"), "journal")
+  const start = performance.now()
+  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    yield* appendStreams(yield* FileJournal.make({ directory, durability: "os" }), "account", STREAMS)
+  })))
+  report({ bench: "streams_build_seconds_1M_one_record_streams_os", value: (performance.now() - start) / 1000, unit: "s" })
+  report({ bench: "streams_journal_bytes_on_disk", value: bytesUnder(directory), unit: "bytes" })
+  rawReadFiles(directory) // the page cache
+  const raws: Array<number> = []
+  for (let r = 0; r < 5; r++) raws.push(rawReadFiles(directory).seconds)
+  const children = openInFreshProcesses(directory, STREAMS)
+  const pick = (f: (c: OpenOnly) => number) => median(children.map(f))
+  report({ bench: "streams_open_1M_streams_seconds_fresh_process", value: pick((c) => c.seconds), unit: "s", target: { max: 1.5 } })
+  report({ bench: "streams_raw_readSync_of_its_files_seconds", value: median(raws), unit: "s" })
+  report({ bench: "streams_open_fresh_process_rss_after_open", value: pick((c) => c.rssAfter) / MB, unit: "MB", target: { max: 300 } })
+  report({ bench: "streams_open_fresh_process_rss_before_open", value: pick((c) => c.rssBefore) / MB, unit: "MB" })
+  report({ bench: "streams_open_fresh_process_heapUsed_after_open_and_gc", value: pick((c) => c.heapUsedAfterGc) / MB, unit: "MB" })
+  report({ bench: "streams_open_fresh_process_rss_after_open_and_gc", value: pick((c) => c.rssAfterGc) / MB, unit: "MB" })
+  report({ bench: "streams_open_rss_growth_per_stream", value: pick((c) => c.rssAfter - c.rssBefore) / STREAMS, unit: "bytes" })
+}
+
+// ─── 8. Truncation: its cost does not grow with the streams it does not touch ─────────────────────────
+const TOUCHED = 100
+const TRUNCATIONS = 31
+
+/**
+ * A journal with `others` one-record streams, all truncated (so its truncated history holds them), then
+ * `TRUNCATIONS` rounds of one event to each of `TOUCHED` hot streams followed by `truncateBefore` the next
+ * seq — each truncation touches those 100 streams only. Returns the median and slowest truncation, ms.
+ */
+const truncationRounds = async (others: number) => {
+  const directory = join(tempDir(`truncate-${others}`), "journal")
+  const { journal, close } = await openJournal({ directory, durability: "always" })
+  const hot = Array.from({ length: TOUCHED }, (_, i) => ({ namespace: "hot", id: uuidLike(i) }))
+  const times = await Effect.runPromise(Effect.gen(function*() {
+    yield* appendStreams(journal, "account", others)
+    yield* journal.truncateBefore((yield* journal.lastSeq) + 1)
+    const times: Array<number> = []
+    for (let r = 0; r < TRUNCATIONS; r++) {
+      for (const stream of hot) yield* journal.append(stream, r, [eventAt(r)])
+      const seq = (yield* journal.lastSeq) + 1
+      const start = performance.now()
+      yield* journal.truncateBefore(seq)
+      times.push(performance.now() - start)
+    }
+    for (const stream of hot) {
+      if ((yield* journal.version(stream)) !== TRUNCATIONS) throw new Error("truncate: wrong version of a hot stream")
+    }
+    return times
+  }))
+  await close()
+  // The truncated history survives a reopen.
+  const reopened = await openJournal({ directory, durability: "always" })
+  const version = await Effect.runPromise(reopened.journal.version({ namespace: "account", id: uuidLike(others - 1) }))
+  await reopened.close()
+  if (version !== 1) throw new Error(`truncate: after reopening, version ${version} of a truncated stream`)
+  times.sort((a, b) => a - b)
+  return { median: percentile(times, 0.5), max: times[times.length - 1]! }
+}
+
+/** The durable I/O one truncation needs at least: append ~3 KB to a file + fsync, replace a small file atomically. */
+const rawTruncationRound = (dir: string, log: ReturnType<typeof rawFile>) => {
+  const entries = new Uint8Array(TOUCHED * 30).fill(0x5a)
+  const start = performance.now()
+  log.write(entries)
+  fs.fsyncSync(log.fd)
+  const temp = join(dir, "checkpoint.tmp")
+  fs.writeFileSync(temp, new Uint8Array(40))
+  const fd = fs.openSync(temp, "r+")
+  fs.fsyncSync(fd)
+  fs.closeSync(fd)
+  fs.renameSync(temp, join(dir, "checkpoint"))
+  const dirFd = fs.openSync(dir, "r")
+  fs.fsyncSync(dirFd)
+  fs.closeSync(dirFd)
+  return performance.now() - start
+}
+
+const truncate = async () => {
+  const small = await truncationRounds(10_000)
+  const large = await truncationRounds(STREAMS)
+  const dir = tempDir("truncate-raw")
+  const log = rawFile(dir, "raw-log.bin")
+  const raws = Array.from({ length: TRUNCATIONS }, () => rawTruncationRound(dir, log))
+  log.close()
+  report({ bench: "truncate_100_streams_among_10k_truncated_median_ms", value: small.median, unit: "ms" })
+  report({ bench: "truncate_100_streams_among_10k_truncated_max_ms", value: small.max, unit: "ms" })
+  report({ bench: "truncate_100_streams_among_1M_truncated_median_ms", value: large.median, unit: "ms" })
+  report({ bench: "truncate_100_streams_among_1M_truncated_max_ms", value: large.max, unit: "ms" })
+  report({ bench: "truncate_raw_append_fsync_and_atomic_replace_median_ms", value: median(raws), unit: "ms" })
+  report({ bench: "truncate_ratio_1M_to_10k", value: large.median / small.median, unit: "ratio", target: { max: 2 } })
+}
+
 // ─── Main ─────────────────────────────────────────────────────────────────────────────────────────
 const argv = process.argv.slice(2)
 if (argv[0] === "open-only") {
   if (argv[1] === undefined) throw new Error("usage: bench/file.ts open-only <journal directory>")
   await openOnly(argv[1])
 } else {
-  const all = ["durable", "concurrent", "os", "replay", "open", "read"]
+  const all = ["durable", "concurrent", "os", "replay", "open", "read", "streams", "truncate"]
   const only = argv.flatMap((group) => (group === "large" ? ["replay", "open", "read"] : [group]))
   const unknown = only.filter((group) => !all.includes(group))
   if (unknown.length > 0) {
@@ -522,6 +640,8 @@ if (argv[0] === "open-only") {
     if (wanted("replay")) await replay()
     if (wanted("open")) await open()
     if (wanted("read")) await read()
+    if (wanted("streams")) await streams()
+    if (wanted("truncate")) await truncate()
   } finally {
     removeTempDirs()
   }

@@ -7,7 +7,7 @@
 //
 // Suites: `runtime` (bench/runtime.ts, the default: groups fold, latency, execute) and `file`
 // (bench/file.ts: groups durable, concurrent, os, large — `large` builds one 1,000,000-record journal
-// and runs replay, open and read over it in one process). The first argument may name the suite; the
+// and runs replay, open and read over it in one process —, streams and truncate). The first argument may name the suite; the
 // other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
@@ -42,7 +42,7 @@ const printJson = (line) => {
 
 const suites = {
   runtime: { script: "runtime", groups: ["fold", "latency", "execute"] },
-  file: { script: "file", groups: ["durable", "concurrent", "os", "large"] }
+  file: { script: "file", groups: ["durable", "concurrent", "os", "large", "streams", "truncate"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"
