@@ -4,7 +4,7 @@
  * straight to the bytes they need; and each stream's version, kept after its records are truncated.
  *
  * Everything is in typed arrays: about 28 bytes a record, and per stream its name in `StreamKeys`
- * plus 28 bytes (version, first live version, first live record, list number). Only a stream with
+ * plus 28 bytes (version, first live version, first live record, list number) in pages. Only a stream with
  * more than one live record has a list of them, so a journal of millions of small streams opens
  * within a small heap.
  *
@@ -14,15 +14,22 @@
  * @internal
  */
 import { lowerBound } from "../../internal/validate.ts"
-import { StreamKeys } from "./streamKeys.ts"
+import { STREAM_PAGE_BITS, StreamKeys } from "./streamKeys.ts"
 
-/** The array of `size` elements or more holding `array`'s elements (grown by half, to keep the slack small). */
+/** The array of `size` elements or more holding `array`'s elements. */
 const grown = <T extends Float64Array | Uint32Array>(array: T, size: number, make: (n: number) => T): T => {
   if (size <= array.length) return array
-  const next = make(Math.max(size, Math.ceil(array.length * 1.5)))
+  const next = make(Math.max(size, array.length * 2))
   next.set(array)
   return next
 }
+
+const STREAM_PAGE = 1 << STREAM_PAGE_BITS
+const STREAM_MASK = STREAM_PAGE - 1
+/** The per-stream fields of `RecordIndex.streamPages`, each a run of `STREAM_PAGE` numbers in a page. */
+const VERSION = 0
+const FIRST_VERSION = 1
+const FIRST_RECORD = 2
 
 /** The live records of a stream that has more than one: `numbers[start…]`, in version order. */
 interface RecordList {
@@ -45,16 +52,16 @@ export class RecordIndex {
   /** Record number the next added record gets. */
   end = 0
 
-  // Per stream, at its stream number.
+  // Per stream, by stream number, in pages of `STREAM_PAGE` streams (grown by a page, never copied).
   private readonly keys = new StreamKeys()
-  /** The version of the stream's last record (including records not yet durable, and truncated ones). */
-  private versions = new Float64Array(1024)
-  /** The version of the stream's first live record (`version + 1` when it has none). */
-  private firstVersions = new Float64Array(1024)
-  /** The record number of its only live record, or -1 (while it has a list, unused). */
-  private firstRecords = new Float64Array(1024)
-  /** 1 + the index in `lists` of its live records when it has more than one, else 0. */
-  private listNumbers = new Uint32Array(1024)
+  /**
+   * Three fields per stream: `VERSION`, the version of its last record (including records not yet
+   * durable, and truncated ones); `FIRST_VERSION`, that of its first live record (`version + 1` when it
+   * has none); `FIRST_RECORD`, the record number of its only live record, or -1 (unused while it has a list).
+   */
+  private readonly streamPages: Array<Float64Array> = []
+  /** Per stream: 1 + the index in `lists` of its live records when it has more than one, else 0. */
+  private readonly listPages: Array<Uint32Array> = []
   private readonly lists: Array<RecordList | undefined> = []
   /** Indexes of `lists` free for reuse. */
   private readonly freeLists: Array<number> = []
@@ -69,15 +76,13 @@ export class RecordIndex {
   /** The stream's number; a new stream is created at version 0. */
   streamOrCreate(namespace: string, id: string): number {
     const s = this.keys.findOrAdd(namespace, id)
-    if (s >= this.versions.length) {
-      this.versions = grown(this.versions, s + 1, (n) => new Float64Array(n))
-      this.firstVersions = grown(this.firstVersions, s + 1, (n) => new Float64Array(n))
-      this.firstRecords = grown(this.firstRecords, s + 1, (n) => new Float64Array(n))
-      this.listNumbers = grown(this.listNumbers, s + 1, (n) => new Uint32Array(n))
+    if (s >>> STREAM_PAGE_BITS === this.streamPages.length) {
+      this.streamPages.push(new Float64Array(3 * STREAM_PAGE))
+      this.listPages.push(new Uint32Array(STREAM_PAGE))
     }
-    if (this.firstVersions[s] === 0) {
-      this.firstVersions[s] = 1
-      this.firstRecords[s] = -1
+    if (this.field(FIRST_VERSION, s) === 0) {
+      this.setField(FIRST_VERSION, s, 1)
+      this.setField(FIRST_RECORD, s, -1)
     }
     return s
   }
@@ -85,35 +90,35 @@ export class RecordIndex {
   /** The version of the stream's last record, truncated or not (0 for an unknown stream). */
   versionOf(namespace: string, id: string): number {
     const s = this.keys.find(namespace, id)
-    return s < 0 ? 0 : this.versions[s]!
+    return s < 0 ? 0 : this.field(VERSION, s)
   }
 
   /** Stream `s`'s version. */
   version(s: number): number {
-    return this.versions[s]!
+    return this.field(VERSION, s)
   }
 
   /** The version of stream `s`'s first live record. */
   firstVersion(s: number): number {
-    return this.firstVersions[s]!
+    return this.field(FIRST_VERSION, s)
   }
 
   /** The version of stream `s`'s last truncated record (0 if none was). */
   truncatedVersion(s: number): number {
-    return this.firstVersions[s]! - 1
+    return this.field(FIRST_VERSION, s) - 1
   }
 
   /** How many live records stream `s` has. */
   liveCount(s: number): number {
-    const list = this.listNumbers[s]!
+    const list = this.listNumber(s)
     if (list !== 0) return this.lists[list - 1]!.numbers.length - this.lists[list - 1]!.start
-    return this.firstRecords[s]! >= 0 ? 1 : 0
+    return this.field(FIRST_RECORD, s) >= 0 ? 1 : 0
   }
 
   /** The record number of stream `s`'s `i`-th live record (version `firstVersion + i`; `i < liveCount`). */
   recordOf(s: number, i: number): number {
-    const list = this.listNumbers[s]!
-    if (list === 0) return this.firstRecords[s]!
+    const list = this.listNumber(s)
+    if (list === 0) return this.field(FIRST_RECORD, s)
     const records = this.lists[list - 1]!
     return records.numbers[records.start + i]!
   }
@@ -128,7 +133,7 @@ export class RecordIndex {
 
   /** Every stream with truncated records, in stream number order. */
   *truncatedStreams(): Generator<number> {
-    for (let s = 0; s < this.keys.size; s++) if (this.firstVersions[s]! > 1) yield s
+    for (let s = 0; s < this.keys.size; s++) if (this.field(FIRST_VERSION, s) > 1) yield s
   }
 
   /**
@@ -136,8 +141,8 @@ export class RecordIndex {
    * streams file, or a record below the truncation point still on disk). Only raises what is known.
    */
   keepTruncated(s: number, version: number): void {
-    if (version > this.versions[s]!) this.versions[s] = version
-    if (this.liveCount(s) === 0 && version + 1 > this.firstVersions[s]!) this.setFirstVersion(s, version + 1)
+    if (version > this.field(VERSION, s)) this.setField(VERSION, s, version)
+    if (this.liveCount(s) === 0 && version + 1 > this.field(FIRST_VERSION, s)) this.setFirstVersion(s, version + 1)
   }
 
   /** Adds a live record of stream `s` at version `version`, stored at `offset` of segment `segment`. */
@@ -152,15 +157,15 @@ export class RecordIndex {
     const live = this.liveCount(s)
     if (live === 0) {
       this.setFirstVersion(s, version)
-      this.firstRecords[s] = this.end
+      this.setField(FIRST_RECORD, s, this.end)
     } else if (live === 1) {
       const list = this.freeLists.pop() ?? this.lists.length
-      this.lists[list] = { numbers: [this.firstRecords[s]!, this.end], start: 0 }
-      this.listNumbers[s] = list + 1
+      this.lists[list] = { numbers: [this.field(FIRST_RECORD, s), this.end], start: 0 }
+      this.setListNumber(s, list + 1)
     } else {
-      this.lists[this.listNumbers[s]! - 1]!.numbers.push(this.end)
+      this.lists[this.listNumber(s) - 1]!.numbers.push(this.end)
     }
-    if (version > this.versions[s]!) this.versions[s] = version
+    if (version > this.field(VERSION, s)) this.setField(VERSION, s, version)
     this.end++
   }
 
@@ -205,10 +210,10 @@ export class RecordIndex {
 
   /** Drops stream `s`'s live records numbered below `cut`. */
   private dropRecords(s: number, cut: number): void {
-    const list = this.listNumbers[s]!
+    const list = this.listNumber(s)
     if (list === 0) {
-      this.firstRecords[s] = -1
-      this.setFirstVersion(s, this.firstVersions[s]! + 1)
+      this.setField(FIRST_RECORD, s, -1)
+      this.setFirstVersion(s, this.field(FIRST_VERSION, s) + 1)
       return
     }
     const records = this.lists[list - 1]!
@@ -220,13 +225,13 @@ export class RecordIndex {
       if (numbers[mid]! < cut) start = mid + 1
       else end = mid
     }
-    this.setFirstVersion(s, this.firstVersions[s]! + start - records.start)
+    this.setFirstVersion(s, this.field(FIRST_VERSION, s) + start - records.start)
     const left = numbers.length - start
     if (left <= 1) {
-      this.firstRecords[s] = left === 1 ? numbers[start]! : -1
+      this.setField(FIRST_RECORD, s, left === 1 ? numbers[start]! : -1)
       this.lists[list - 1] = undefined
       this.freeLists.push(list - 1)
-      this.listNumbers[s] = 0
+      this.setListNumber(s, 0)
     } else if (start * 2 > numbers.length) {
       records.numbers = numbers.slice(start)
       records.start = 0
@@ -236,8 +241,24 @@ export class RecordIndex {
   }
 
   private setFirstVersion(s: number, version: number): void {
-    if (this.firstVersions[s] === 1 && version > 1) this.truncatedCount++
-    this.firstVersions[s] = version
+    if (this.field(FIRST_VERSION, s) === 1 && version > 1) this.truncatedCount++
+    this.setField(FIRST_VERSION, s, version)
+  }
+
+  private field(field: number, s: number): number {
+    return this.streamPages[s >>> STREAM_PAGE_BITS]![field * STREAM_PAGE + (s & STREAM_MASK)]!
+  }
+
+  private setField(field: number, s: number, value: number): void {
+    this.streamPages[s >>> STREAM_PAGE_BITS]![field * STREAM_PAGE + (s & STREAM_MASK)] = value
+  }
+
+  private listNumber(s: number): number {
+    return this.listPages[s >>> STREAM_PAGE_BITS]![s & STREAM_MASK]!
+  }
+
+  private setListNumber(s: number, list: number): void {
+    this.listPages[s >>> STREAM_PAGE_BITS]![s & STREAM_MASK] = list
   }
 
   private reserve(size: number): void {

@@ -2,7 +2,7 @@
  * The file Journal's table of stream names: every stream that ever had a record gets a number (0, 1,
  * 2 … in the order they were first seen), found from its namespace and id by an open-addressing hash
  * table. Namespaces are interned (a journal has few); ids are kept once, as UTF-8 in pages of bytes.
- * A stream costs about 16–24 bytes plus its id's length, where a `Map` keyed by strings costs several
+ * A stream costs about 18–26 bytes plus its id's length, where a `Map` keyed by strings costs several
  * times that — what lets a journal of millions of small streams open within a small heap.
  * @internal
  */
@@ -11,13 +11,13 @@ const encoder = new TextEncoder()
 // ignoreBOM: an id may start with U+FEFF like any other character; it must come back with it.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
-/** The array of `size` elements or more holding `array`'s elements (grown by half, to keep the slack small). */
-const grown = (array: Uint32Array<ArrayBuffer>, size: number): Uint32Array<ArrayBuffer> => {
-  if (size <= array.length) return array
-  const next = new Uint32Array(Math.max(size, Math.ceil(array.length * 1.5)))
-  next.set(array)
-  return next
-}
+/**
+ * Streams per page of the per-stream columns: columns grow by a page, never by copying, so that they
+ * cost what they hold plus less than a page. @internal
+ */
+export const STREAM_PAGE_BITS = 12
+const STREAM_PAGE = 1 << STREAM_PAGE_BITS
+const STREAM_MASK = STREAM_PAGE - 1
 
 /** Bytes of one page of the id pool; an id never spans two pages (ids are at most 768 bytes). */
 const PAGE_BITS = 20
@@ -27,12 +27,10 @@ const PAGE_BYTES = 1 << PAGE_BITS
 export class StreamKeys {
   private readonly namespaceNumbers = new Map<string, number>()
   private readonly namespaceNames: Array<string> = []
-  /** Per stream: its namespace's number. */
-  private namespaces = new Uint32Array(1024)
-  /** Per stream: where its id starts in the pages (page number × `PAGE_BYTES` + offset in the page). */
-  private idStarts = new Uint32Array(1024)
-  /** Per stream: its id's length in bytes. */
-  private idLengths = new Uint16Array(1024)
+  /** Per stream, in pages: its namespace's number, then where its id starts (see `pages`). */
+  private readonly columns: Array<Uint32Array> = []
+  /** Per stream, in pages: its id's length in bytes. */
+  private readonly lengths: Array<Uint16Array> = []
   /** The ids, in pages (the first grows up to a page): the pool costs its ids plus at most one page. */
   private readonly pages: Array<Uint8Array> = [new Uint8Array(16 * 1024)]
   /** Where the next id goes. */
@@ -69,12 +67,9 @@ export class StreamKeys {
     const slot = this.slotOf(ns, length, hash)
     if (this.slots[slot + 1] !== 0) return this.slots[slot + 1]! - 1
     const s = this.size++
-    if (s === this.namespaces.length) {
-      this.namespaces = grown(this.namespaces, s + 1)
-      this.idStarts = grown(this.idStarts, s + 1)
-      const lengths = new Uint16Array(this.namespaces.length)
-      lengths.set(this.idLengths)
-      this.idLengths = lengths
+    if ((s & STREAM_MASK) === 0) {
+      this.columns.push(new Uint32Array(2 * STREAM_PAGE))
+      this.lengths.push(new Uint16Array(STREAM_PAGE))
     }
     const start = this.reserve(length)
     const page = this.pages[start >>> PAGE_BITS]!
@@ -82,9 +77,10 @@ export class StreamKeys {
     // A loop, not `set(subarray)`: ids are short, and the view would cost more than the copy.
     const scratch = this.scratch
     for (let i = 0; i < length; i++) page[offset + i] = scratch[i]!
-    this.idStarts[s] = start
-    this.idLengths[s] = length
-    this.namespaces[s] = ns
+    const columns = this.columns[s >>> STREAM_PAGE_BITS]!
+    columns[s & STREAM_MASK] = ns
+    columns[STREAM_PAGE + (s & STREAM_MASK)] = start
+    this.lengths[s >>> STREAM_PAGE_BITS]![s & STREAM_MASK] = length
     this.slots[slot] = hash
     this.slots[slot + 1] = s + 1
     if (this.size * 4 > this.slots.length) this.rehash()
@@ -93,13 +89,14 @@ export class StreamKeys {
 
   /** The namespace of stream `s`. */
   namespace(s: number): string {
-    return this.namespaceNames[this.namespaces[s]!]!
+    return this.namespaceNames[this.columns[s >>> STREAM_PAGE_BITS]![s & STREAM_MASK]!]!
   }
 
   /** The id of stream `s` (a new string). */
   id(s: number): string {
-    const start = this.idStarts[s]! & (PAGE_BYTES - 1)
-    const bytes = this.pages[this.idStarts[s]! >>> PAGE_BITS]!.subarray(start, start + this.idLengths[s]!)
+    const at = this.columns[s >>> STREAM_PAGE_BITS]![STREAM_PAGE + (s & STREAM_MASK)]!
+    const start = at & (PAGE_BYTES - 1)
+    const bytes = this.pages[at >>> PAGE_BITS]!.subarray(start, start + this.lengths[s >>> STREAM_PAGE_BITS]![s & STREAM_MASK]!)
     for (let i = 0; i < bytes.length; i++) {
       if (bytes[i]! >= 0x80) return decoder.decode(bytes)
     }
@@ -132,15 +129,17 @@ export class StreamKeys {
     const mask = slots.length / 2 - 1
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const s = slots[2 * i + 1]! - 1
-      if (s < 0 || (slots[2 * i] === hash && this.namespaces[s] === ns && this.idIs(s, length))) return 2 * i
+      if (s < 0 || (slots[2 * i] === hash && this.idIs(s, ns, length))) return 2 * i
     }
   }
 
-  /** Whether stream `s`'s id is the `length` bytes in `scratch`. */
-  private idIs(s: number, length: number): boolean {
-    if (this.idLengths[s] !== length) return false
-    const page = this.pages[this.idStarts[s]! >>> PAGE_BITS]!
-    const start = this.idStarts[s]! & (PAGE_BYTES - 1)
+  /** Whether stream `s` is in namespace `ns` and its id is the `length` bytes in `scratch`. */
+  private idIs(s: number, ns: number, length: number): boolean {
+    const columns = this.columns[s >>> STREAM_PAGE_BITS]!
+    if (columns[s & STREAM_MASK] !== ns || this.lengths[s >>> STREAM_PAGE_BITS]![s & STREAM_MASK] !== length) return false
+    const at = columns[STREAM_PAGE + (s & STREAM_MASK)]!
+    const page = this.pages[at >>> PAGE_BITS]!
+    const start = at & (PAGE_BYTES - 1)
     const scratch = this.scratch
     for (let i = 0; i < length; i++) {
       if (page[start + i] !== scratch[i]) return false
