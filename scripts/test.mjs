@@ -3,7 +3,7 @@
 // runtime (`bun: 120 passed, 0 failed`). Exits non-zero if any runtime fails or reports no tests.
 // ANNALS_RUNTIMES=bun,node limits the runtimes; extra arguments are passed to every runner.
 import { spawn } from "node:child_process"
-import { readdirSync } from "node:fs"
+import { readdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 
 const bin = (name) => join("node_modules", ".bin", name)
@@ -43,6 +43,8 @@ const runtimes = {
     }
   },
   node: async (extra) => {
+    // A fresh build: compiled files of tests that were removed or moved must not run.
+    rmSync(join(".build", "node"), { recursive: true, force: true })
     const build = await run(bin("tsc"), ["-p", "tsconfig.node.json"])
     if (build.code !== 0) return { code: build.code, passed: undefined, failed: undefined }
     const files = testFiles(join(".build", "node", "test"))
