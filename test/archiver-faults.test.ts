@@ -5,13 +5,14 @@
  * the journal's timeline. Everything runs over the memory layers under a TestClock; the Archiver's
  * background fiber is driven with `TestClock.adjust`, never with real sleeps.
  */
-import { type Duration, Effect, Layer, Option, References, Stream } from "effect"
+import { type Duration, Effect, Layer, Option, References } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "../src/index.ts"
 import { expectError } from "./conformance/harness.ts"
 import { append, fold, type LedgerEvent, type LedgerState, ledger, prng } from "./support/ledger.ts"
+import { assertSameRecords, plain, readArchive, replayAll } from "./runtime/harness.ts"
 
 // ---------------------------------------------------------------------------------------------
 // A switchable archive outage
@@ -105,8 +106,6 @@ const workload = (
     }
   })
 
-const replayAll = (journal: Journal.Journal) => Stream.runCollect(journal.replayFrom(0))
-
 /** Adds every record the journal holds now to `acked` (seq → record): what was acknowledged. */
 const capture = (journal: Journal.Journal, acked: Map<number, Journal.JournalRecord>) =>
   Effect.map(replayAll(journal), (records) => {
@@ -118,53 +117,6 @@ const capture = (journal: Journal.Journal, acked: Map<number, Journal.JournalRec
   })
 
 const bySeq = (records: Iterable<Journal.JournalRecord>) => Array.from(records).sort((a, b) => a.seq - b.seq)
-
-/** A record's fields as plain data, so records compare field by field (payload as bytes). */
-const plain = (r: Journal.JournalRecord) => ({
-  seq: r.seq,
-  namespace: r.namespace,
-  id: r.id,
-  version: r.version,
-  type: r.type,
-  timestamp: r.timestamp,
-  payload: Array.from(r.payload),
-  metadata: r.metadata === undefined ? null : { ...r.metadata }
-})
-
-const assertSameRecords = (
-  actual: ReadonlyArray<Journal.JournalRecord>,
-  expected: ReadonlyArray<Journal.JournalRecord>,
-  what: string
-) => {
-  assert.deepEqual(actual.map((r) => r.seq), expected.map((r) => r.seq), `${what}: seqs`)
-  assert.deepEqual(actual.map(plain), expected.map(plain), `${what}: records field by field`)
-}
-
-/**
- * Reads the whole archive, asserting that its segments chain without holes from seq 1: each starts
- * at the seq after the previous one's end, holds only seqs of its range in order, and ends at its
- * last record. Returns the segments and every archived record.
- */
-const readArchive = (archive: Archive.Archive) =>
-  Effect.gen(function*() {
-    const refs = yield* archive.list()
-    const records: Array<Journal.JournalRecord> = []
-    let next = 1
-    for (const ref of refs) {
-      assert.equal(ref.startSeq, next, `segment ${ref.key} starts right after the previous one (seq ${next})`)
-      const segment = yield* archive.get(ref)
-      assert.ok(segment.length > 0, `segment ${ref.key} is not empty`)
-      let previous = ref.startSeq - 1
-      for (const record of segment) {
-        assert.ok(record.seq > previous && record.seq <= ref.endSeq, `segment ${ref.key} holds seq ${record.seq} in order`)
-        previous = record.seq
-      }
-      assert.equal(segment[segment.length - 1]!.seq, ref.endSeq, `segment ${ref.key} ends at its last record`)
-      records.push(...segment)
-      next = ref.endSeq + 1
-    }
-    return { refs, records, through: next - 1 }
-  })
 
 /**
  * Asserts that every stream of the model loads to the fold of its first `versions(id)` events
