@@ -135,7 +135,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
           new VersionConflict({ stream: { namespace: stream.namespace, id: stream.id }, expected: expectedVersion, actual: current })
         )
       }
-      const firstSeq = nextSeq(writer.lastSeq, state.checkpoint)
+      const firstSeq = nextSeq(writer.assignedSeq, state.checkpoint)
       const unassignable = assignProblem(now, firstSeq, events.length, current)
       if (unassignable !== undefined) {
         return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${unassignable}; nothing was stored`, stream)
@@ -212,7 +212,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       const refusal = writer.writeRefusal("restore")
       if (refusal !== undefined) return Effect.fail(refusal)
       const checked = restoreBatch(records, {
-        lastSeq: writer.lastSeq,
+        lastSeq: writer.assignedSeq,
         truncatedBefore: state.truncatedBefore,
         version: (namespace, id) => index.versionOf(namespace, id)
       })

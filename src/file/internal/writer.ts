@@ -2,7 +2,7 @@
  * The file Journal's write path: one write per append to the active segment, the three durability
  * modes with group commit, rotation, truncation, the checkpoint, and poisoning after an I/O failure.
  *
- * It owns the positions reads depend on (DESIGN §2): `lastSeq` is the highest seq assigned (written,
+ * It owns the positions reads depend on (DESIGN §2): `assignedSeq` is the highest seq assigned (written,
  * perhaps still in flight); `visibleSeq` the highest a read may return — durable with `"always"`,
  * written otherwise. A single writer makes records visible in seq order, so visible records are
  * settled at once.
@@ -31,7 +31,7 @@ interface Waiter {
 /** The writer of one open journal. @internal */
 export class Writer {
   /** The highest seq assigned. */
-  lastSeq: number
+  assignedSeq: number
   lastTimestamp: number
   /** The highest seq reads may return. */
   visibleSeq: number
@@ -66,7 +66,7 @@ export class Writer {
     this.index = index
     this.segmentBytes = segmentBytes
     this.codec = codec
-    this.lastSeq = recovered.lastSeq
+    this.assignedSeq = recovered.lastSeq
     this.lastTimestamp = recovered.lastTimestamp
     this.durableSeq = this.visibleSeq = recovered.lastSeq
   }
@@ -128,9 +128,9 @@ export class Writer {
       offset += size
     }
     const last = records[records.length - 1]!
-    this.lastSeq = last.seq
+    this.assignedSeq = last.seq
     this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
-    if (segments.durability !== "always") this.visibleSeq = this.lastSeq
+    if (segments.durability !== "always") this.visibleSeq = this.assignedSeq
     return true
   }
 
@@ -140,8 +140,8 @@ export class Writer {
    * segment) must not fail appends whose records are on the device.
    */
   private rotate(): void {
-    this.segments.rotate(this.lastSeq + 1)
-    if (this.segments.durability !== "os") this.markDurable(this.lastSeq)
+    this.segments.rotate(this.assignedSeq + 1)
+    if (this.segments.durability !== "os") this.markDurable(this.assignedSeq)
   }
 
   /**
@@ -187,10 +187,10 @@ export class Writer {
    * flush. Otherwise the flush runs on the thread pool, and appends keep being written meanwhile.
    */
   startSync(): void {
-    if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.lastSeq) return
+    if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.assignedSeq) return
     const segments = this.segments
     const io = segments.io
-    const target = this.lastSeq
+    const target = this.assignedSeq
     const bytes = segments.activeSize
     const fd = segments.activeFd
     const path = segments.active.path
@@ -284,8 +284,8 @@ export class Writer {
   truncate(seq: number): void {
     const state = this.checkpoint
     const checkpoint = Math.max(state.checkpoint, seq)
-    // Appends in flight hold seqs visibleSeq + 1 .. lastSeq: the cut stops before the first of them.
-    const cut = this.lastSeq > this.visibleSeq ? Math.min(seq, this.visibleSeq + 1) : seq
+    // Appends in flight hold seqs visibleSeq + 1 .. assignedSeq: the cut stops before the first of them.
+    const cut = this.assignedSeq > this.visibleSeq ? Math.min(seq, this.visibleSeq + 1) : seq
     if (cut <= state.truncatedBefore) {
       if (checkpoint > state.checkpoint) state.write(checkpoint, state.truncatedBefore)
       return
@@ -293,10 +293,10 @@ export class Writer {
     // Raised first, so that an append resumed during the rotation below gets a seq at or above `seq`.
     state.checkpoint = checkpoint
     // The active segment lies wholly below (everything written is visible then): start a new one so that it can go.
-    if (this.lastSeq < cut && this.segments.activeSize > HEADER_BYTES) this.rotate()
+    if (this.assignedSeq < cut && this.segments.activeSize > HEADER_BYTES) this.rotate()
     const touched = this.index.dropBefore(cut)
     const log = this.streamsLog
-    log.lastSeq = Math.max(log.lastSeq, Math.min(this.lastSeq, cut - 1))
+    log.lastSeq = Math.max(log.lastSeq, Math.min(this.assignedSeq, cut - 1))
     log.lastTimestamp = this.lastTimestamp
     const below = this.segments.wholeBelow(cut)
     // Before the checkpoint: a truncation point on disk implies that the versions below it are stored.
@@ -317,11 +317,11 @@ export class Writer {
       self.closed = true
       while (self.syncing !== undefined) yield* Effect.promise(() => self.syncing!)
       const segments = self.segments
-      if (self.segments.durability !== "os" && self.failure === undefined && self.durableSeq < self.lastSeq) {
+      if (self.segments.durability !== "os" && self.failure === undefined && self.durableSeq < self.assignedSeq) {
         try {
           segments.io.fsyncSync(segments.activeFd)
           segments.durableBytes = segments.activeSize
-          self.markDurable(self.lastSeq)
+          self.markDurable(self.assignedSeq)
         } catch (cause) {
           const error = self.poison("append", `flush ${segments.active.path} to disk on close`, cause)
           yield* Effect.logWarning(error.message)
