@@ -12,7 +12,7 @@ import { test } from "node:test"
 import { Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "../src/index.ts"
 import { expectError } from "./conformance/harness.ts"
 import { append, fold, type LedgerEvent, type LedgerState, ledger, prng } from "./support/ledger.ts"
-import { assertSameRecords, plain, readArchive, replayAll } from "./runtime/harness.ts"
+import { assertSameRecords, ledgerRecord, plain, readArchive, replayAll } from "./runtime/harness.ts"
 
 // ---------------------------------------------------------------------------------------------
 // A switchable archive outage
@@ -629,15 +629,7 @@ test("Archiver.make fails with an ArchiverError when the archive holds seqs beyo
   run(Effect.gen(function*() {
     const objects = new Map<string, Uint8Array>()
     const archive = yield* Archive.make(Archive.makeObjectStoreMemory(objects))
-    const record = (seq: number): Journal.JournalRecord => ({
-      seq,
-      namespace: "ledger",
-      id: "x",
-      version: seq,
-      type: "Credited",
-      timestamp: seq,
-      payload: new Uint8Array([seq])
-    })
+    const record = ledgerRecord
     yield* archive.put({ startSeq: 1, endSeq: 3, records: [record(1), record(2), record(3)] })
     yield* archive.put({ startSeq: 4, endSeq: 5, records: [record(4), record(5)] })
 

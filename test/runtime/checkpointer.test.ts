@@ -9,7 +9,7 @@ import assert from "node:assert/strict"
 import { Archive, Archiver, Checkpointer, Journal, Repository } from "../../src/index.ts"
 import { expectError } from "../conformance/harness.ts"
 import { append, fold, type LedgerEvent, ledger } from "../support/ledger.ts"
-import { assertSameRecords, type Case, eventually, register, replayAll } from "./harness.ts"
+import { assertSameRecords, type Case, eventually, ledgerRecord, register, replayAll } from "./harness.ts"
 
 const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
 const archiverLayer = (segmentSize?: number) => Archiver.layer({ segmentSize, pollInterval: "1 hour" })
@@ -145,15 +145,7 @@ export const checkpointerCases: ReadonlyArray<Case> = [
     name: "Archiver.restore refuses a non-empty journal and archives whose segments do not chain",
     run: (storage) =>
       Effect.gen(function*() {
-        const record = (seq: number) => ({
-          seq,
-          namespace: "ledger",
-          id: "x",
-          version: seq,
-          type: "Credited",
-          timestamp: seq,
-          payload: new Uint8Array([seq])
-        })
+        const record = ledgerRecord
         const archive = yield* Archive.Archive
         yield* archive.put({ startSeq: 1, endSeq: 2, records: [record(1), record(2)] })
         yield* archive.put({ startSeq: 4, endSeq: 5, records: [record(4), record(5)] })

@@ -63,6 +63,17 @@ export const eventually = <E, R>(what: string, condition: Effect.Effect<boolean,
 /** Every record the journal holds, in seq order. */
 export const replayAll = (journal: Journal.Journal) => Stream.runCollect(journal.replayFrom(0))
 
+/** A hand-made record of stream ledger/x at version `seq` (for archives and restores built by hand). */
+export const ledgerRecord = (seq: number): Journal.JournalRecord => ({
+  seq,
+  namespace: "ledger",
+  id: "x",
+  version: seq,
+  type: "Credited",
+  timestamp: seq,
+  payload: new Uint8Array([seq])
+})
+
 /** A record's fields as plain data, so records compare field by field (payload as bytes). */
 export const plain = (r: Journal.JournalRecord) => ({
   seq: r.seq,
