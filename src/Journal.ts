@@ -13,6 +13,7 @@
  */
 import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "./internal/journalChecks.ts"
+import { follow as followLog, FOLLOW_PAGE_RECORDS, Settled } from "./internal/follow.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 
@@ -157,6 +158,37 @@ export class VersionConflict extends VersionConflictBase {
 }
 
 /**
+ * The fields of a `JournalTruncated` error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface JournalTruncatedFields {
+  /** The operation that failed, e.g. `"follow"`. */
+  readonly method: string
+  /** The seq the reader asked for (or had reached). */
+  readonly fromSeq: number
+  /** The journal's truncation point: its records below this seq are gone (folded into snapshots, perhaps archived). */
+  readonly truncatedBefore: number
+}
+
+const JournalTruncatedBase: TaggedErrorClass<"JournalTruncated", JournalTruncatedFields> = Data.TaggedError("JournalTruncated")
+
+/**
+ * A follower asked for records the journal no longer holds: `truncateBefore` removed the records
+ * below `truncatedBefore`, and the reader is at `fromSeq` below it. Nothing was skipped silently; read
+ * them from the Archive (the Subscription runtime does) or start at `truncatedBefore`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JournalTruncated extends JournalTruncatedBase {
+  override get message(): string {
+    return `Cannot ${this.method} from seq ${this.fromSeq}: the journal's records below seq ${this.truncatedBefore} were truncated`
+  }
+}
+
+/**
  * The Journal service.
  *
  * @since 0.1.0
@@ -190,6 +222,15 @@ export interface Journal {
   readonly replayFrom: (fromSeq: number) => Stream.Stream<JournalRecord, JournalError>
   /** Every settled record with `seq ≥ fromSeq` and `timestamp ≤ untilMs`, ordered by seq. */
   readonly replayUntil: (fromSeq: number, untilMs: number) => Stream.Stream<JournalRecord, JournalError>
+  /**
+   * Like `replayFrom(fromSeq)`, then each new record as it settles, for ever (until interrupted):
+   * every record once, in seq order, none skipped, none before its append could be acknowledged.
+   * Woken by the append itself, not by polling; a slow follower reads from the log, nothing is
+   * buffered for it. Fails with `JournalTruncated` when records at or after the seq it has reached
+   * were truncated away (at the start or while it follows), and with a `JournalError` when the
+   * journal closes.
+   */
+  readonly follow: (fromSeq: number) => Stream.Stream<JournalRecord, JournalError | JournalTruncated>
   /**
    * Removes every settled record with a lower seq and advances the checkpoint to at least `seq`; a
    * record not yet visible is never removed. `lastSeq` and stream versions never go down; later
@@ -245,6 +286,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
   /** The highest seq `truncateBefore` was called with: no record may be restored below it. */
   let truncatedBefore = 0
   let lastTimestamp = 0
+  const settled = new Settled()
 
   const invalid = (method: string, message: string, stream?: StreamRef) =>
     Effect.fail(
@@ -319,6 +361,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     for (const record of appendedRecords(stream, events, firstSeq, current, timestamp)) store(record)
     lastSeq = firstSeq + events.length - 1
     lastTimestamp = timestamp
+    settled.notify()
     return Effect.succeed({ firstSeq, lastSeq, version: current + events.length, timestamp })
   }
 
@@ -360,6 +403,23 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     })
   }
 
+  const follow: Journal["follow"] = (fromSeq) => {
+    const bad = seqArgument("follow", "fromSeq", fromSeq, 0)
+    if (bad !== undefined) return Stream.fromEffect(bad)
+    return followLog(fromSeq, {
+      page: (seq) =>
+        Effect.suspend(() => {
+          if (Math.max(seq, 1) < truncatedBefore) {
+            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore }))
+          }
+          const start = fromSeqIndex(seq)
+          return Effect.succeed(log.slice(start, start + FOLLOW_PAGE_RECORDS))
+        }),
+      ready: (seq) => lastSeq >= seq,
+      settled
+    })
+  }
+
   const truncateBefore: Journal["truncateBefore"] = (seq) =>
     seqArgument("truncateBefore", "seq", seq, 0) ?? Effect.sync(() => {
       const cut = fromSeqIndex(seq)
@@ -398,6 +458,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
         lastTimestamp = Math.max(lastTimestamp, record.timestamp)
       }
       lastSeq = checked.lastSeq
+      settled.notify()
       return Effect.void
     })
 
@@ -406,6 +467,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     read,
     replayFrom,
     replayUntil,
+    follow,
     truncateBefore,
     checkpoint: Effect.sync(() => checkpoint),
     setCheckpoint,

@@ -10,6 +10,8 @@ export * as Archive from "./Archive.ts"
 /** @since 0.1.0 */
 export * as Codec from "./Codec.ts"
 /** @since 0.1.0 */
+export * as CursorStore from "./CursorStore.ts"
+/** @since 0.1.0 */
 export * as Journal from "./Journal.ts"
 /** @since 0.1.0 */
 export * as SnapshotStore from "./SnapshotStore.ts"

@@ -8,7 +8,7 @@ import { Effect } from "effect"
 export const MAX_NAME_LENGTH = 256
 
 /** Checks a namespace or stream id: a non-empty string of at most 256 characters without NUL. @internal */
-export const nameProblem = (what: "namespace" | "id", value: unknown): string | undefined => {
+export const nameProblem = (what: string, value: unknown): string | undefined => {
   if (typeof value !== "string") return `${what} must be a string, got ${typeof value}`
   if (value.length === 0) return `${what} must not be empty`
   if (value.length > MAX_NAME_LENGTH) {

@@ -7,7 +7,8 @@
 import { Clock, Effect, Scope, Stream } from "effect"
 import * as path from "node:path"
 import type { FileJournalOptions } from "../FileJournal.ts"
-import { type AppendResult, Journal, JournalError, type StreamRef, VersionConflict } from "../../Journal.ts"
+import { type AppendResult, Journal, JournalError, type JournalRecord, JournalTruncated, type StreamRef, VersionConflict } from "../../Journal.ts"
+import { follow as followLog, FOLLOW_PAGE_RECORDS } from "../../internal/follow.ts"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "../../internal/journalChecks.ts"
 import { formatStream, integerProblem, streamProblem } from "../../internal/validate.ts"
 import { CheckpointFile } from "./checkpointFile.ts"
@@ -175,6 +176,28 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       : Stream.filter(reader.replay("replayUntil", fromSeq), (r) => r.timestamp <= untilMs)
   }
 
+  const follow: Journal["follow"] = (fromSeq) => {
+    const bad = seqArgument("follow", "fromSeq", fromSeq)
+    if (bad !== undefined) return Stream.fromEffect(bad)
+    return followLog(fromSeq, {
+      // Checked and read in one synchronous step: a truncation cannot slip in between.
+      page: (seq) =>
+        Effect.suspend((): Effect.Effect<ReadonlyArray<JournalRecord>, JournalError | JournalTruncated> => {
+          if (writer.closed) return Effect.fail(writer.writeRefusal("follow")!)
+          if (Math.max(seq, 1) < state.truncatedBefore) {
+            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: state.truncatedBefore }))
+          }
+          try {
+            return Effect.succeed(reader.page(seq, FOLLOW_PAGE_RECORDS))
+          } catch (cause) {
+            return Effect.fail(reader.readError("follow", cause))
+          }
+        }),
+      ready: (seq) => writer.visibleSeq >= seq || writer.closed,
+      settled: writer.settled
+    })
+  }
+
   const truncateBefore: Journal["truncateBefore"] = (seq) =>
     seqArgument("truncateBefore", "seq", seq) ?? writer.whenIdle(() => {
       const refusal = writer.writeRefusal("truncateBefore")
@@ -232,6 +255,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
     read,
     replayFrom,
     replayUntil,
+    follow,
     truncateBefore,
     checkpoint: Effect.sync(() => state.checkpoint),
     setCheckpoint,

@@ -88,24 +88,32 @@ export class Reader {
     return Stream.paginate(fromSeq, (seq) =>
       Effect.try({
         try: () => {
-          const index = this.index
-          const visible = this.visibleSeq()
-          const first = index.firstAtOrAfter(seq)
-          const numbers: Array<number> = []
-          const segment = first < index.end ? index.segment(first) : -1
-          let bytes = 0
-          for (let n = first; n < index.end && numbers.length < PAGE_RECORDS; n++) {
-            if (index.seq(n) > visible || index.segment(n) !== segment) break
-            bytes += index.size(n)
-            if (bytes > PAGE_BYTES && numbers.length > 0) break
-            numbers.push(n)
-          }
-          const records = this.readRecords(numbers)
+          const records = this.page(seq, PAGE_RECORDS)
           const last = records[records.length - 1]
           return [records, last === undefined ? Option.none() : Option.some(last.seq + 1)] as const
         },
         catch: (cause) => this.readError(method, cause)
       }))
+  }
+
+  /**
+   * One page of visible records with `seq ≥ fromSeq` in seq order (at most `maxRecords`, one segment,
+   * about a megabyte); empty at the end of what is visible. Throws on a read failure.
+   */
+  page(fromSeq: number, maxRecords: number): Array<JournalRecord> {
+    const index = this.index
+    const visible = this.visibleSeq()
+    const first = index.firstAtOrAfter(fromSeq)
+    const numbers: Array<number> = []
+    const segment = first < index.end ? index.segment(first) : -1
+    let bytes = 0
+    for (let n = first; n < index.end && numbers.length < maxRecords; n++) {
+      if (index.seq(n) > visible || index.segment(n) !== segment) break
+      bytes += index.size(n)
+      if (bytes > PAGE_BYTES && numbers.length > 0) break
+      numbers.push(n)
+    }
+    return this.readRecords(numbers)
   }
 
   /** Reads and decodes the given live records (in seq order) with as few reads as their layout allows. */
@@ -160,7 +168,8 @@ export class Reader {
     }
   }
 
-  private readError(method: string, cause: unknown, stream?: StreamRef): JournalError {
+  /** A read failure of `method` as a `JournalError` naming the directory (and the stream). */
+  readError(method: string, cause: unknown, stream?: StreamRef): JournalError {
     return new JournalError({
       method,
       message: `Could not ${stream !== undefined ? `read stream ${formatStream(stream)}` : "replay"} from ${this.segments.directory}: ${

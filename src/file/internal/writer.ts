@@ -10,6 +10,7 @@
  */
 import { Effect } from "effect"
 import { JournalError, type JournalRecord } from "../../Journal.ts"
+import { Settled } from "../../internal/follow.ts"
 import { message } from "./errors.ts"
 import { writeAll } from "./fileIo.ts"
 import type { CheckpointFile } from "./checkpointFile.ts"
@@ -35,6 +36,8 @@ export class Writer {
   lastTimestamp: number
   /** The highest seq reads may return. */
   visibleSeq: number
+  /** Notified whenever `visibleSeq` rises or the journal closes: followers wait on it. */
+  readonly settled = new Settled()
   /** Highest seq known to be on the device. */
   private durableSeq: number
   private waiters: Array<Waiter> = []
@@ -44,7 +47,8 @@ export class Writer {
   private lastFlushMs = 0
   private syncing: Promise<void> | undefined
   private failure: JournalError | undefined
-  private closed = false
+  /** True once `close` began: no write is taken, followers end. */
+  closed = false
   private readonly segments: SegmentSet
   private readonly checkpoint: CheckpointFile
   private readonly streamsLog: StreamsLog
@@ -130,7 +134,10 @@ export class Writer {
     const last = records[records.length - 1]!
     this.assignedSeq = last.seq
     this.lastTimestamp = Math.max(this.lastTimestamp, last.timestamp)
-    if (segments.durability !== "always") this.visibleSeq = this.assignedSeq
+    if (segments.durability !== "always") {
+      this.visibleSeq = this.assignedSeq
+      this.settled.notify()
+    }
     return true
   }
 
@@ -255,7 +262,10 @@ export class Writer {
   /** Records that everything up to `seq` is on the device, and acknowledges the appends waiting for it. */
   private markDurable(seq: number): void {
     this.durableSeq = Math.max(this.durableSeq, seq)
-    if (this.segments.durability === "always") this.visibleSeq = Math.max(this.visibleSeq, this.durableSeq)
+    if (this.segments.durability === "always" && this.durableSeq > this.visibleSeq) {
+      this.visibleSeq = this.durableSeq
+      this.settled.notify()
+    }
     const done = this.waiters.filter((waiter) => waiter.seq <= this.durableSeq)
     if (done.length === 0) return
     this.waiters = this.waiters.filter((waiter) => waiter.seq > this.durableSeq)
@@ -334,6 +344,7 @@ export class Writer {
       }
       const refusal = self.writeRefusal("append")
       if (refusal !== undefined) self.release(refusal)
+      self.settled.notify()
     })
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * `Journal.follow` written once for every layer: a layer supplies a page reader (settled records from
+ * a seq, checked against truncation in the same step) and a `Settled` signal it notifies whenever
+ * the settled position moves or the journal closes. The follower reads page after page from the log
+ * (so a slow follower costs no memory: nothing is buffered for it) and, at the end, waits on the
+ * signal — woken by the append that settles the next record, not by a timer.
+ * @internal
+ */
+import { Effect, Option, Stream } from "effect"
+import type { JournalRecord } from "../Journal.ts"
+
+/** Records per page of a follow. @internal */
+export const FOLLOW_PAGE_RECORDS = 4096
+
+/**
+ * Wakes the fibers waiting for the log to move. A layer calls `notify` after its settled position
+ * rose (or it closed); waiters re-check their condition and wait again if it still does not hold.
+ * @internal
+ */
+export class Settled {
+  private waiters = new Set<() => void>()
+
+  /** Wakes every waiter (each re-checks its condition). */
+  notify(): void {
+    if (this.waiters.size === 0) return
+    const waiters = this.waiters
+    this.waiters = new Set()
+    for (const wake of waiters) wake()
+  }
+
+  /** Succeeds once `ready()` holds: at once if it does, else after a later `notify`. Interruptible. */
+  until(ready: () => boolean): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      if (ready()) return resume(Effect.void)
+      const wake = () => {
+        if (ready()) resume(Effect.void)
+        else this.waiters.add(wake)
+      }
+      this.waiters.add(wake)
+      return Effect.sync(() => {
+        this.waiters.delete(wake)
+      })
+    })
+  }
+}
+
+/** What a layer gives `follow`. @internal */
+export interface FollowSource<E> {
+  /**
+   * At most `FOLLOW_PAGE_RECORDS` settled records with `seq ≥ fromSeq` in seq order, empty at the end
+   * of the log; fails when records at or after `fromSeq` were truncated (or the journal closed).
+   */
+  readonly page: (fromSeq: number) => Effect.Effect<ReadonlyArray<JournalRecord>, E>
+  /** True once a page from `fromSeq` may hold something new (the settled position reached it, or the journal closed). */
+  readonly ready: (fromSeq: number) => boolean
+  readonly settled: Settled
+}
+
+/**
+ * The settled records with `seq ≥ fromSeq`, then each record as it settles, for ever: every record
+ * once, in seq order. @internal
+ */
+export const follow = <E>(fromSeq: number, source: FollowSource<E>): Stream.Stream<JournalRecord, E> =>
+  Stream.paginate(fromSeq, function next(seq): Effect.Effect<readonly [ReadonlyArray<JournalRecord>, Option.Option<number>], E> {
+    return Effect.flatMap(source.page(seq), (records) =>
+      records.length > 0
+        ? Effect.succeed([records, Option.some(records[records.length - 1]!.seq + 1)] as const)
+        : Effect.andThen(source.settled.until(() => source.ready(seq)), next(seq)))
+  })
