@@ -23,3 +23,5 @@ export * as Repository from "./Repository.ts"
 export * as Archiver from "./Archiver.ts"
 /** @since 0.1.0 */
 export * as Checkpointer from "./Checkpointer.ts"
+/** @since 0.1.0 */
+export * as Subscription from "./Subscription.ts"

@@ -1,0 +1,65 @@
+/**
+ * What a subscription reads, from a seq on: the Archive for any part the journal no longer holds,
+ * then the journal's `follow`; when a truncation overtakes the follower, back to the Archive for the
+ * part it removed. The position is tracked as records are handed on, so a restart after a failure
+ * continues exactly after the last record handed on: nothing twice, nothing skipped.
+ * @internal
+ */
+import { Effect, Stream } from "effect"
+import type { Archive, ArchiveError } from "../Archive.ts"
+import type { Journal, JournalError, JournalRecord, JournalTruncated } from "../Journal.ts"
+
+/** Why the source cannot go on: the records at `seq` are neither in the journal nor in the Archive. @internal */
+export class Unreachable {
+  readonly _tag = "Unreachable"
+  readonly seq: number
+  readonly truncatedBefore: number
+  readonly archived: boolean
+  constructor(seq: number, truncatedBefore: number, archived: boolean) {
+    this.seq = seq
+    this.truncatedBefore = truncatedBefore
+    this.archived = archived
+  }
+}
+
+/** A reader of the log that remembers where it is. @internal */
+export interface Source {
+  /** The records from the current position on, for ever; a new run continues after the last record it handed on. */
+  readonly records: Stream.Stream<JournalRecord, JournalError | ArchiveError | Unreachable>
+  /** The seq of the next record to hand on. */
+  readonly next: () => number
+}
+
+/** A source starting at `fromSeq` over `journal` (and `archive`, when given). @internal */
+export const make = (journal: Journal, archive: Archive | undefined, fromSeq: number): Source => {
+  let next = fromSeq
+  const advance = <T extends ReadonlyArray<JournalRecord>>(records: T): T => {
+    next = records[records.length - 1]!.seq + 1
+    return records
+  }
+
+  const fromJournal = (): Stream.Stream<JournalRecord, JournalError | ArchiveError | Unreachable> =>
+    journal.follow(next).pipe(
+      Stream.mapArray(advance),
+      Stream.catchTag("JournalTruncated", (truncated) => fromArchive(truncated))
+    )
+
+  // The journal removed records at or after `next`: read them from the Archive, then follow again.
+  const fromArchive = (truncated: JournalTruncated): Stream.Stream<JournalRecord, JournalError | ArchiveError | Unreachable> =>
+    Stream.unwrap(Effect.gen(function*() {
+      if (archive === undefined) return Stream.fail(new Unreachable(next, truncated.truncatedBefore, false))
+      const refs = yield* archive.list(next)
+      // Nothing in the Archive at or after `next` while the journal starts above it: those records are gone.
+      if (refs.length === 0) return Stream.fail(new Unreachable(next, truncated.truncatedBefore, true))
+      const archived = Stream.fromIterable(refs).pipe(
+        Stream.mapEffect((ref) => archive.get(ref)),
+        Stream.map((records) => records.filter((record) => record.seq >= next)),
+        Stream.filter((records) => records.length > 0),
+        Stream.flatMap((records) => Stream.fromArray(advance(records)))
+      )
+      // Every segment listed holds a seq ≥ `next`, so each round moves on; the journal then decides.
+      return Stream.concat(archived, Stream.suspend(fromJournal))
+    }))
+
+  return { records: Stream.suspend(fromJournal), next: () => next }
+}
