@@ -12,8 +12,12 @@
  *
  * A record is truncated only when its stream's state is in a snapshot at or past it and, with
  * `"archive"`, the archive holds it. Records of a namespace with no registered aggregate cannot be
- * snapshotted, so they hold the watermark back and are reported. Every step is idempotent, so a crash
- * between any two of them leaves a state from which the next run completes correctly.
+ * snapshotted, so they hold the watermark back and are reported. With `cursors: true` (the
+ * CursorStore in `R`), every subscription's cursor also counts: a record a subscription has not
+ * applied yet is truncated only when the Archive holds it (it reads it from there); without an
+ * Archive the cursor holds the watermark back. Lagging subscriptions are reported either way. Every
+ * step is idempotent, so a crash between any two of them leaves a state from which the next run
+ * completes correctly.
  *
  * @since 0.1.0
  */
@@ -21,6 +25,7 @@ import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import type { ArchiveError } from "./Archive.ts"
 import { Archiver } from "./Archiver.ts"
+import { CursorStore, type CursorStoreError } from "./CursorStore.ts"
 import { Journal, type JournalError } from "./Journal.ts"
 import * as Repository from "./Repository.ts"
 import { SnapshotStore } from "./SnapshotStore.ts"
@@ -36,6 +41,20 @@ export interface HeldBack {
   /** The lowest seq of such a record: the watermark cannot pass it. */
   readonly firstSeq: number
   readonly records: number
+}
+
+/**
+ * A subscription whose cursor is behind the new checkpoint's watermark.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lagging {
+  readonly name: string
+  /** Its cursor: it has applied every record up to this seq. */
+  readonly cursor: number
+  /** True when it held the watermark back (no Archive holds what it has not applied yet). */
+  readonly heldBack: boolean
 }
 
 /**
@@ -57,6 +76,8 @@ export interface CheckpointResult {
   readonly archivedThrough: Option.Option<number>
   /** Namespaces without a registered aggregate, holding the watermark back. */
   readonly heldBack: ReadonlyArray<HeldBack>
+  /** With `cursors: true`: subscriptions behind the watermark. */
+  readonly lagging: ReadonlyArray<Lagging>
 }
 
 /**
@@ -67,7 +88,7 @@ export interface CheckpointResult {
  */
 export interface Checkpointer {
   /** Runs one compaction cycle. */
-  readonly run: Effect.Effect<CheckpointResult, Repository.LoadError | ArchiveError | JournalError>
+  readonly run: Effect.Effect<CheckpointResult, Repository.LoadError | ArchiveError | JournalError | CursorStoreError>
 }
 
 /**
@@ -96,19 +117,28 @@ export type History = "archive" | "discard" | "keep"
  * @since 0.1.0
  * @category models
  */
-export interface CheckpointerOptions<H extends History = History> {
+export interface CheckpointerOptions<H extends History = History, C extends boolean = false> {
   /** What happens to the history before the checkpoint (no default: the choice is the caller's). */
   readonly history: H
+  /**
+   * `true`: subscriptions' cursors (the CursorStore in `R`) hold truncation back, unless the
+   * Archive holds the records they have not applied yet.
+   */
+  readonly cursors?: C | undefined
 }
 
 /**
- * What a Checkpointer with `history: H` needs: the Journal and SnapshotStore, and the Archiver when
- * `H` is `"archive"`.
+ * What a Checkpointer with `history: H` needs: the Journal and SnapshotStore, the Archiver when
+ * `H` is `"archive"`, and the CursorStore when `C` (`cursors`) is `true`.
  *
  * @since 0.1.0
  * @category type-level
  */
-export type Requirements<H extends History> = Journal | SnapshotStore | (H extends "archive" ? Archiver : never)
+export type Requirements<H extends History, C extends boolean = false> =
+  | Journal
+  | SnapshotStore
+  | (H extends "archive" ? Archiver : never)
+  | (C extends true ? CursorStore : never)
 
 const HISTORIES: ReadonlyArray<History> = ["archive", "discard", "keep"]
 
@@ -123,10 +153,10 @@ const HISTORIES: ReadonlyArray<History> = ["archive", "discard", "keep"]
  * @since 0.1.0
  * @category constructors
  */
-export const make = <H extends History>(
+export const make = <H extends History, C extends boolean = false>(
   aggregates: ReadonlyArray<Aggregate.Any>,
-  options: CheckpointerOptions<H>
-): Effect.Effect<Checkpointer, never, Requirements<H>> =>
+  options: CheckpointerOptions<H, C>
+): Effect.Effect<Checkpointer, never, Requirements<H, C>> =>
   Effect.gen(function*() {
     const history: History = options?.history
     if (!HISTORIES.includes(history)) {
@@ -136,6 +166,7 @@ export const make = <H extends History>(
     }
     const journal = yield* Journal
     const archiver = history === "archive" ? Option.some(yield* Archiver) : Option.none<Archiver>()
+    const cursorStore = options.cursors === true ? Option.some(yield* CursorStore) : Option.none<CursorStore>()
     const repositories = new Map<string, Repository.Repository<{ readonly _tag: string }, unknown>>()
     for (const aggregate of aggregates) {
       if (repositories.has(aggregate.namespace)) {
@@ -197,7 +228,17 @@ export const make = <H extends History>(
         // Seqs below the checkpoint are gone from the journal already: nothing there to hold back.
         watermark = Math.min(watermark, Math.max(from, archived + 1))
       }
-      // 4. Move the checkpoint, then truncate (unless the history is kept).
+      // 4. Subscriptions behind the watermark hold it back, unless the Archive holds what they have not applied.
+      const lagging: Array<Lagging> = []
+      if (Option.isSome(cursorStore)) {
+        for (const cursor of yield* cursorStore.value.list) {
+          if (cursor.seq + 1 >= watermark) continue
+          const heldBack = Option.isNone(archiver) && history !== "keep"
+          lagging.push({ name: cursor.name, cursor: cursor.seq, heldBack })
+          if (heldBack) watermark = Math.min(watermark, Math.max(from, cursor.seq + 1))
+        }
+      }
+      // 5. Move the checkpoint, then truncate (unless the history is kept).
       yield* journal.setCheckpoint(watermark)
       if (history !== "keep") yield* journal.truncateBefore(watermark)
       const report = Array.from(heldBack, ([namespace, held]) => ({ namespace, ...held }))
@@ -207,11 +248,18 @@ export const make = <H extends History>(
             `which has no registered aggregate, cannot be snapshotted`
         )
       }
-      return { from, checkpoint: Math.max(from, watermark), streams, snapshots, archivedThrough, heldBack: report }
+      for (const subscription of lagging) {
+        yield* Effect.logWarning(
+          `Checkpoint ${subscription.heldBack ? "held back" : "passed"} at seq ${subscription.cursor + 1}: subscription ${
+            JSON.stringify(subscription.name)
+          } has applied up to seq ${subscription.cursor}${subscription.heldBack ? "" : " and reads the rest from the Archive"}`
+        )
+      }
+      return { from, checkpoint: Math.max(from, watermark), streams, snapshots, archivedThrough, heldBack: report, lagging }
     })
 
     return Checkpointer.of({ run })
-  }) as Effect.Effect<Checkpointer, never, Requirements<H>>
+  }) as Effect.Effect<Checkpointer, never, Requirements<H, C>>
 
 /**
  * The Checkpointer as a layer that also runs a checkpoint every `interval` (default 1 minute) in a
@@ -225,10 +273,10 @@ export const make = <H extends History>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <H extends History>(
+export const layer = <H extends History, C extends boolean = false>(
   aggregates: ReadonlyArray<Aggregate.Any>,
-  options: CheckpointerOptions<H> & { readonly interval?: Duration.Input | undefined }
-): Layer.Layer<Checkpointer, never, Requirements<H>> =>
+  options: CheckpointerOptions<H, C> & { readonly interval?: Duration.Input | undefined }
+): Layer.Layer<Checkpointer, never, Requirements<H, C>> =>
   Layer.effect(
     Checkpointer,
     Effect.gen(function*() {

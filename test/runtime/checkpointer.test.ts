@@ -37,7 +37,8 @@ export const checkpointerCases: ReadonlyArray<Case> = [
           streams: 4,
           snapshots: 4,
           archivedThrough: true,
-          heldBack: []
+          heldBack: [],
+          lagging: []
         })
         assert.deepEqual(yield* replayAll(journal), [])
         for (const [id, list] of events) assert.deepEqual(yield* repo.load(id), { state: fold(list), version: list.length })
