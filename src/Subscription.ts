@@ -442,11 +442,11 @@ const makeInstance = <E, R, A extends boolean>(
     Effect.gen(function*() {
       const cursor: Option.Option<Cursor> = yield* cursors.get(name)
       if (Option.isSome(cursor)) return cursor.value.seq
-      if (options.from !== "end") return 0
-      const end = yield* journal.lastSeq
-      // Stored at once: a restart must not start at a later end and skip what came in between.
-      yield* cursors.commit(name, end, held.lease)
-      return end
+      const start = options.from === "end" ? yield* journal.lastSeq : 0
+      // Stored at once: the Checkpointer sees the subscription from now on, and a restart does not
+      // start at a later end and skip what came in between.
+      yield* cursors.commit(name, start, held.lease)
+      return start
     })
 
   /** One term as the active instance: until the lease is lost ("lost") or the subscription stops (a failure). */

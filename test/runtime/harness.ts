@@ -55,7 +55,7 @@ export const eventually = <E, R>(what: string, condition: Effect.Effect<boolean,
   Effect.gen(function*() {
     for (let i = 0; i < seconds * 1_000; i++) {
       if (yield* condition) return
-      yield* TestClock.withLive(Effect.sleep(1))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
     }
     assert.fail(`timed out after ${seconds} s waiting until ${what}`)
   })

@@ -11,7 +11,7 @@
 import { type Context, Effect, Layer, type Scope } from "effect"
 import * as path from "node:path"
 import { DirectoryArchive, FileJournal, FileSnapshotStore } from "../../src/file/index.ts"
-import { Archive, Journal, SnapshotStore } from "../../src/index.ts"
+import { Archive, CursorStore, Journal, SnapshotStore } from "../../src/index.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
 
 /** The three storage services of one combination. */
@@ -26,6 +26,7 @@ export interface Storage {
   readonly stores: Layer.Layer<Journal.Journal | SnapshotStore.SnapshotStore, unknown>
   /** Journal, SnapshotStore and Archive. */
   readonly all: Layer.Layer<Stores, unknown>
+  readonly cursors: Layer.Layer<CursorStore.CursorStore, unknown>
   /** A new, empty journal and snapshot store of the same kinds, over the same archive. */
   readonly freshMachine: Effect.Effect<Storage, unknown, Scope.Scope>
 }
@@ -84,7 +85,8 @@ const combination = (name: string, durable: boolean, kinds: Kinds): Combination 
         const journal = yield* kinds.journal(directory, options)
         const snapshots = yield* kinds.snapshots(directory, options)
         const stores = Layer.mergeAll(journal, snapshots)
-        return { journal, snapshots, archive, stores, all: Layer.merge(stores, archive), freshMachine: machine }
+        const cursors = yield* shared(CursorStore.CursorStore, CursorStore.makeMemory)
+        return { journal, snapshots, archive, stores, all: Layer.merge(stores, archive), cursors, freshMachine: machine }
       })
       return yield* machine
     })
