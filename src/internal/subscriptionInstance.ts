@@ -168,7 +168,10 @@ export const make = <R>(settings: Settings<R>, services: Services): {
       return start
     })
 
-  /** One term as the active instance: until the lease is lost ("lost") or the subscription stops (a failure). */
+  /**
+   * One term as the active instance: until the lease is lost, or its cursor cannot be read ("lost":
+   * take the lease again), or the subscription stops (a failure).
+   */
   const active = (held: Lease.Held): Effect.Effect<"lost", SubscriptionError, R> =>
     Effect.scoped(Effect.gen(function*() {
       const lost = yield* Deferred.make<void>()
@@ -183,10 +186,14 @@ export const make = <R>(settings: Settings<R>, services: Services): {
           yield* Effect.ignore(cursors.release(name, owner))
         }).pipe(Effect.timeoutOption(SHUTDOWN_MS), Effect.ignore)
       )
-      const start = yield* Effect.catch(
-        startingPoint(held),
-        (error) => Effect.fail(fail("read", `could not read its cursor: ${error.message}`, undefined, error))
-      )
+      const started = yield* Effect.result(startingPoint(held))
+      if (started._tag === "Failure") {
+        // The store may be back soon: give the lease up and take it again after a pause.
+        yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: could not read its cursor, retrying: ${started.failure.message}`)
+        yield* Effect.sleep(retryDelay(retry, 0))
+        return "lost" as const
+      }
+      const start = started.success
       committed = applied = start
       state = "active"
       progress.notify()
