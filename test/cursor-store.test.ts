@@ -3,7 +3,7 @@
  * per case; durable: every build reopens it), what only files can do wrong (a second opener, damaged
  * files, crash leftovers, names that need escaping, failed writes), and mutation tests of the suite.
  */
-import { Clock, Effect, Layer, Option, Result, type Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Option, Result, type Scope } from "effect"
 import assert from "node:assert/strict"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -13,7 +13,9 @@ import { test } from "node:test"
 import { FileCursorStore } from "../src/file/index.ts"
 import { CursorStore } from "../src/index.ts"
 import { type CursorStorage, cursorStoreCases } from "./conformance/CursorStore.ts"
-import { expectError, failingCases, type Fixture, open, register } from "./conformance/harness.ts"
+import { expectError, failingCases, type Fixture, open, register, squash } from "./conformance/harness.ts"
+import { runCase } from "./runtime/harness.ts"
+import { combinations } from "./runtime/layers.ts"
 import { tempDirectory as makeTempDirectory } from "./support/tempDirectory.ts"
 
 type Service = CursorStore.CursorStore
@@ -140,6 +142,27 @@ fileTest("a failed write fails the operation naming the file, and the previous e
     yield* store.commit("s", 2)
     assert.deepEqual(yield* files(directory), ["73.cursor"])
   }))
+
+// ---------------------------------------------------------------------------------------------
+// The runtime suites' storage registry (test/runtime/layers.ts) has a CursorStore in every combination.
+// ---------------------------------------------------------------------------------------------
+
+for (const combination of combinations) {
+  test(`runtime storage [${combination.name}]: cursors and all reach the same cursors on every build; a fresh machine has none`, async () => {
+    const exit = await runCase(combination, {
+      name: "cursors",
+      run: (storage) =>
+        Effect.gen(function*() {
+          yield* Effect.scoped(Effect.flatMap(open(CursorStore.CursorStore, storage.cursors), (store) => store.commit("s", 7)))
+          const again = yield* Effect.scoped(Effect.flatMap(open(CursorStore.CursorStore, storage.all), (store) => store.get("s")))
+          assert.equal(Option.getOrThrow(again).seq, 7)
+          const fresh = yield* storage.freshMachine
+          assert.ok(Option.isNone(yield* Effect.scoped(Effect.flatMap(open(CursorStore.CursorStore, fresh.cursors), (store) => store.get("s")))))
+        })
+    })
+    assert.ok(Exit.isSuccess(exit), String(Exit.isFailure(exit) ? squash(exit) : ""))
+  })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Mutation test: the suite must catch every one of these deliberately broken stores.
