@@ -3,31 +3,32 @@
  * (PostgreSQL, Redis, NATS, S3) is one more entry in `combinations`: every suite in `test/runtime/`
  * then runs over it unchanged.
  *
- * A combination opens a `Storage` per case: three layers (Journal, SnapshotStore, Archive) whose
- * every build reaches the same data — a reopen for the durable layers, the same instance for the
- * memory ones — and a `freshMachine` with a new, empty journal and snapshot store of the same kinds
- * over the same archive (a machine that lost its local data and restores from the archive).
+ * A combination opens a `Storage` per case: four layers (Journal, SnapshotStore, Archive,
+ * CursorStore) whose every build reaches the same data — a reopen for the durable layers, the same
+ * instance for the memory ones — and a `freshMachine` with a new, empty journal, snapshot store and
+ * cursor store of the same kinds over the same archive (a machine that lost its local data and
+ * restores from the archive).
  */
 import { type Context, Effect, Layer, type Scope } from "effect"
 import * as path from "node:path"
-import { DirectoryArchive, FileJournal, FileSnapshotStore } from "../../src/file/index.ts"
+import { DirectoryArchive, FileCursorStore, FileJournal, FileSnapshotStore } from "../../src/file/index.ts"
 import { Archive, CursorStore, Journal, SnapshotStore } from "../../src/index.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
 
-/** The three storage services of one combination. */
-export type Stores = Journal.Journal | SnapshotStore.SnapshotStore | Archive.Archive
+/** The four storage services of one combination. */
+export type Stores = Journal.Journal | SnapshotStore.SnapshotStore | Archive.Archive | CursorStore.CursorStore
 
 /** The layers of one case's storage; every build of a layer reaches the same data. */
 export interface Storage {
   readonly journal: Layer.Layer<Journal.Journal, unknown>
   readonly snapshots: Layer.Layer<SnapshotStore.SnapshotStore, unknown>
   readonly archive: Layer.Layer<Archive.Archive, unknown>
+  readonly cursors: Layer.Layer<CursorStore.CursorStore, unknown>
   /** Journal and SnapshotStore (no Archive: loads behind the truncation point fail). */
   readonly stores: Layer.Layer<Journal.Journal | SnapshotStore.SnapshotStore, unknown>
-  /** Journal, SnapshotStore and Archive. */
+  /** Journal, SnapshotStore, Archive and CursorStore. */
   readonly all: Layer.Layer<Stores, unknown>
-  readonly cursors: Layer.Layer<CursorStore.CursorStore, unknown>
-  /** A new, empty journal and snapshot store of the same kinds, over the same archive. */
+  /** A new, empty journal, snapshot store and cursor store of the same kinds, over the same archive. */
   readonly freshMachine: Effect.Effect<Storage, unknown, Scope.Scope>
 }
 
@@ -52,6 +53,7 @@ interface Kinds {
   readonly journal: Opener<Journal.Journal>
   readonly snapshots: Opener<SnapshotStore.SnapshotStore>
   readonly archive: Opener<Archive.Archive>
+  readonly cursors: Opener<CursorStore.CursorStore>
 }
 
 /** The same instance on every build: what "reopening" a memory layer means. */
@@ -63,6 +65,7 @@ const memorySnapshots: Opener<SnapshotStore.SnapshotStore> = (_, options) =>
   shared(SnapshotStore.SnapshotStore, SnapshotStore.makeMemory({ keep: options.keep }))
 const memoryArchive: Opener<Archive.Archive> = () =>
   shared(Archive.Archive, Archive.make(Archive.makeObjectStoreMemory(new Map())))
+const memoryCursors: Opener<CursorStore.CursorStore> = () => shared(CursorStore.CursorStore, CursorStore.makeMemory)
 
 const fileJournal = (options: Omit<FileJournal.FileJournalOptions, "directory">): Opener<Journal.Journal> => (directory) =>
   Effect.succeed(FileJournal.layer({ ...options, directory: path.join(directory, "journal") }))
@@ -70,8 +73,10 @@ const fileSnapshots: Opener<SnapshotStore.SnapshotStore> = (directory, options) 
   Effect.succeed(FileSnapshotStore.layer({ directory: path.join(directory, "snapshots"), keep: options.keep }))
 const directoryArchive: Opener<Archive.Archive> = (directory) =>
   Effect.succeed(DirectoryArchive.layer({ directory: path.join(directory, "archive") }))
+const fileCursors: Opener<CursorStore.CursorStore> = (directory) =>
+  Effect.succeed(FileCursorStore.layer({ directory: path.join(directory, "cursors") }))
 
-/** Builds a combination from the openers of its three services. */
+/** Builds a combination from the openers of its four services. */
 const combination = (name: string, durable: boolean, kinds: Kinds): Combination => ({
   name,
   durable,
@@ -84,9 +89,9 @@ const combination = (name: string, durable: boolean, kinds: Kinds): Combination 
         const directory = path.join(root, `machine-${++machines}`)
         const journal = yield* kinds.journal(directory, options)
         const snapshots = yield* kinds.snapshots(directory, options)
+        const cursors = yield* kinds.cursors(directory, options)
         const stores = Layer.mergeAll(journal, snapshots)
-        const cursors = yield* shared(CursorStore.CursorStore, CursorStore.makeMemory)
-        return { journal, snapshots, archive, stores, all: Layer.merge(stores, archive), cursors, freshMachine: machine }
+        return { journal, snapshots, archive, cursors, stores, all: Layer.mergeAll(stores, archive, cursors), freshMachine: machine }
       })
       return yield* machine
     })
@@ -94,17 +99,29 @@ const combination = (name: string, durable: boolean, kinds: Kinds): Combination 
 
 /** Every storage combination the runtime suites run over. Register a new backend here. */
 export const combinations: ReadonlyArray<Combination> = [
-  combination("memory", false, { journal: memoryJournal, snapshots: memorySnapshots, archive: memoryArchive }),
-  combination("file always", true, { journal: fileJournal({}), snapshots: fileSnapshots, archive: directoryArchive }),
+  combination("memory", false, { journal: memoryJournal, snapshots: memorySnapshots, archive: memoryArchive, cursors: memoryCursors }),
+  combination("file always", true, {
+    journal: fileJournal({}),
+    snapshots: fileSnapshots,
+    archive: directoryArchive,
+    cursors: fileCursors
+  }),
   combination("file interval 4KiB segments", true, {
     journal: fileJournal({ durability: "interval", syncIntervalMs: 5, segmentBytes: 4096 }),
     snapshots: fileSnapshots,
-    archive: directoryArchive
+    archive: directoryArchive,
+    cursors: fileCursors
   }),
-  combination("file os", true, { journal: fileJournal({ durability: "os" }), snapshots: fileSnapshots, archive: directoryArchive }),
+  combination("file os", true, {
+    journal: fileJournal({ durability: "os" }),
+    snapshots: fileSnapshots,
+    archive: directoryArchive,
+    cursors: fileCursors
+  }),
   combination("file always 4KiB segments + memory snapshots and archive", true, {
     journal: fileJournal({ segmentBytes: 4096 }),
     snapshots: memorySnapshots,
-    archive: memoryArchive
+    archive: memoryArchive,
+    cursors: fileCursors
   })
 ]

@@ -20,7 +20,7 @@ const event = (type: string) => ({ type, payload: new Uint8Array([1]) })
 const archiverLayer = (segmentSize?: number) => Archiver.layer({ segmentSize, pollInterval: "1 hour" })
 
 /** Journal, SnapshotStore, Archive and CursorStore of the case's storage (one build: one process). */
-const everything = (storage: Storage) => Layer.merge(storage.all, storage.cursors)
+const everything = (storage: Storage) => storage.all
 
 /** A handler that records every seq it is given, in order. */
 const recorder = () => {
