@@ -168,7 +168,10 @@ export interface JournalTruncatedFields {
   readonly method: string
   /** The seq the reader asked for (or had reached). */
   readonly fromSeq: number
-  /** The journal's truncation point: its records below this seq are gone (folded into snapshots, perhaps archived). */
+  /**
+   * Every record below this seq is gone from the journal (folded into snapshots, perhaps archived);
+   * at most one past the last record a truncation removed.
+   */
   readonly truncatedBefore: number
 }
 
@@ -285,6 +288,8 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
   let checkpoint = 0
   /** The highest seq `truncateBefore` was called with: no record may be restored below it. */
   let truncatedBefore = 0
+  /** Every record below this seq that ever existed was removed (a truncation past the end removes none of the seqs above `lastSeq`). */
+  let removedBefore = 0
   let lastTimestamp = 0
   const settled = new Settled()
 
@@ -409,8 +414,8 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     return followLog(fromSeq, {
       page: (seq) =>
         Effect.suspend(() => {
-          if (Math.max(seq, 1) < truncatedBefore) {
-            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore }))
+          if (Math.max(seq, 1) < removedBefore) {
+            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: removedBefore }))
           }
           const start = fromSeqIndex(seq)
           return Effect.succeed(log.slice(start, start + FOLLOW_PAGE_RECORDS))
@@ -431,6 +436,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       }
       checkpoint = Math.max(checkpoint, seq)
       truncatedBefore = Math.max(truncatedBefore, seq)
+      removedBefore = Math.max(removedBefore, Math.min(seq, lastSeq + 1))
     })
 
   const setCheckpoint: Journal["setCheckpoint"] = (seq) =>

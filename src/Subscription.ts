@@ -40,7 +40,7 @@ import { integerProblem, nameProblem } from "./internal/validate.ts"
 export interface SubscriptionErrorFields {
   /** The subscription's name. */
   readonly name: string
-  /** What failed: `"make"` (bad options), `"handle"`, `"read"`. */
+  /** What failed: `"make"` (bad options), `"handle"`, `"read"`, `"status"` (the journal's position could not be read). */
   readonly method: string
   readonly message: string
   /** The seq of the record it stopped at, when there is one. */
@@ -150,7 +150,10 @@ export interface SubscriptionStatus {
   readonly lastSeq: number
   /** Seqs between the cursor and `lastSeq` (the records still to apply, and any gaps among them). */
   readonly lagRecords: number
-  /** Milliseconds since the oldest record not yet applied was appended (0 when caught up). */
+  /**
+   * Milliseconds since the oldest record after the cursor that the journal still holds was appended
+   * (0 when caught up).
+   */
   readonly lagMs: number
   /** The cursor has reached `lastSeq`. */
   readonly caughtUp: boolean

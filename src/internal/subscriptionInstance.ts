@@ -169,10 +169,10 @@ export const make = <R>(settings: Settings<R>, services: Services): {
     })
 
   /**
-   * One term as the active instance: until the lease is lost, or its cursor cannot be read ("lost":
-   * take the lease again), or the subscription stops (a failure).
+   * One term as the active instance: until the lease is lost ("lost"), or its cursor cannot be read
+   * ("retry": the lease is given up and taken again), or the subscription stops (a failure).
    */
-  const active = (held: Lease.Held): Effect.Effect<"lost", SubscriptionError, R> =>
+  const active = (held: Lease.Held): Effect.Effect<"lost" | "retry", SubscriptionError, R> =>
     Effect.scoped(Effect.gen(function*() {
       const lost = yield* Deferred.make<void>()
       // Runs after the fibers below are interrupted: a last commit of what was applied, then the lease goes.
@@ -191,7 +191,7 @@ export const make = <R>(settings: Settings<R>, services: Services): {
         // The store may be back soon: give the lease up and take it again after a pause.
         yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: could not read its cursor, retrying: ${started.failure.message}`)
         yield* Effect.sleep(retryDelay(retry, 0))
-        return "lost" as const
+        return "retry" as const
       }
       const start = started.success
       committed = applied = start
@@ -217,9 +217,9 @@ export const make = <R>(settings: Settings<R>, services: Services): {
   const run: Effect.Effect<void, never, R> = Effect.gen(function*() {
     while (true) {
       const held = yield* Lease.take(leaseRequest, standingBy)
-      yield* active(held)
+      const ended = yield* active(held)
       state = "standby"
-      yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: ${owner} lost its lease; standing by`)
+      if (ended === "lost") yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: ${owner} lost its lease; standing by`)
     }
   }).pipe(
     Effect.catch((error: SubscriptionError) =>

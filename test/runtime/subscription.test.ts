@@ -348,6 +348,24 @@ export const subscriptionCases: ReadonlyArray<Case> = [
   },
 
   {
+    name: "a truncation past the end of the log removes no record it has not seen: a caught-up subscription goes on",
+    live: true,
+    run: (storage) =>
+      Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        yield* appendConcurrently(journal, 1, 3)
+        const seen = recorder()
+        const subscription = yield* Subscription.make({ name: "past-the-end", handle: seen.handle })
+        yield* subscription.awaitCaughtUp
+        yield* journal.truncateBefore(100) // seqs 4-99 never existed; later appends start at 100
+        yield* appendConcurrently(journal, 1, 2)
+        const status = yield* subscription.awaitCaughtUp
+        assert.deepEqual(seen.seqs, [1, 2, 3, 100, 101])
+        assert.equal(status.cursor, 101)
+      }).pipe(Effect.provide(everything(storage)))
+  },
+
+  {
     name: "status reports the lag in records and milliseconds; bad options are a SubscriptionError",
     run: (storage) =>
       Effect.gen(function*() {

@@ -75,6 +75,15 @@ export class Writer {
     this.durableSeq = this.visibleSeq = recovered.lastSeq
   }
 
+  /**
+   * Every record below this seq that ever existed was truncated away: the truncation point, but no
+   * higher than one past the last record a truncation could remove (seqs skipped by a truncation past
+   * the end never existed).
+   */
+  get removedBefore(): number {
+    return Math.min(this.checkpoint.truncatedBefore, this.streamsLog.lastSeq + 1)
+  }
+
   private get directory(): string {
     return this.segments.directory
   }
