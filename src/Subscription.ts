@@ -22,14 +22,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Data, Deferred, Effect, Layer, Option, Queue, type Scope, Stream } from "effect"
+import { Data, Effect, Layer, type Option, type Scope } from "effect"
 import * as os from "node:os"
 import { Archive } from "./Archive.ts"
-import { type Cursor, CursorStore, type Lease } from "./CursorStore.ts"
+import { CursorStore } from "./CursorStore.ts"
 import { Journal, type JournalRecord } from "./Journal.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
-import { Settled } from "./internal/follow.ts"
-import * as Source from "./internal/subscriptionSource.ts"
+import * as Instance from "./internal/subscriptionInstance.ts"
 import { integerProblem, nameProblem } from "./internal/validate.ts"
 
 /**
@@ -182,8 +181,6 @@ export interface Subscription {
 const DEFAULT_MAX_RECORDS = 1000
 const DEFAULT_TTL_MS = 10_000
 const DEFAULT_RETRY = { times: 5, baseDelayMs: 100, maxDelayMs: 10_000 } as const
-/** Longest a commit or release may take when the instance shuts down. */
-const SHUTDOWN_MS = 5_000
 
 const optionsProblem = (options: SubscriptionOptions<unknown, unknown, boolean>): string | undefined => {
   const names = (what: string, list: unknown) =>
@@ -235,7 +232,25 @@ export const make = <E, R, A extends boolean = false>(
     const journal = yield* Journal
     const cursors = yield* CursorStore
     const archive = options.archive === true ? yield* Archive : undefined
-    const instance = makeInstance(options, journal, cursors, archive)
+    const instance = Instance.make(
+      {
+        name,
+        owner: options.lease?.owner ?? defaultOwner(),
+        from: options.from ?? "start",
+        namespaces: options.namespaces === undefined ? undefined : new Set(options.namespaces),
+        types: options.types === undefined ? undefined : new Set(options.types),
+        maxRecords: options.batch?.maxRecords ?? DEFAULT_MAX_RECORDS,
+        maxWaitMs: options.batch?.maxWaitMs ?? 0,
+        retry: {
+          times: options.retry?.times ?? DEFAULT_RETRY.times,
+          baseDelayMs: options.retry?.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
+          maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs
+        },
+        ttlMs: options.lease?.ttlMs ?? DEFAULT_TTL_MS,
+        handle: options.handle
+      },
+      { journal, cursors, archive, error: (fields) => new SubscriptionError(fields) }
+    )
     yield* Effect.forkScoped(instance.run)
     return instance.handle
   }) as Effect.Effect<Subscription, SubscriptionError, Scope.Scope | Requirements<R, A>>
@@ -251,319 +266,3 @@ export const layer = <E, R, A extends boolean = false>(
   options: SubscriptionOptions<E, R, A>
 ): Layer.Layer<never, SubscriptionError, Exclude<Requirements<R, A>, Scope.Scope>> => Layer.effectDiscard(make(options))
 
-/** The lease an active instance holds, and until when it may act on it by its own clock. */
-interface Held {
-  lease: Lease
-  validUntil: number
-}
-
-const makeInstance = <E, R, A extends boolean>(
-  options: SubscriptionOptions<E, R, A>,
-  journal: Journal,
-  cursors: CursorStore,
-  archive: Archive | undefined
-) => {
-  const name = options.name
-  const owner = options.lease?.owner ?? defaultOwner()
-  const ttlMs = options.lease?.ttlMs ?? DEFAULT_TTL_MS
-  const renewEveryMs = Math.max(1, Math.floor(ttlMs / 3))
-  const maxRecords = options.batch?.maxRecords ?? DEFAULT_MAX_RECORDS
-  const maxWaitMs = options.batch?.maxWaitMs ?? 0
-  const retry = {
-    times: options.retry?.times ?? DEFAULT_RETRY.times,
-    baseDelayMs: options.retry?.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
-    maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs
-  }
-  const namespaces = options.namespaces === undefined ? undefined : new Set(options.namespaces)
-  const types = options.types === undefined ? undefined : new Set(options.types)
-  const selected = (record: JournalRecord) =>
-    (namespaces === undefined || namespaces.has(record.namespace)) && (types === undefined || types.has(record.type))
-
-  let state: SubscriptionStatus["state"] = "starting"
-  /** The committed cursor, as far as this instance knows. */
-  let committed = 0
-  /** Every record up to this seq is applied (or skipped by the filters); the committer stores it. */
-  let applied = 0
-  let failure: SubscriptionError | undefined
-  /** Notified when `applied` rises: the committer waits on it. */
-  const appliedMoved = new Settled()
-  /** Notified when `committed` rises or the state changes: `awaitCaughtUp` waits on it. */
-  const progress = new Settled()
-  const stopped = Deferred.makeUnsafe<never, SubscriptionError>()
-
-  const fail = (method: string, message: string, seq: number | undefined, cause?: unknown) =>
-    new SubscriptionError({
-      name,
-      method,
-      message: `Subscription ${JSON.stringify(name)} stopped${seq !== undefined ? ` at seq ${seq}` : ""}: ${message}`,
-      ...(seq !== undefined ? { seq } : {}),
-      ...(cause !== undefined ? { cause } : {})
-    })
-
-  const delay = (attempt: number) => Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** attempt)
-
-  /** Runs the handler on `records`, retried with backoff; a defect counts as a failure. */
-  const attempt = (records: ReadonlyArray<JournalRecord>): Effect.Effect<void, unknown, R> =>
-    Effect.suspend(function loop(tries = 0): Effect.Effect<void, unknown, R> {
-      return options.handle(records).pipe(
-        Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.fail(Cause.squash(cause))),
-        Effect.catch((error) => tries < retry.times ? Effect.andThen(Effect.sleep(delay(tries)), loop(tries + 1)) : Effect.fail(error))
-      )
-    })
-
-  const markApplied = (seq: number) => {
-    applied = seq
-    appliedMoved.notify()
-  }
-
-  /** Applies one batch (filters first), then marks its last seq applied; stops at the record that keeps failing. */
-  const deliver = (batch: ReadonlyArray<JournalRecord>): Effect.Effect<void, SubscriptionError, R> =>
-    Effect.gen(function*() {
-      const last = batch[batch.length - 1]!.seq
-      const chosen = namespaces === undefined && types === undefined ? batch : batch.filter(selected)
-      if (chosen.length > 0) {
-        const whole = yield* Effect.result(attempt(chosen))
-        if (whole._tag === "Failure") {
-          // Find the record that fails: hand the batch over one record at a time.
-          for (const record of chosen) {
-            const one = chosen.length === 1 ? whole : yield* Effect.result(attempt([record]))
-            if (one._tag === "Failure") {
-              markApplied(record.seq - 1)
-              return yield* fail(
-                "handle",
-                `its handler failed ${retry.times + 1} times on the record ${record.namespace}/${record.id} version ${record.version} (${
-                  describe(one.failure)
-                }); the cursor stays before it`,
-                record.seq,
-                one.failure
-              )
-            }
-            markApplied(record.seq)
-          }
-        }
-      }
-      markApplied(last)
-    })
-
-  /** Takes the next batch: what the queue holds now (or within `maxWaitMs`), at most `maxRecords`. */
-  const nextBatch = (queue: Queue.Dequeue<ReadonlyArray<JournalRecord>, SubscriptionError>, carry: Array<JournalRecord>) =>
-    Effect.gen(function*() {
-      const buffer = carry.length > 0 ? carry : Array.from(yield* Queue.take(queue))
-      const deadline = maxWaitMs > 0 ? (yield* Clock.currentTimeMillis) + maxWaitMs : 0
-      while (buffer.length < maxRecords) {
-        const more = maxWaitMs === 0 ? yield* Queue.poll(queue) : yield* Effect.flatMap(
-          Clock.currentTimeMillis,
-          (now) => now >= deadline ? Effect.succeedNone : Effect.timeoutOption(Queue.take(queue), deadline - now)
-        )
-        if (Option.isNone(more)) break
-        for (const record of more.value) buffer.push(record)
-      }
-      return buffer.length > maxRecords
-        ? { batch: buffer.slice(0, maxRecords), carry: buffer.slice(maxRecords) }
-        : { batch: buffer, carry: [] as Array<JournalRecord> }
-    })
-
-  /** Reads the log from `fromSeq` into `queue` (a few pages ahead at most), retrying read failures with backoff. */
-  const produce = (fromSeq: number, queue: Queue.Queue<ReadonlyArray<JournalRecord>, SubscriptionError>) => {
-    const source = Source.make(journal, archive, fromSeq)
-    return Effect.suspend(function loop(failures = 0): Effect.Effect<void> {
-      const position = source.next()
-      return Stream.runForEachArray(source.records, (records) => Queue.offer(queue, records)).pipe(
-        Effect.catch((error): Effect.Effect<void> => {
-          if (error instanceof Source.Unreachable) {
-            return Effect.asVoid(Queue.fail(
-              queue,
-              fail(
-                "read",
-                `the records from seq ${error.seq} were truncated from the journal (it starts at seq ${error.truncatedBefore}) and ${
-                  error.archived ? "the Archive does not hold them" : "no Archive is configured (archive: true)"
-                }`,
-                error.seq,
-                error
-              )
-            ))
-          }
-          const again = source.next() > position ? 0 : failures
-          if (again >= retry.times) {
-            return Effect.asVoid(Queue.fail(queue, fail("read", `reading the log failed: ${error.message}`, source.next(), error)))
-          }
-          return Effect.andThen(
-            Effect.logWarning(`Subscription ${JSON.stringify(name)}: reading the log failed, retrying: ${error.message}`),
-            Effect.andThen(Effect.sleep(delay(again)), loop(again + 1))
-          )
-        })
-      )
-    })
-  }
-
-  /** Stores `applied` whenever it moves (one commit at a time, each covering every batch applied meanwhile). */
-  const commitLoop = (held: Held, lost: Deferred.Deferred<void>) =>
-    Effect.gen(function*() {
-      let failures = 0
-      while (true) {
-        yield* appliedMoved.until(() => applied > committed)
-        const seq = applied
-        const result = yield* Effect.result(cursors.commit(name, seq, held.lease))
-        if (result._tag === "Success") {
-          failures = 0
-          committed = seq
-          progress.notify()
-        } else if (result.failure._tag === "LeaseLost") {
-          yield* Deferred.succeed(lost, undefined)
-          return
-        } else {
-          yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: committing seq ${seq} failed, retrying: ${result.failure.message}`)
-          yield* Effect.sleep(delay(failures++))
-        }
-      }
-    })
-
-  /** Renews the lease every third of its ttl; signals `lost` when another owner took it or it ran out. */
-  const renewLoop = (held: Held, lost: Deferred.Deferred<void>) =>
-    Effect.gen(function*() {
-      while (true) {
-        yield* Effect.sleep(renewEveryMs)
-        const started = yield* Clock.currentTimeMillis
-        const result = yield* Effect.result(cursors.acquire(name, owner, ttlMs))
-        if (result._tag === "Success") {
-          held.lease = result.success
-          held.validUntil = started + ttlMs
-        } else if (result.failure._tag === "LeaseHeld" || (yield* Clock.currentTimeMillis) >= held.validUntil) {
-          yield* Deferred.succeed(lost, undefined)
-          return
-        } else {
-          yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: renewing its lease failed, retrying: ${result.failure.message}`)
-        }
-      }
-    })
-
-  /** Where an active instance starts: after the committed cursor, or at the start or end of the log. */
-  const startingPoint = (held: Held) =>
-    Effect.gen(function*() {
-      const cursor: Option.Option<Cursor> = yield* cursors.get(name)
-      if (Option.isSome(cursor)) return cursor.value.seq
-      const start = options.from === "end" ? yield* journal.lastSeq : 0
-      // Stored at once: the Checkpointer sees the subscription from now on, and a restart does not
-      // start at a later end and skip what came in between.
-      yield* cursors.commit(name, start, held.lease)
-      return start
-    })
-
-  /** One term as the active instance: until the lease is lost ("lost") or the subscription stops (a failure). */
-  const active = (held: Held): Effect.Effect<"lost", SubscriptionError, R> =>
-    Effect.scoped(Effect.gen(function*() {
-      const lost = yield* Deferred.make<void>()
-      // Runs after the fibers below are interrupted: a last commit of what was applied, then the lease goes.
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          if (yield* Deferred.isDone(lost)) return
-          if (applied > committed) {
-            const result = yield* Effect.result(cursors.commit(name, applied, held.lease))
-            if (result._tag === "Success") committed = applied
-          }
-          yield* Effect.ignore(cursors.release(name, owner))
-        }).pipe(Effect.timeoutOption(SHUTDOWN_MS), Effect.ignore)
-      )
-      const start = yield* Effect.catch(
-        startingPoint(held),
-        (error) => Effect.fail(fail("read", `could not read its cursor: ${error.message}`, undefined, error))
-      )
-      committed = applied = start
-      state = "active"
-      progress.notify()
-      const queue = yield* Queue.bounded<ReadonlyArray<JournalRecord>, SubscriptionError>(4)
-      yield* Effect.forkScoped(produce(start + 1, queue))
-      yield* Effect.forkScoped(commitLoop(held, lost))
-      yield* Effect.forkScoped(renewLoop(held, lost))
-      const consume = Effect.gen(function*() {
-        let carry: Array<JournalRecord> = []
-        while (true) {
-          const next = yield* nextBatch(queue, carry)
-          carry = next.carry
-          // Never act on a lease that may have run out: another instance may hold the name by now.
-          if ((yield* Clock.currentTimeMillis) >= held.validUntil) return "lost" as const
-          yield* deliver(next.batch)
-        }
-      })
-      return yield* Effect.raceFirst(consume, Effect.as(Deferred.await(lost), "lost" as const))
-    }))
-
-  /** Takes the lease, standing by (and following the holder's cursor) while another instance holds it. */
-  const takeLease = Effect.gen(function*() {
-    while (true) {
-      const started = yield* Clock.currentTimeMillis
-      const result = yield* Effect.result(cursors.acquire(name, owner, ttlMs))
-      if (result._tag === "Success") return { lease: result.success, validUntil: started + ttlMs } satisfies Held
-      if (result.failure._tag === "LeaseHeld") {
-        if (state !== "standby") {
-          state = "standby"
-          yield* Effect.logInfo(`Subscription ${JSON.stringify(name)}: standing by, ${result.failure.message}`)
-        }
-        const cursor = yield* Effect.option(cursors.get(name))
-        if (Option.isSome(cursor) && Option.isSome(cursor.value) && cursor.value.value.seq > committed) {
-          committed = cursor.value.value.seq
-        }
-        progress.notify()
-      } else {
-        yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: taking its lease failed, retrying: ${result.failure.message}`)
-      }
-      yield* Effect.sleep(renewEveryMs)
-    }
-  })
-
-  const run: Effect.Effect<void, never, R> = Effect.gen(function*() {
-    while (true) {
-      const held = yield* takeLease
-      yield* active(held)
-      state = "standby"
-      yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: ${owner} lost its lease; standing by`)
-    }
-  }).pipe(
-    Effect.catch((error: SubscriptionError) =>
-      Effect.gen(function*() {
-        failure = error
-        state = "stopped"
-        progress.notify()
-        yield* Effect.logError(error.message)
-        yield* Deferred.fail(stopped, error)
-      })
-    )
-  )
-
-  const status: Subscription["status"] = Effect.gen(function*() {
-    const lastSeq = yield* Effect.mapError(journal.lastSeq, (error) => fail("status", error.message, undefined, error))
-    const cursor = committed
-    const caughtUp = cursor >= lastSeq
-    let lagMs = 0
-    if (!caughtUp) {
-      const now = yield* Clock.currentTimeMillis
-      const oldest = yield* Effect.option(Stream.runHead(journal.replayFrom(cursor + 1)))
-      lagMs = Option.match(Option.flatten(oldest), { onNone: () => 0, onSome: (record) => Math.max(0, now - record.timestamp) })
-    }
-    return {
-      name,
-      owner,
-      state,
-      cursor,
-      lastSeq,
-      lagRecords: Math.max(0, lastSeq - cursor),
-      lagMs,
-      caughtUp,
-      error: Option.fromUndefinedOr(failure)
-    }
-  })
-
-  const awaitCaughtUp: Subscription["awaitCaughtUp"] = Effect.gen(function*() {
-    const target = yield* Effect.mapError(journal.lastSeq, (error) => fail("status", error.message, undefined, error))
-    yield* progress.until(() => committed >= target || failure !== undefined)
-    if (failure !== undefined) return yield* failure
-    return yield* status
-  })
-
-  return { run, handle: { name, owner, status, awaitCaughtUp, await: Deferred.await(stopped) } satisfies Subscription }
-}
-
-const describe = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error
-    ? String((error as { readonly message: unknown }).message)
-    : String(error)

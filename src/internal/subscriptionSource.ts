@@ -5,9 +5,10 @@
  * continues exactly after the last record handed on: nothing twice, nothing skipped.
  * @internal
  */
-import { Effect, Stream } from "effect"
+import { Effect, Queue, Stream } from "effect"
 import type { Archive, ArchiveError } from "../Archive.ts"
 import type { Journal, JournalError, JournalRecord, JournalTruncated } from "../Journal.ts"
+import { type Retry, retryDelay } from "./subscriptionBatches.ts"
 
 /** Why the source cannot go on: the records at `seq` are neither in the journal nor in the Archive. @internal */
 export class Unreachable {
@@ -63,3 +64,34 @@ export const make = (journal: Journal, archive: Archive | undefined, fromSeq: nu
 
   return { records: Stream.suspend(fromJournal), next: () => next }
 }
+
+/**
+ * Reads `source` into `queue` for ever (a few pages ahead at most: the queue is bounded), retrying a
+ * failed read with backoff (`retry.times` failures in a row without progress at most). When it cannot
+ * go on, fails the queue with `stop(reason)`, so the reader of the queue sees why. @internal
+ */
+export const pump = <E>(
+  source: Source,
+  queue: Queue.Queue<ReadonlyArray<JournalRecord>, E>,
+  options: {
+    readonly name: string
+    readonly retry: Retry
+    /** The error the queue fails with; `seq` is the next record that could not be read. */
+    readonly stop: (reason: Unreachable | JournalError | ArchiveError, seq: number) => E
+  }
+): Effect.Effect<void> =>
+  Effect.suspend(function loop(failures = 0): Effect.Effect<void> {
+    const position = source.next()
+    return Stream.runForEachArray(source.records, (records) => Queue.offer(queue, records)).pipe(
+      Effect.catch((error): Effect.Effect<void> => {
+        const again = source.next() > position ? 0 : failures
+        if (error instanceof Unreachable || again >= options.retry.times) {
+          return Effect.asVoid(Queue.fail(queue, options.stop(error, source.next())))
+        }
+        return Effect.logWarning(`Subscription ${JSON.stringify(options.name)}: reading the log failed, retrying: ${error.message}`).pipe(
+          Effect.andThen(Effect.sleep(retryDelay(options.retry, again))),
+          Effect.andThen(loop(again + 1))
+        )
+      })
+    )
+  })
