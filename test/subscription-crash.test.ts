@@ -293,6 +293,8 @@ for (const { maxRecords, seq } of [{ maxRecords: 1, seq: 23 }, { maxRecords: 8, 
       const context = `seed ${SEED}, kill at seq ${seq}, maxRecords ${maxRecords}`
       const space = yield* workspace("subscription-window")
       const killed = yield* Effect.scoped(Effect.gen(function*() {
+        // The handler waits before its side effect, so the committer runs meanwhile: with a
+        // synchronous handler a commit made before applying would never show (checked by hand).
         const running = yield* spawnChild(space, { total, seed: SEED, maxRecords, paceMs: 0, handleMs: 20, mode: `kill-at:${seq}` })
         yield* awaitExit(running, "SIGKILL", `${context}, the first child`)
         return { pid: running.child.pid!, cursorBefore: 0, cursorAfter: yield* readCursor(space) } satisfies Run
