@@ -7,6 +7,7 @@ import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { CursorStore, Journal, Subscription } from "../src/index.ts"
+import { expectError } from "./conformance/harness.ts"
 
 const event = { type: "E", payload: new Uint8Array([1]) }
 const memory = Layer.mergeAll(Journal.layerMemory, CursorStore.layerMemory)
@@ -61,5 +62,21 @@ test("an instance whose renewals hang stops applying when its lease runs out, be
       for (const y of b) {
         assert.ok(x.to <= y.from || y.to <= x.from, `A applied during [${x.from}, ${x.to}] while B applied during [${y.from}, ${y.to}]`)
       }
+    }
+  })))
+
+test("bad options are a SubscriptionError from make, not a defect nor an instance waiting for ever", () =>
+  run(Effect.gen(function*() {
+    yield* TestClock.adjust(1_000)
+    // Every acquire refuses this lease (it would end beyond MAX_SAFE_INTEGER): it used to stay "starting", logging retries.
+    yield* expectError(
+      Subscription.make({ name: "long", lease: { ttlMs: Number.MAX_SAFE_INTEGER }, handle: () => Effect.void }),
+      "SubscriptionError",
+      "long",
+      "lease.ttlMs",
+      "MAX_SAFE_INTEGER"
+    )
+    for (const options of [undefined, null]) {
+      yield* expectError(Subscription.make(options as unknown as Subscription.SubscriptionOptions<never, never>), "SubscriptionError", "options must be an object")
     }
   })))
