@@ -2,7 +2,7 @@
  * Adversarial cases of the Subscription runtime (DESIGN §6) found in review: each one failed
  * before the fix committed with it. Memory layers under a TestClock: deterministic and fast.
  */
-import { Clock, Effect, Layer, Option, Scope, Stream } from "effect"
+import { Clock, Effect, Layer, Option, References, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
@@ -12,9 +12,11 @@ import { expectError } from "./conformance/harness.ts"
 const event = { type: "E", payload: new Uint8Array([1]) }
 const memory = Layer.mergeAll(Journal.layerMemory, CursorStore.layerMemory, Archive.layerMemory())
 
-/** Runs `body` over a memory Journal, CursorStore and Archive under a TestClock starting at 0. */
+/** Runs `body` over a memory Journal, CursorStore and Archive under a TestClock starting at 0; the stops and retries it provokes are not logged. */
 const run = (body: Effect.Effect<void, unknown, Scope.Scope | Journal.Journal | CursorStore.CursorStore | Archive.Archive>) =>
-  Effect.runPromise(body.pipe(Effect.scoped, Effect.provide(memory), Effect.provide(TestClock.layer())))
+  Effect.runPromise(
+    body.pipe(Effect.scoped, Effect.provide(memory), Effect.provide(TestClock.layer()), Effect.provideService(References.MinimumLogLevel, "None"))
+  )
 
 /** Moves the TestClock on by `ms` in steps of `step` ms, letting fibers run after each step. */
 const advance = (ms: number, step = 10) =>
