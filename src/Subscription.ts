@@ -22,11 +22,12 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, Layer, type Option, type Scope } from "effect"
+import { Clock, Data, Effect, Layer, type Option, type Scope } from "effect"
 import * as os from "node:os"
 import { Archive } from "./Archive.ts"
 import { CursorStore } from "./CursorStore.ts"
 import { Journal, type JournalRecord } from "./Journal.ts"
+import { expiryProblem } from "./internal/cursorChecks.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 import * as Instance from "./internal/subscriptionInstance.ts"
 import { integerProblem, nameProblem } from "./internal/validate.ts"
@@ -227,10 +228,22 @@ export const make = <E, R, A extends boolean = false>(
   options: SubscriptionOptions<E, R, A>
 ): Effect.Effect<Subscription, SubscriptionError, Scope.Scope | Requirements<R, A>> =>
   Effect.gen(function*() {
+    if (options === null || typeof options !== "object") {
+      const message = `Subscription.make: options must be an object, got ${options}`
+      return yield* new SubscriptionError({ name: String(options), method: "make", message })
+    }
     const name = options.name
-    const problem = nameProblem("name", name) ?? optionsProblem(options)
+    const ttlMs = options.lease?.ttlMs ?? DEFAULT_TTL_MS
+    const now = yield* Clock.currentTimeMillis
+    // Every acquire refuses a lease that would end beyond MAX_SAFE_INTEGER: the instance would wait for ever.
+    const late = (): string | undefined => {
+      const problem = expiryProblem(now, ttlMs)
+      return problem === undefined ? undefined : `lease.${problem}`
+    }
+    const problem = nameProblem("name", name) ?? optionsProblem(options) ?? late()
     if (problem !== undefined) {
-      return yield* new SubscriptionError({ name: String(name), method: "make", message: `Subscription.make: ${problem}` })
+      const which = typeof name === "string" ? ` (subscription ${JSON.stringify(name)})` : ""
+      return yield* new SubscriptionError({ name: String(name), method: "make", message: `Subscription.make${which}: ${problem}` })
     }
     const journal = yield* Journal
     const cursors = yield* CursorStore
@@ -249,7 +262,7 @@ export const make = <E, R, A extends boolean = false>(
           baseDelayMs: options.retry?.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
           maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs
         },
-        ttlMs: options.lease?.ttlMs ?? DEFAULT_TTL_MS,
+        ttlMs,
         handle: options.handle
       },
       { journal, cursors, archive, error: (fields) => new SubscriptionError(fields) }

@@ -42,9 +42,13 @@ export const take = (request: LeaseRequest, standingBy: (held: LeaseHeld) => Eff
 
 /**
  * Renews `held` every third of the ttl; completes `lost` when another owner took the lease, or when
- * renewals kept failing until it ran out. @internal
+ * `validUntil` passes without a renewal — at that moment, also while a renewal is still under way
+ * (a store that hangs), so the instance stops applying before anyone else may take the name. @internal
  */
 export const keep = (request: LeaseRequest, held: Held, lost: Deferred.Deferred<void>): Effect.Effect<void> =>
+  Effect.raceFirst(renew(request, held, lost), expire(held, lost))
+
+const renew = (request: LeaseRequest, held: Held, lost: Deferred.Deferred<void>): Effect.Effect<void> =>
   Effect.gen(function*() {
     const { cursors, name, owner, ttlMs } = request
     while (true) {
@@ -54,11 +58,20 @@ export const keep = (request: LeaseRequest, held: Held, lost: Deferred.Deferred<
       if (result._tag === "Success") {
         held.lease = result.success
         held.validUntil = started + ttlMs
-      } else if (result.failure._tag === "LeaseHeld" || (yield* Clock.currentTimeMillis) >= held.validUntil) {
+      } else if (result.failure._tag === "LeaseHeld") {
         yield* Deferred.succeed(lost, undefined)
         return
       } else {
         yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: renewing its lease failed, retrying: ${result.failure.message}`)
       }
     }
+  })
+
+/** Completes `lost` once the clock reaches `held.validUntil` (which each renewal moves on). */
+const expire = (held: Held, lost: Deferred.Deferred<void>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    for (let now = yield* Clock.currentTimeMillis; now < held.validUntil; now = yield* Clock.currentTimeMillis) {
+      yield* Effect.sleep(held.validUntil - now)
+    }
+    yield* Deferred.succeed(lost, undefined)
   })

@@ -6,7 +6,7 @@
  * @internal
  */
 import { Effect, Queue, Stream } from "effect"
-import type { Archive, ArchiveError } from "../Archive.ts"
+import type { Archive, ArchiveError, SegmentRef } from "../Archive.ts"
 import type { Journal, JournalError, JournalRecord, JournalTruncated } from "../Journal.ts"
 import { type Retry, retryDelay } from "./subscriptionBatches.ts"
 
@@ -46,19 +46,30 @@ export const make = (journal: Journal, archive: Archive | undefined, fromSeq: nu
     )
 
   // The journal removed records at or after `next`: read them from the Archive, then follow again.
+  // Segments cover seq ranges (a range may end in a seq gap): each must start at or below `next`, or
+  // the records in between are missing; after one, `next` is past its range, whatever it held.
   const fromArchive = (truncated: JournalTruncated): Stream.Stream<JournalRecord, JournalError | ArchiveError | Unreachable> =>
     Stream.unwrap(Effect.gen(function*() {
       if (archive === undefined) return Stream.fail(new Unreachable(next, truncated.truncatedBefore, false))
       const refs = yield* archive.list(next)
+      const missing = () => new Unreachable(next, truncated.truncatedBefore, true)
       // Nothing in the Archive at or after `next` while the journal starts above it: those records are gone.
-      if (refs.length === 0) return Stream.fail(new Unreachable(next, truncated.truncatedBefore, true))
+      if (refs.length === 0) return Stream.fail(missing())
       const archived = Stream.fromIterable(refs).pipe(
-        Stream.mapEffect((ref) => archive.get(ref)),
-        Stream.map((records) => records.filter((record) => record.seq >= next)),
-        Stream.filter((records) => records.length > 0),
-        Stream.flatMap((records) => Stream.fromArray(advance(records)))
+        Stream.mapEffect((ref): Effect.Effect<{ readonly ref: SegmentRef; readonly records: ReadonlyArray<JournalRecord> }, ArchiveError | Unreachable> =>
+          ref.startSeq > next ? Effect.fail(missing()) : Effect.map(archive.get(ref), (records) => ({ ref, records }))
+        ),
+        Stream.flatMap(({ records, ref }) => {
+          const fresh = records.filter((record) => record.seq >= next)
+          return Stream.concat(
+            fresh.length > 0 ? Stream.fromArray(advance(fresh)) : Stream.empty,
+            Stream.fromEffectDrain(Effect.sync(() => {
+              next = Math.max(next, ref.endSeq + 1)
+            }))
+          )
+        })
       )
-      // Every segment listed holds a seq ≥ `next`, so each round moves on; the journal then decides.
+      // Each round moves `next` past at least one segment's range; the journal then decides.
       return Stream.concat(archived, Stream.suspend(fromJournal))
     }))
 
