@@ -102,7 +102,10 @@ export interface RetryOptions {
 export interface LeaseOptions {
   /** How long a lease holds without renewal, in milliseconds (default 10,000): a standby takes over at most this long after the owner died. */
   readonly ttlMs?: number | undefined
-  /** This instance's owner id (default: host, process id and a random part). */
+  /**
+   * Names this instance in the lease (default: host and process id). A random part is always
+   * appended, so two running instances never share an owner id (which would let both run).
+   */
   readonly owner?: string | undefined
 }
 
@@ -200,10 +203,10 @@ const optionsProblem = (options: SubscriptionOptions<unknown, unknown, boolean>)
     count("batch.maxRecords", options.batch?.maxRecords, 1) ?? count("batch.maxWaitMs", options.batch?.maxWaitMs, 0) ??
     count("retry.times", options.retry?.times, 0) ?? count("retry.baseDelayMs", options.retry?.baseDelayMs, 0) ??
     count("retry.maxDelayMs", options.retry?.maxDelayMs, 0) ?? count("lease.ttlMs", options.lease?.ttlMs, 3) ??
-    (options.lease?.owner === undefined ? undefined : nameProblem("lease.owner", options.lease.owner))
+    (options.lease?.owner === undefined ? undefined : nameProblem("lease.owner", options.lease.owner) ??
+      (options.lease.owner.length > 240 ? "lease.owner must be at most 240 characters long" : undefined))
 }
 
-const defaultOwner = (): string => `${os.hostname()}/${process.pid}/${Math.random().toString(36).slice(2, 10)}`
 
 /** What `make` needs: the Journal and CursorStore, the handler's `R`, and the Archive when `archive` is `true`. */
 type Requirements<R, A extends boolean> = Journal | CursorStore | R | (A extends true ? Archive : never)
@@ -251,7 +254,7 @@ export const make = <E, R, A extends boolean = false>(
     const instance = Instance.make(
       {
         name,
-        owner: options.lease?.owner ?? defaultOwner(),
+        owner: `${options.lease?.owner ?? `${os.hostname()}/${process.pid}`}/${Math.random().toString(36).slice(2, 10)}`,
         from: options.from ?? "start",
         namespaces: options.namespaces === undefined ? undefined : new Set(options.namespaces),
         types: options.types === undefined ? undefined : new Set(options.types),

@@ -142,3 +142,20 @@ test("an Archive missing the segment a reader needs is a stop at that seq, not a
     assert.ok(Option.isSome(stopped), `no stop after 2 s; it applied ${seqs.join(",")}`)
     assert.deepEqual(seqs, [], "nothing applied past the missing records")
   })))
+
+test("two instances given the same lease.owner still never both run: each owner id gets a random part", () =>
+  run(Effect.gen(function*() {
+    const journal = yield* Journal.Journal
+    yield* journal.append({ namespace: "n", id: "x" }, "any", [event])
+    const applied: Array<string> = []
+    const make = (label: string) =>
+      Subscription.make({ name: "same-owner", lease: { owner: "worker" }, handle: () => Effect.sync(() => applied.push(label)) })
+    const first = yield* make("first")
+    const second = yield* make("second")
+    yield* advance(100)
+    const states = [(yield* first.status).state, (yield* second.status).state].sort()
+    assert.deepEqual(states, ["active", "standby"])
+    assert.equal(applied.length, 1, `applied by ${applied.join(", ")}`)
+    assert.notEqual(first.owner, second.owner)
+    assert.ok(first.owner.startsWith("worker/") && second.owner.startsWith("worker/"))
+  })))
