@@ -285,6 +285,11 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
   let checkpoint = 0
   /** The highest seq `truncateBefore` was called with: no record may be restored below it. */
   let truncatedBefore = 0
+  /**
+   * A follower from this seq on lost nothing to truncation: `truncatedBefore`, or one past the log's
+   * end when a truncation lay beyond it (the seqs in between are never assigned).
+   */
+  let removedBefore = 0
   let lastTimestamp = 0
   const settled = new Settled()
 
@@ -409,7 +414,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     return followLog(fromSeq, {
       page: (seq) =>
         Effect.suspend(() => {
-          if (Math.max(seq, 1) < truncatedBefore) {
+          if (Math.max(seq, 1) < removedBefore) {
             return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore }))
           }
           const start = fromSeqIndex(seq)
@@ -431,6 +436,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       }
       checkpoint = Math.max(checkpoint, seq)
       truncatedBefore = Math.max(truncatedBefore, seq)
+      removedBefore = Math.max(removedBefore, Math.min(seq, lastSeq + 1))
     })
 
   const setCheckpoint: Journal["setCheckpoint"] = (seq) =>

@@ -124,6 +124,28 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       yield* expectTruncated(journal, 5, 50)
     })),
 
+  {
+    name: "after a reopen, truncation is remembered: below the cut fails, from the end of what existed a follower goes on",
+    durableOnly: true,
+    run: (storage) =>
+      Effect.gen(function*() {
+        const acks = acknowledged()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const journal = yield* open(Journal, storage.layer)
+          yield* appendN(journal, acks, "a", 5)
+          yield* journal.truncateBefore(3)
+          yield* journal.truncateBefore(50)
+        }))
+        const journal = yield* open(Journal, storage.layer)
+        for (const from of [0, 2, 5]) yield* expectTruncated(journal, from, 50)
+        const follower = yield* Effect.forkChild(followTo(journal, 6, 50))
+        yield* turns(2)
+        assertRunning(follower, "follow(6) after the reopen")
+        yield* appendN(journal, acks, "a", 1)
+        assert.deepEqual((yield* within("follow(6)", Fiber.join(follower))).map(label), ["#50 a@6"])
+      })
+  },
+
   withJournal("a bad fromSeq (negative, fractional, NaN, infinite, unsafe) fails with a JournalError naming it", (journal) =>
     Effect.gen(function*() {
       yield* appendN(journal, acknowledged(), "a", 2)

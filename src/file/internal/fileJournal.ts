@@ -184,7 +184,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       page: (seq) =>
         Effect.suspend((): Effect.Effect<ReadonlyArray<JournalRecord>, JournalError | JournalTruncated> => {
           if (writer.closed) return Effect.fail(writer.writeRefusal("follow")!)
-          if (Math.max(seq, 1) < state.truncatedBefore) {
+          if (Math.max(seq, 1) < writer.removedBefore) {
             return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: state.truncatedBefore }))
           }
           try {

@@ -76,6 +76,15 @@ export class Writer {
     this.durableSeq = this.visibleSeq = recovered.lastSeq
   }
 
+  /**
+   * A follower from this seq on lost nothing to truncation: the truncation point, or one past the
+   * highest seq that existed below it when it lay beyond the end of the log (the seqs in between are
+   * never assigned: later appends and restores start at or above the truncation point).
+   */
+  get removedBefore(): number {
+    return Math.min(this.checkpoint.truncatedBefore, this.streamsLog.lastSeq + 1)
+  }
+
   private get directory(): string {
     return this.segments.directory
   }
