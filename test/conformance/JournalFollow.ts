@@ -8,6 +8,7 @@
  */
 import { Effect, Fiber, type Scope, Stream } from "effect"
 import assert from "node:assert/strict"
+import process from "node:process"
 import type { JournalRecord } from "../../src/Journal.ts"
 import { Journal } from "../../src/Journal.ts"
 import { prng } from "../support/ledger.ts"
@@ -32,6 +33,24 @@ import { type Case, expectError, open } from "./harness.ts"
 import type { JournalStorage } from "./Journal.ts"
 
 type Service = Journal
+
+const IDLE_MS = 200
+
+/**
+ * Asserts that the process spends well under a third of `IDLE_MS` on the CPU while the followers
+ * wait (a follower that re-checks in a loop takes all of it; one that sleeps on Effect's clock would
+ * never wake, which the wall-clock bounds catch).
+ */
+const assertIdle = (journal: Service, what: string) =>
+  Effect.gen(function*() {
+    yield* journal.lastSeq
+    yield* turns(2)
+    const before = process.cpuUsage()
+    yield* wallSleep(IDLE_MS)
+    const used = process.cpuUsage(before)
+    const ms = (used.user + used.system) / 1000
+    assert.ok(ms < IDLE_MS / 3, `${what}: the process used ${ms.toFixed(0)} ms of CPU in ${IDLE_MS} ms of waiting (a follower spins)`)
+  })
 
 const withJournal = (name: string, body: (journal: Service) => Effect.Effect<void, unknown, Scope.Scope>): Case<JournalStorage> => ({
   name,
@@ -66,8 +85,8 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.equal(acks.records.length, 30)
       for (const [i, from] of starts.entries()) {
         const got = yield* within(`follow(${from})`, Fiber.join(fibers[i]!))
-        assert.deepEqual(got.map((r) => r.seq), Array.from({ length: 31 - Math.max(from, 1) }, (_, k) => Math.max(from, 1) + k))
         assertDelivered(`follow(${from})`, got, expectedFrom(acks, from))
+        assert.deepEqual(got.map((r) => r.seq), Array.from({ length: 31 - Math.max(from, 1) }, (_, k) => Math.max(from, 1) + k))
       }
     })),
 
@@ -83,6 +102,21 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assertRunning(first, "the first pull of follow(10) with the journal at seq 9")
       yield* appendLogged(journal, acks, followStream("d"), 2, "reaches")
       assert.deepEqual((yield* within("follow(10)", Fiber.join(first))).map(label), ["#10 d@4", "#11 d@5"])
+    })),
+
+  withJournal("waiting followers cost no CPU (no spinning, no timer): follow(0) on an empty journal, and at and past the end of a journal", (journal) =>
+    Effect.gen(function*() {
+      const acks = acknowledged()
+      const onEmpty = yield* Effect.forkChild(followTo(journal, 0, 1))
+      yield* assertIdle(journal, "follow(0) waiting on an empty journal")
+      yield* appendLogged(journal, acks, followStream("a"), 1, "first")
+      assertDelivered("follow(0) on an empty journal", yield* within("follow(0)", Fiber.join(onEmpty)), expectedFrom(acks, 0))
+      const atEnd = yield* Effect.forkChild(followTo(journal, 2, 2))
+      const pastEnd = yield* Effect.forkChild(followTo(journal, 5, 5))
+      yield* assertIdle(journal, "follow(2) and follow(5) waiting on a journal at seq 1")
+      for (let i = 0; i < 4; i++) yield* appendLogged(journal, acks, followStream("a"), 1, `more.${i}`)
+      assertDelivered("follow(2)", yield* within("follow(2)", Fiber.join(atEnd)), expectedFrom(acks, 2).slice(0, 1))
+      assertDelivered("follow(5)", yield* within("follow(5)", Fiber.join(pastEnd)), expectedFrom(acks, 5))
     })),
 
   withJournal("a gap in seqs (setCheckpoint past the end) is not the end: a waiting follower gets the record after it", (journal) =>

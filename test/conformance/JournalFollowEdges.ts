@@ -154,12 +154,14 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("interrupting many followers (waiting, and woken at that moment) leaves the journal working for later followers", (journal) =>
+  withJournal("interrupting many followers (waiting, and woken at that moment) leaves the others and the journal working for later followers", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       yield* appendN(journal, acks, "a", 3)
       const waiting = yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i % 4), (from) =>
         Effect.forkChild(Stream.runDrain(journal.follow(from))))
+      // Waiting alongside them all along, and never interrupted.
+      const survivors = yield* Effect.forEach([0, 2, 4], (from) => Effect.forkChild(followTo(journal, from, 6)))
       yield* turns(2)
       yield* within("interrupting 10 waiting followers", Fiber.interruptAll(waiting.slice(0, 10)))
       // The other ten are interrupted while this append wakes them.
@@ -169,6 +171,9 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       const later = yield* Effect.forkChild(followTo(journal, 0, 6))
       yield* appendN(journal, acks, "b", 2)
       assertDelivered("a later follower", yield* within("a later follower", Fiber.join(later)), expectedFrom(acks, 0))
+      for (const [i, from] of [0, 2, 4].entries()) {
+        assertDelivered(`the follower from ${from} that was not interrupted`, yield* within(`follow(${from})`, Fiber.join(survivors[i]!)), expectedFrom(acks, from))
+      }
       assert.deepEqual((yield* Stream.runCollect(journal.replayFrom(0))).map(label), expectedFrom(acks, 0))
     })),
 
@@ -191,11 +196,12 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       })
   },
 
-  withJournal("a follower waiting on an empty journal sees restored records (gaps kept), then appends", (journal) =>
+  withJournal("a follower waiting on an empty journal sees restored records (gaps kept) as the restore returns, then appends", (journal) =>
     Effect.gen(function*() {
-      const follower = yield* Effect.forkChild(followTo(journal, 0, 13))
+      const follower = yield* puller(journal.follow(0), "follow(0)")
+      const first = yield* Effect.forkChild(follower.upTo(12))
       yield* turns(2)
-      assertRunning(follower, "follow(0) on an empty journal")
+      assertRunning(first, "follow(0) on an empty journal")
       const restored = [
         { seq: 3, id: "r", version: 1 },
         { seq: 4, id: "q", version: 7 },
@@ -209,9 +215,8 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
         timestamp: r.seq,
         payload: new Uint8Array([r.seq])
       })))
-      const acks = acknowledged()
-      acks.records.push(...restored)
-      yield* appendLogged(journal, acks, followStream("r"), 1, "after restore")
-      assert.deepEqual((yield* within("follow(0)", Fiber.join(follower))).map(label), ["#3 r@1", "#4 q@7", "#9 r@2", "#12 q@8", "#13 r@3"])
+      assert.deepEqual((yield* within("follow(0) after the restore", Fiber.join(first))).map(label), restored.map(label))
+      yield* appendLogged(journal, acknowledged(), followStream("r"), 1, "after restore")
+      assert.deepEqual((yield* follower.next).map(label), ["#13 r@3"])
     }))
 ]
