@@ -78,5 +78,6 @@ export const follow = <E>(fromSeq: number, source: FollowSource<E>): Stream.Stre
     return Effect.flatMap(source.page(seq), (records) =>
       records.length > 0
         ? Effect.succeed([records, Option.some(records[records.length - 1]!.seq + 1)] as const)
-        : Effect.andThen(source.settled.until(() => source.ready(seq)), next(seq)))
+        // Seqs start at 1: from 0, wait for seq 1 (`ready(0)` holds on an empty log, and would spin).
+        : Effect.andThen(source.settled.until(() => source.ready(Math.max(seq, 1))), next(seq)))
   })
