@@ -186,12 +186,16 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
         const journal = yield* Scope.provide(scope)(open(Journal, storage.layer))
         yield* appendN(journal, acknowledged(), "a", 2)
         const followers = yield* Effect.forEach([0, 3, 10], (from) => Effect.forkChild(Stream.runDrain(journal.follow(from))))
+        // And one between two pulls, not waiting: its next pull finds the journal closed.
+        const paused = yield* puller(journal.follow(0), "the paused follower")
+        assert.deepEqual((yield* paused.upTo(2)).map(label), ["#1 a@1", "#2 a@2"])
         yield* turns(2)
         followers.forEach((fiber, i) => assertRunning(fiber, `follower ${i} before the close`))
         yield* within("closing the journal", Scope.close(scope, Exit.void))
         for (const [i, fiber] of followers.entries()) {
           yield* expectError(within(`follower ${i} after the close`, Fiber.join(fiber)), "JournalError", "closed")
         }
+        yield* expectError(paused.next, "JournalError", "closed")
         yield* expectError(within("follow after the close", Stream.runDrain(journal.follow(0))), "JournalError", "closed")
       })
   },
