@@ -1,16 +1,17 @@
 /**
  * `Journal.follow` conformance cases (DESIGN §2): the replay, then every record as it settles, once,
  * in seq order, none skipped — from any start, while writers race the switch from replay to live,
- * for many followers at once and for a slow one, never a record before its append returned, and
- * woken by the append rather than a timer (the cases run under a TestClock, and every wait is
- * bounded by the wall clock, so a polling follower fails in seconds instead of hanging the run).
+ * for many followers at once and for a slow one (which holds nothing while it pauses), never a
+ * record before its append returned (also for a follower whose handler appends), and woken by the
+ * append rather than a timer or a loop (the cases run under a TestClock, and every wait is bounded
+ * by the wall clock, so a polling follower fails in seconds instead of hanging the run; a waiting
+ * follower must leave the CPU idle).
  * Truncation, bad arguments, interruption, closing and restore: `JournalFollowEdges.ts`.
  */
-import { Effect, Fiber, type Scope, Stream } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import assert from "node:assert/strict"
 import process from "node:process"
-import type { JournalRecord } from "../../src/Journal.ts"
-import { Journal } from "../../src/Journal.ts"
+import type { Journal, JournalRecord } from "../../src/Journal.ts"
 import { prng } from "../support/ledger.ts"
 import {
   acknowledged,
@@ -18,6 +19,7 @@ import {
   assertDelivered,
   assertRunning,
   expectedFrom,
+  followCase,
   followStream,
   followTo,
   label,
@@ -29,7 +31,7 @@ import {
   writeConcurrently
 } from "./followSupport.ts"
 import { journalFollowEdgeCases } from "./JournalFollowEdges.ts"
-import { type Case, expectError, open } from "./harness.ts"
+import { type Case, expectError } from "./harness.ts"
 import type { JournalStorage } from "./Journal.ts"
 
 type Service = Journal
@@ -41,9 +43,8 @@ const IDLE_MS = 200
  * wait (a follower that re-checks in a loop takes all of it; one that sleeps on Effect's clock would
  * never wake, which the wall-clock bounds catch).
  */
-const assertIdle = (journal: Service, what: string) =>
+const assertIdle = (what: string) =>
   Effect.gen(function*() {
-    yield* journal.lastSeq
     yield* turns(2)
     const before = process.cpuUsage()
     yield* wallSleep(IDLE_MS)
@@ -51,11 +52,6 @@ const assertIdle = (journal: Service, what: string) =>
     const ms = (used.user + used.system) / 1000
     assert.ok(ms < IDLE_MS / 3, `${what}: the process used ${ms.toFixed(0)} ms of CPU in ${IDLE_MS} ms of waiting (a follower spins)`)
   })
-
-const withJournal = (name: string, body: (journal: Service) => Effect.Effect<void, unknown, Scope.Scope>): Case<JournalStorage> => ({
-  name,
-  run: (storage) => Effect.flatMap(open(Journal, storage.layer), body)
-})
 
 /** Seqs 1..6 over three streams: a@1-2, b@1, a@3, c@1-2. */
 const appendSix = (journal: Service, acks = acknowledged()) =>
@@ -70,7 +66,7 @@ const appendSix = (journal: Service, acks = acknowledged()) =>
 
 /** Every Journal.follow conformance case. */
 export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
-  withJournal("follow from 0, 1, the middle, exactly lastSeq + 1 and far past the end: the replay, then each new record as it arrives", (journal) =>
+  followCase("follow from 0, 1, the middle, exactly lastSeq + 1 and far past the end: the replay, then each new record as it arrives", (journal) =>
     Effect.gen(function*() {
       const acks = yield* appendSix(journal)
       assert.deepEqual(expectedFrom(acks, 0), ["#1 a@1", "#2 a@2", "#3 b@1", "#4 a@3", "#5 c@1", "#6 c@2"])
@@ -90,7 +86,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("a follower past the end delivers nothing until the log reaches its fromSeq, then exactly from there", (journal) =>
+  followCase("a follower past the end delivers nothing until the log reaches its fromSeq, then exactly from there", (journal) =>
     Effect.gen(function*() {
       const acks = yield* appendSix(journal)
       const follower = yield* puller(journal.follow(10), "follow(10)")
@@ -104,22 +100,22 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.deepEqual((yield* within("follow(10)", Fiber.join(first))).map(label), ["#10 d@4", "#11 d@5"])
     })),
 
-  withJournal("waiting followers cost no CPU (no spinning, no timer): follow(0) on an empty journal, and at and past the end of a journal", (journal) =>
+  followCase("waiting followers cost no CPU (no spinning, no timer): follow(0) on an empty journal, and at and past the end of a journal", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       const onEmpty = yield* Effect.forkChild(followTo(journal, 0, 1))
-      yield* assertIdle(journal, "follow(0) waiting on an empty journal")
+      yield* assertIdle("follow(0) waiting on an empty journal")
       yield* appendLogged(journal, acks, followStream("a"), 1, "first")
       assertDelivered("follow(0) on an empty journal", yield* within("follow(0)", Fiber.join(onEmpty)), expectedFrom(acks, 0))
       const atEnd = yield* Effect.forkChild(followTo(journal, 2, 2))
       const pastEnd = yield* Effect.forkChild(followTo(journal, 5, 5))
-      yield* assertIdle(journal, "follow(2) and follow(5) waiting on a journal at seq 1")
+      yield* assertIdle("follow(2) and follow(5) waiting on a journal at seq 1")
       for (let i = 0; i < 4; i++) yield* appendLogged(journal, acks, followStream("a"), 1, `more.${i}`)
       assertDelivered("follow(2)", yield* within("follow(2)", Fiber.join(atEnd)), expectedFrom(acks, 2).slice(0, 1))
       assertDelivered("follow(5)", yield* within("follow(5)", Fiber.join(pastEnd)), expectedFrom(acks, 5))
     })),
 
-  withJournal("a gap in seqs (setCheckpoint past the end) is not the end: a waiting follower gets the record after it", (journal) =>
+  followCase("a gap in seqs (setCheckpoint past the end) is not the end: a waiting follower gets the record after it", (journal) =>
     Effect.gen(function*() {
       const acks = yield* appendSix(journal)
       const fromEnd = yield* puller(journal.follow(7), "follow(7)")
@@ -134,7 +130,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assertDelivered("follow(0)", yield* within("follow(0)", Fiber.join(fromStart)), expectedFrom(acks, 0))
     })),
 
-  withJournal("followers starting at random moments while writers race each other see gap-free, duplicate-free runs equal to replayFrom", (journal) =>
+  followCase("followers starting at random moments while writers race each other see gap-free, duplicate-free runs equal to replayFrom", (journal) =>
     Effect.gen(function*() {
       const random = prng(20_260_917)
       const acks = acknowledged()
@@ -163,7 +159,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("20 followers at once all get the same sequence, the one that was appended", (journal) =>
+  followCase("20 followers at once all get the same sequence, the one that was appended", (journal) =>
     Effect.gen(function*() {
       const acks = yield* appendSix(journal)
       const options = { writers: 3, appends: 20, eventsPer: (k: number) => 1 + (k % 2) }
@@ -176,7 +172,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("a slow follower (a pause between pulls) keeps up with thousands of records, in order", (journal) =>
+  followCase("a slow follower (a pause between pulls) keeps up with thousands of records, in order", (journal) =>
     Effect.gen(function*() {
       const acks = yield* appendSix(journal)
       const options = { writers: 4, appends: 60, eventsPer: () => 20 }
@@ -195,7 +191,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assertDelivered("the slow follower", got, expectedFrom(acks, 1))
     })),
 
-  withJournal("a paused follower holds nothing: records appended and truncated while it waits between pulls fail as truncated, none comes from memory", (journal) =>
+  followCase("a paused follower holds nothing: records appended and truncated while it waits between pulls fail as truncated, none comes from memory", (journal) =>
     Effect.gen(function*() {
       const acks = yield* appendSix(journal)
       const paused = yield* puller(journal.follow(0), "the paused follower")
@@ -212,7 +208,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.deepEqual({ fromSeq: error.fromSeq, truncatedBefore: error.truncatedBefore }, { fromSeq: position, truncatedBefore: end + 1 })
     })),
 
-  withJournal("never a record before its append returned: every delivered seq was acknowledged first", (journal) =>
+  followCase("never a record before its append returned: every delivered seq was acknowledged first", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       const early: Array<number> = []
@@ -228,7 +224,7 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.deepEqual(early, [], `followers delivered seqs ${early.slice(0, 5).join(", ")} before their appends returned`)
     })),
 
-  withJournal("a follower whose handler appends: every append still returns its own seqs, and seqs stay unique", (journal) =>
+  followCase("a follower whose handler appends: every append still returns its own seqs, and seqs stay unique", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       const echoes = acknowledged()

@@ -1,19 +1,23 @@
 /**
  * `Journal.follow` at its edges (DESIGN §2): truncated history fails with `JournalTruncated` naming
- * both seqs — at the start and while a follower lags behind a cut — and is never skipped, while a
- * follower at or past the cut goes on; bad `fromSeq`s fail with a `JournalError`; interrupted
- * followers leave the journal working; a durable journal that closes fails its followers instead of
- * leaving them hanging; a restore wakes a waiting follower. Part of `journalFollowCases`.
+ * both seqs — at the start, while a follower lags behind a cut, and after a reopen — and is never
+ * skipped, while a follower at or past the cut goes on (also when the cut lies past the end of the
+ * log: the seqs up to it never existed); bad `fromSeq`s fail with a `JournalError`; interrupted
+ * followers leave the others and the journal working; a durable journal that closes fails its
+ * followers instead of leaving them hanging; a restore wakes a waiting follower. Part of
+ * `journalFollowCases`.
  */
 import { Effect, Exit, Fiber, Scope, Stream } from "effect"
 import assert from "node:assert/strict"
 import { Journal } from "../../src/Journal.ts"
 import {
+  type Acknowledged,
   acknowledged,
   appendLogged,
   assertDelivered,
   assertRunning,
   expectedFrom,
+  followCase,
   followStream,
   followTo,
   label,
@@ -26,14 +30,9 @@ import type { JournalStorage } from "./Journal.ts"
 
 type Service = Journal
 
-const withJournal = (name: string, body: (journal: Service) => Effect.Effect<void, unknown, Scope.Scope>, durableOnly = false): Case<JournalStorage> => ({
-  name,
-  durableOnly,
-  run: (storage) => Effect.flatMap(open(Journal, storage.layer), body)
-})
 
 /** Appends `n` single-event records to stream `id`, logging them in `acks`. */
-const appendN = (journal: Service, acks: ReturnType<typeof acknowledged>, id: string, n: number) =>
+const appendN = (journal: Service, acks: Acknowledged, id: string, n: number) =>
   Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => appendLogged(journal, acks, followStream(id), 1, `${id}.${i}`), {
     discard: true
   })
@@ -56,7 +55,7 @@ const expectTruncated = (journal: Service, fromSeq: number, truncatedBefore: num
 
 /** The edge cases; part of `journalFollowCases`. */
 export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
-  withJournal("follow from below the truncation point fails with JournalTruncated naming fromSeq and truncatedBefore; from the cut on it works", (journal) =>
+  followCase("follow from below the truncation point fails with JournalTruncated naming fromSeq and truncatedBefore; from the cut on it works", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       yield* appendN(journal, acks, "a", 10)
@@ -72,7 +71,7 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("follow(0) and follow(1) on a journal truncated before 1 lose nothing: nothing was removed", (journal) =>
+  followCase("follow(0) and follow(1) on a journal truncated before 1 lose nothing: nothing was removed", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       yield* appendN(journal, acks, "a", 3)
@@ -82,7 +81,7 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("truncateBefore while followers wait: one behind the cut fails with JournalTruncated (never skips), ones at or past the cut go on", (journal) =>
+  followCase("truncateBefore while followers wait: one behind the cut fails with JournalTruncated (never skips), ones at or past the cut go on", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       yield* appendN(journal, acks, "a", 5)
@@ -107,7 +106,7 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.deepEqual((yield* within("follow(11)", followTo(journal, 11, 21))).map(label), expectedFrom(acks, 11))
     })),
 
-  withJournal("truncateBefore past the end while a follower waits at the end removes nothing it would see: it gets the next record", (journal) =>
+  followCase("truncateBefore past the end while a follower waits at the end removes nothing it would see: it gets the next record", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       yield* appendN(journal, acks, "a", 5)
@@ -146,7 +145,7 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       })
   },
 
-  withJournal("a bad fromSeq (negative, fractional, NaN, infinite, unsafe) fails with a JournalError naming it", (journal) =>
+  followCase("a bad fromSeq (negative, fractional, NaN, infinite, unsafe) fails with a JournalError naming it", (journal) =>
     Effect.gen(function*() {
       yield* appendN(journal, acknowledged(), "a", 2)
       for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER + 1]) {
@@ -154,7 +153,7 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       }
     })),
 
-  withJournal("interrupting many followers (waiting, and woken at that moment) leaves the others and the journal working for later followers", (journal) =>
+  followCase("interrupting many followers (waiting, and woken at that moment) leaves the others and the journal working for later followers", (journal) =>
     Effect.gen(function*() {
       const acks = acknowledged()
       yield* appendN(journal, acks, "a", 3)
@@ -200,7 +199,7 @@ export const journalFollowEdgeCases: ReadonlyArray<Case<JournalStorage>> = [
       })
   },
 
-  withJournal("a follower waiting on an empty journal sees restored records (gaps kept) as the restore returns, then appends", (journal) =>
+  followCase("a follower waiting on an empty journal sees restored records (gaps kept) as the restore returns, then appends", (journal) =>
     Effect.gen(function*() {
       const follower = yield* puller(journal.follow(0), "follow(0)")
       const first = yield* Effect.forkChild(follower.upTo(12))

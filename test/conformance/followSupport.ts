@@ -4,18 +4,27 @@
  * each acknowledgement assigned, followers run to a seq or pulled by hand, and the one check every
  * follower's output gets: gap-free, duplicate-free, in seq order, equal to what was appended.
  */
-import { Cause, Effect, Fiber, Stream } from "effect"
+import { Cause, Effect, type Fiber, type Scope, Stream } from "effect"
 import assert from "node:assert/strict"
-import type { AppendResult, Journal, JournalRecord, StreamRef } from "../../src/Journal.ts"
+import { type AppendResult, Journal, type JournalRecord, type StreamRef } from "../../src/Journal.ts"
+import { type Case, open } from "./harness.ts"
+import type { JournalStorage } from "./Journal.ts"
 
 /** How long any single wait of a case may take, in wall-clock milliseconds. */
-export const WAIT_MS = 5_000
+const WAIT_MS = 5_000
+
+/** A follow case: `body` gets the fixture's journal, opened in the case's scope. */
+export const followCase = (
+  name: string,
+  body: (journal: Journal) => Effect.Effect<void, unknown, Scope.Scope>,
+  durableOnly = false
+): Case<JournalStorage> => ({ name, durableOnly, run: (storage) => Effect.flatMap(open(Journal, storage.layer), body) })
 
 /** The streams the follow cases append to. */
 export const followStream = (id: string): StreamRef => ({ namespace: "follow", id })
 
 /** `n` events of one append, their payloads naming `tag`. */
-export const followEvents = (tag: string, n = 1) =>
+const followEvents = (tag: string, n = 1) =>
   Array.from({ length: n }, (_, i) => ({ type: "Noted", payload: new TextEncoder().encode(`${tag}.${i}`) }))
 
 /** Sleeps `ms` of wall-clock time (a `setTimeout`, not Effect's Clock); interruptible. */
