@@ -19,8 +19,9 @@ export const FOLLOW_PAGE_RECORDS = 4096
  * The waiters wake on a microtask, never inside `notify`: a resumed fiber runs at once, so a
  * follower woken inside the append that settled its record would hand that record to its consumer
  * before the append returned, and a consumer that appends (a process manager) would append inside
- * the first append, in the middle of the layer's bookkeeping. A layer that acknowledges appends on
- * a microtask of its own queues it before calling `notify`, so that the appends return first.
+ * the first append, in the middle of the layer's bookkeeping. A layer that resumes its appends on a
+ * microtask of its own calls `notify` there, after raising its settled position, so that the appends
+ * return before any follower wakes.
  * @internal
  */
 export class Settled {
