@@ -168,10 +168,7 @@ export interface JournalTruncatedFields {
   readonly method: string
   /** The seq the reader asked for (or had reached). */
   readonly fromSeq: number
-  /**
-   * Every record below this seq is gone from the journal (folded into snapshots, perhaps archived);
-   * at most one past the last record a truncation removed.
-   */
+  /** The journal's truncation point: its records below this seq are gone (folded into snapshots, perhaps archived). */
   readonly truncatedBefore: number
 }
 
@@ -288,7 +285,10 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
   let checkpoint = 0
   /** The highest seq `truncateBefore` was called with: no record may be restored below it. */
   let truncatedBefore = 0
-  /** Every record below this seq that ever existed was removed (a truncation past the end removes none of the seqs above `lastSeq`). */
+  /**
+   * A follower from this seq on lost nothing to truncation: `truncatedBefore`, or one past the log's
+   * end when a truncation lay beyond it (the seqs in between are never assigned).
+   */
   let removedBefore = 0
   let lastTimestamp = 0
   const settled = new Settled()
@@ -415,7 +415,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       page: (seq) =>
         Effect.suspend(() => {
           if (Math.max(seq, 1) < removedBefore) {
-            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: removedBefore }))
+            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore }))
           }
           const start = fromSeqIndex(seq)
           return Effect.succeed(log.slice(start, start + FOLLOW_PAGE_RECORDS))

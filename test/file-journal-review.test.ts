@@ -15,6 +15,7 @@ import { open } from "../src/file/internal/fileJournal.ts"
 import { type AppendResult, Journal, type JournalError, type StreamRef, type VersionConflict } from "../src/Journal.ts"
 import { register } from "./conformance/harness.ts"
 import type { JournalStorage } from "./conformance/Journal.ts"
+import { journalFollowCases } from "./conformance/JournalFollow.ts"
 import { journalInFlightCases } from "./conformance/JournalInFlight.ts"
 import { SimulatedFs } from "./support/simulatedFs.ts"
 
@@ -257,16 +258,20 @@ test("FileJournal review: an append waiting to rotate when close starts fails as
 
 // The in-flight conformance cases (overlapping appends, readers, a truncator) on segments so small
 // that nearly every append rotates, on a slow device: rotations wait for pending flushes, and
-// truncation races rotation and, with "interval", the timer's flushes. Every build reopens the disk.
-const inFlightOnSmallSegments = (name: string, options: Omit<FileJournalOptions, "directory">) =>
-  register("Journal", {
+// truncation races rotation and, with "interval", the timer's flushes. Every build reopens the disk. The follow
+// cases too: followers are woken by flushes that rotations and the timer complete.
+const inFlightOnSmallSegments = (name: string, options: Omit<FileJournalOptions, "directory">) => {
+  const fixture = {
     name,
     durable: true,
     storage: Effect.sync((): JournalStorage => {
       const disk = new SimulatedFs({ fdatasyncDelayMs: 2 })
       return { layer: Layer.effect(Journal, open({ ...options, directory }, disk)) }
     })
-  }, journalInFlightCases)
+  }
+  register("Journal", fixture, journalInFlightCases)
+  register("Journal follow", fixture, journalFollowCases)
+}
 
 inFlightOnSmallSegments("file (always, 256-byte segments, simulated fs, 2 ms fdatasync)", { segmentBytes: 256 })
 inFlightOnSmallSegments("file (interval 1 ms, 256-byte segments, simulated fs, 2 ms fdatasync)", {

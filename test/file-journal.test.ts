@@ -13,17 +13,21 @@ import { type FileIo, nodeFileIo } from "../src/file/internal/fileIo.ts"
 import { open } from "../src/file/internal/fileJournal.ts"
 import { expectError, register } from "./conformance/harness.ts"
 import { type JournalStorage, journalCases } from "./conformance/Journal.ts"
+import { journalFollowCases } from "./conformance/JournalFollow.ts"
 import { SimulatedFs } from "./support/simulatedFs.ts"
 import { tempDirectory as makeTempDirectory } from "./support/tempDirectory.ts"
 
 const tempDirectory = makeTempDirectory("journal")
 
-const fixture = (name: string, options: Omit<FileJournal.FileJournalOptions, "directory">) =>
-  register("Journal", {
+const fixture = (name: string, options: Omit<FileJournal.FileJournalOptions, "directory">) => {
+  const storage = {
     name,
     durable: true,
     storage: Effect.map(tempDirectory, (directory): JournalStorage => ({ layer: FileJournal.layer({ ...options, directory }) }))
-  }, journalCases)
+  }
+  register("Journal", storage, journalCases)
+  register("Journal follow", storage, journalFollowCases)
+}
 
 fixture("file (always)", {})
 fixture("file (always, 256-byte segments)", { segmentBytes: 256 })
@@ -32,14 +36,16 @@ fixture("file (os)", { durability: "os" })
 
 // A slow device: each fdatasync on the thread pool takes 2 ms, so that appends are reliably in flight
 // (and share flushes) while the conformance cases read. Every build reopens the same simulated disk.
-register("Journal", {
+const slowDevice = {
   name: "file (always, simulated fs, 2 ms fdatasync)",
   durable: true,
   storage: Effect.sync((): JournalStorage => {
     const disk = new SimulatedFs({ fdatasyncDelayMs: 2 })
     return { layer: Layer.effect(Journal, open({ directory: "/journal" }, disk)) }
   })
-}, journalCases)
+}
+register("Journal", slowDevice, journalCases)
+register("Journal follow", slowDevice, journalFollowCases)
 
 // ─── Failures poison writes until reopen ───────────────────────────────────────────────────────
 

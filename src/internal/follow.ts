@@ -15,29 +15,43 @@ export const FOLLOW_PAGE_RECORDS = 4096
 /**
  * Wakes the fibers waiting for the log to move. A layer calls `notify` after its settled position
  * rose (or it closed); waiters re-check their condition and wait again if it still does not hold.
+ *
+ * The waiters wake on a microtask, never inside `notify`: a resumed fiber runs at once, so a
+ * follower woken inside the append that settled its record would hand that record to its consumer
+ * before the append returned, and a consumer that appends (a process manager) would append inside
+ * the first append, in the middle of the layer's bookkeeping. A layer that resumes its appends on a
+ * microtask of its own calls `notify` there, after raising its settled position, so that the appends
+ * return before any follower wakes.
  * @internal
  */
 export class Settled {
   private waiters = new Set<() => void>()
 
-  /** Wakes every waiter (each re-checks its condition). */
+  /** Wakes every waiter on a microtask (each re-checks its condition). */
   notify(): void {
     if (this.waiters.size === 0) return
     const waiters = this.waiters
     this.waiters = new Set()
-    for (const wake of waiters) wake()
+    queueMicrotask(() => {
+      for (const wake of waiters) wake()
+    })
   }
 
   /** Succeeds once `ready()` holds: at once if it does, else after a later `notify`. Interruptible. */
   until(ready: () => boolean): Effect.Effect<void> {
     return Effect.callback<void>((resume) => {
       if (ready()) return resume(Effect.void)
+      // Cleared on interruption: a wake already queued by `notify` then does nothing.
+      let waiting = true
       const wake = () => {
-        if (ready()) resume(Effect.void)
-        else this.waiters.add(wake)
+        if (!waiting) return
+        if (!ready()) return void this.waiters.add(wake)
+        waiting = false
+        resume(Effect.void)
       }
       this.waiters.add(wake)
       return Effect.sync(() => {
+        waiting = false
         this.waiters.delete(wake)
       })
     })
@@ -65,5 +79,6 @@ export const follow = <E>(fromSeq: number, source: FollowSource<E>): Stream.Stre
     return Effect.flatMap(source.page(seq), (records) =>
       records.length > 0
         ? Effect.succeed([records, Option.some(records[records.length - 1]!.seq + 1)] as const)
-        : Effect.andThen(source.settled.until(() => source.ready(seq)), next(seq)))
+        // Seqs start at 1: from 0, wait for seq 1 (`ready(0)` holds on an empty log, and would spin).
+        : Effect.andThen(source.settled.until(() => source.ready(Math.max(seq, 1))), next(seq)))
   })

@@ -185,7 +185,7 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
         Effect.suspend((): Effect.Effect<ReadonlyArray<JournalRecord>, JournalError | JournalTruncated> => {
           if (writer.closed) return Effect.fail(writer.writeRefusal("follow")!)
           if (Math.max(seq, 1) < writer.removedBefore) {
-            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: writer.removedBefore }))
+            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: state.truncatedBefore }))
           }
           try {
             return Effect.succeed(reader.page(seq, FOLLOW_PAGE_RECORDS))

@@ -5,7 +5,8 @@
  * It owns the positions reads depend on (DESIGN §2): `assignedSeq` is the highest seq assigned (written,
  * perhaps still in flight); `visibleSeq` the highest a read may return — durable with `"always"`,
  * written otherwise. A single writer makes records visible in seq order, so visible records are
- * settled at once.
+ * settled at once. With `"always"` records become visible in the step that resumes the appends
+ * that wrote them, and followers wake after that: none delivers a record before its append returned.
  * @internal
  */
 import { Effect } from "effect"
@@ -34,7 +35,7 @@ export class Writer {
   /** The highest seq assigned. */
   assignedSeq: number
   lastTimestamp: number
-  /** The highest seq reads may return. */
+  /** The highest seq reads may return (with `"always"`: raised when the appends that wrote them are resumed). */
   visibleSeq: number
   /** Notified whenever `visibleSeq` rises or the journal closes: followers wait on it. */
   readonly settled = new Settled()
@@ -76,9 +77,9 @@ export class Writer {
   }
 
   /**
-   * Every record below this seq that ever existed was truncated away: the truncation point, but no
-   * higher than one past the last record a truncation could remove (seqs skipped by a truncation past
-   * the end never existed).
+   * A follower from this seq on lost nothing to truncation: the truncation point, or one past the
+   * highest seq that existed below it when it lay beyond the end of the log (the seqs in between are
+   * never assigned: later appends and restores start at or above the truncation point).
    */
   get removedBefore(): number {
     return Math.min(this.checkpoint.truncatedBefore, this.streamsLog.lastSeq + 1)
@@ -172,13 +173,18 @@ export class Writer {
     )
   }
 
-  /** Succeeds with `result` once every record up to `seq` is durable as the durability mode promises. */
+  /**
+   * Succeeds with `result` once every record up to `seq` is durable as the durability mode promises
+   * (and, with `"always"`, visible).
+   */
   acknowledge<A>(method: string, seq: number, result: A): Effect.Effect<A, JournalError> {
-    if (this.segments.durability !== "always" || this.durableSeq >= seq) return Effect.succeed(result)
+    if (this.segments.durability !== "always" || this.visibleSeq >= seq) return Effect.succeed(result)
     return Effect.callback<A, JournalError>((resume) => {
       // The fiber may have yielded since its write: a flush may have covered it, or a failure (or a
       // close) ended writing, and neither would ever resume a waiter registered now.
-      if (this.durableSeq >= seq) return resume(Effect.succeed(result))
+      if (this.visibleSeq >= seq) return resume(Effect.succeed(result))
+      // Durable, and visible on the microtask `markDurable` queued: resumed after it.
+      if (this.durableSeq >= seq) return queueMicrotask(() => resume(Effect.succeed(result)))
       const refusal = this.writeRefusal(method)
       if (refusal !== undefined) return resume(Effect.fail(refusal))
       this.waiters.push({ seq, done: (error) => resume(error === undefined ? Effect.succeed(result) : Effect.fail(error)) })
@@ -242,8 +248,9 @@ export class Writer {
       const done = (error: unknown) => {
         clearInterval(wake)
         this.syncing = undefined
-        resolve()
         flushed(error)
+        // After `flushed`: what waits for this round (a truncation) runs once the records it covered are visible.
+        resolve()
         if (this.waiters.length > 0) this.startSync()
       }
       try {
@@ -268,18 +275,23 @@ export class Writer {
     }
   }
 
-  /** Records that everything up to `seq` is on the device, and acknowledges the appends waiting for it. */
+  /**
+   * Records that everything up to `seq` is on the device and, after the current synchronous step (a
+   * rotation, a write) has finished, never inside it: makes it visible (with `"always"`) and
+   * acknowledges the appends waiting for it, all in one step, so that a follower (woken on a later
+   * microtask) never sees a record whose append has not returned.
+   */
   private markDurable(seq: number): void {
     this.durableSeq = Math.max(this.durableSeq, seq)
-    if (this.segments.durability === "always" && this.durableSeq > this.visibleSeq) {
-      this.visibleSeq = this.durableSeq
-      this.settled.notify()
-    }
+    const visible = this.segments.durability === "always" ? this.durableSeq : this.visibleSeq
     const done = this.waiters.filter((waiter) => waiter.seq <= this.durableSeq)
-    if (done.length === 0) return
+    if (done.length === 0 && visible <= this.visibleSeq) return
     this.waiters = this.waiters.filter((waiter) => waiter.seq > this.durableSeq)
-    // Resumed after the current synchronous step (a rotation, a write) has finished, never inside it.
     queueMicrotask(() => {
+      if (visible > this.visibleSeq) {
+        this.visibleSeq = visible
+        this.settled.notify()
+      }
       for (const waiter of done) waiter.done(undefined)
     })
   }
