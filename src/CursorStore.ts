@@ -21,7 +21,9 @@ import {
   cursorNameProblem,
   decideAcquire,
   decideCommit,
+  decideDelete,
   decideRelease,
+  expiryProblem,
   releaseProblem
 } from "./internal/cursorChecks.ts"
 
@@ -160,9 +162,9 @@ export interface CursorStore {
   readonly acquire: (name: string, owner: string, ttlMs: number) => Effect.Effect<Lease, CursorStoreError | LeaseHeld>
   /** Gives the lease of `name` up if `owner` holds it; a no-op otherwise. */
   readonly release: (name: string, owner: string) => Effect.Effect<void, CursorStoreError>
-  /** Every committed cursor, ordered by name. */
+  /** Every committed cursor, ordered by name (by UTF-16 code units, as JavaScript compares strings, in every layer). */
   readonly list: Effect.Effect<ReadonlyArray<Cursor>, CursorStoreError>
-  /** Removes the cursor (and any lease) of `name`; a no-op if there is none. */
+  /** Removes the cursor (and any lease) of `name`; a no-op if there is none. A later owner still gets a higher fencing token. */
   readonly delete: (name: string) => Effect.Effect<void, CursorStoreError>
 }
 
@@ -216,7 +218,7 @@ export interface EntryStore {
     name: string,
     change: (entry: CursorEntry | undefined) => { readonly store?: CursorEntry | null | undefined; readonly result: A }
   ) => Effect.Effect<A, CursorStoreError>
-  /** Every name with a committed cursor, with its entry, ordered by name. */
+  /** Every stored name with its entry, in any order (`list` keeps the committed ones and orders them). */
   readonly entries: Effect.Effect<ReadonlyArray<readonly [string, CursorEntry]>, CursorStoreError>
 }
 
@@ -256,8 +258,10 @@ export const make = (entries: EntryStore): CursorStore => {
     acquire: (name, owner, ttlMs) => {
       const problem = acquireProblem(name, owner, ttlMs)
       if (problem !== undefined) return invalid("acquire", problem)
-      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const late = expiryProblem(now, ttlMs)
+        if (late !== undefined) return invalid("acquire", late)
+        return Effect.flatMap(
           entries.update<ReturnType<typeof decideAcquire>>("acquire", name, (entry) => {
             const decided = decideAcquire(entry, owner, ttlMs, now)
             return "held" in decided ? { result: decided } : { store: decided.entry, result: decided }
@@ -266,17 +270,21 @@ export const make = (entries: EntryStore): CursorStore => {
             "held" in decided
               ? Effect.fail(new LeaseHeld({ name, owner: decided.held.owner, until: decided.held.until }))
               : Effect.succeed({ name, owner, until: decided.entry.lease!.until, token: decided.entry.lease!.token })
-        ))
+        )
+      })
     },
     release: (name, owner) => {
       const problem = releaseProblem(name, owner)
       if (problem !== undefined) return invalid("release", problem)
       return entries.update("release", name, (entry) => ({ store: decideRelease(entry, owner), result: undefined }))
     },
-    list: Effect.map(entries.entries, (all) => all.flatMap(([name, entry]) => Option.toArray(toCursor(name, entry)))),
+    list: Effect.map(entries.entries, (all) =>
+      all.flatMap(([name, entry]) => Option.toArray(toCursor(name, entry))).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))),
     delete: (name) => {
       const problem = cursorNameProblem(name)
-      return problem !== undefined ? invalid("delete", problem) : entries.update("delete", name, () => ({ store: null, result: undefined }))
+      return problem !== undefined
+        ? invalid("delete", problem)
+        : entries.update("delete", name, (entry) => ({ store: decideDelete(entry), result: undefined }))
     }
   })
 }
@@ -298,9 +306,7 @@ export const makeMemory: Effect.Effect<CursorStore> = Effect.sync(() => {
         else if (store !== undefined) stored.set(name, store)
         return result
       }),
-    entries: Effect.sync(() =>
-      Array.from(stored).filter(([, entry]) => entry.seq !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    )
+    entries: Effect.sync(() => Array.from(stored))
   })
 })
 

@@ -7,6 +7,8 @@
 /** @since 0.1.0 */
 export * as DirectoryArchive from "./DirectoryArchive.ts"
 /** @since 0.1.0 */
+export * as FileCursorStore from "./FileCursorStore.ts"
+/** @since 0.1.0 */
 export * as FileJournal from "./FileJournal.ts"
 /** @since 0.1.0 */
 export * as FileSnapshotStore from "./FileSnapshotStore.ts"

@@ -6,18 +6,18 @@
  * @internal
  */
 import type { CursorEntry, StoredLease } from "../CursorStore.ts"
-import { integerProblem, nameProblem } from "./validate.ts"
+import { describeValue, guarded, integerProblem, nameProblem } from "./validate.ts"
 
 /** Checks a subscription name (the rules of stream names). @internal */
 export const cursorNameProblem = (name: unknown): string | undefined => nameProblem("name", name)
 
-/** Checks `commit`'s arguments. @internal */
+/** Checks `commit`'s arguments (a lease whose fields cannot be read is a problem, not a defect). @internal */
 export const commitProblem = (name: unknown, seq: unknown, lease: unknown): string | undefined =>
-  cursorNameProblem(name) ?? integerProblem("seq", seq, 0) ?? leaseArgumentProblem(name, lease)
+  cursorNameProblem(name) ?? integerProblem("seq", seq, 0) ?? guarded(() => leaseArgumentProblem(name, lease))
 
 const leaseArgumentProblem = (name: unknown, lease: unknown): string | undefined => {
   if (lease === undefined) return undefined
-  if (lease === null || typeof lease !== "object") return `lease must be a lease returned by acquire, got ${lease === null ? "null" : typeof lease}`
+  if (lease === null || typeof lease !== "object") return `lease must be a lease returned by acquire, got ${describeValue(lease)}`
   const value = lease as { readonly name?: unknown; readonly owner?: unknown; readonly token?: unknown }
   if (value.name !== name) return `the lease is for ${JSON.stringify(value.name)}, not ${JSON.stringify(name)}`
   return nameProblem("owner", value.owner) ?? integerProblem("lease token", value.token, 1)
@@ -26,6 +26,10 @@ const leaseArgumentProblem = (name: unknown, lease: unknown): string | undefined
 /** Checks `acquire`'s arguments. @internal */
 export const acquireProblem = (name: unknown, owner: unknown, ttlMs: unknown): string | undefined =>
   cursorNameProblem(name) ?? nameProblem("owner", owner) ?? integerProblem("ttlMs", ttlMs, 1)
+
+/** Checks that a lease taken at `now` for `ttlMs` expires at a safe integer (DESIGN §1). @internal */
+export const expiryProblem = (now: number, ttlMs: number): string | undefined =>
+  Number.isSafeInteger(now + ttlMs) ? undefined : `ttlMs ${ttlMs} from now (${now}) ends beyond Number.MAX_SAFE_INTEGER`
 
 /** Checks `release`'s arguments. @internal */
 export const releaseProblem = (name: unknown, owner: unknown): string | undefined =>
@@ -71,4 +75,14 @@ export const decideRelease = (entry: CursorEntry | undefined, owner: string): Cu
   if (entry?.lease === undefined || entry.lease.owner !== owner) return undefined
   const { lease: _, ...rest } = entry
   return rest
+}
+
+/**
+ * What `delete` does to `entry`: `null` (remove it), or when a fencing token was handed out for the
+ * name, an entry with that token only — so an owner taking the name later still gets a higher
+ * token than every earlier owner; `undefined` when there is no cursor or lease to remove. @internal
+ */
+export const decideDelete = (entry: CursorEntry | undefined): CursorEntry | null | undefined => {
+  if (entry === undefined || (entry.seq === undefined && entry.lease === undefined)) return undefined
+  return entry.token === 0 ? null : { token: entry.token }
 }

@@ -132,7 +132,7 @@ const pause = (ms: number): void => {
 export const lockDirectory = (io: FileIo, directory: string): () => void => {
   const lockPath = `${directory}/LOCK`
   if (heldHere.has(directory)) {
-    throw new Error(`${directory} is already open in this process (lock file ${lockPath}); close the other journal first`)
+    throw new Error(`${directory} is already open in this process (lock file ${lockPath}); close the other store first`)
   }
   const host = os.hostname()
   const nonce = randomUUID()
@@ -219,12 +219,12 @@ export const lockDirectory = (io: FileIo, directory: string): () => void => {
         if (holder.owner.pid === process.pid) {
           throw new Error(
             `${directory} is already open in this process (${holder.owner.thread === threadId ? "by another path to it" : `in thread ${holder.owner.thread}`}; ` +
-              `lock file ${lockPath}); close the other journal first`
+              `lock file ${lockPath}); close the other store first`
           )
         }
         throw new Error(
           `${directory} is locked by process ${holder.owner.pid} on host ${holder.owner.host} (lock file ${lockPath}); ` +
-            "only one writer may open a journal directory"
+            "only one process at a time may open the directory"
         )
       }
       if (Date.now() > deadline) {

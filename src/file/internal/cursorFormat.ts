@@ -1,0 +1,95 @@
+/**
+ * The on-disk format of the file CursorStore: one file per subscription name.
+ *
+ * File name: the lowercase hex of the name's UTF-8 bytes plus `.cursor` when that is at most 100
+ * bytes (so ≤ 207 characters, and only `[0-9a-f]`: safe on every file system, case-insensitive ones
+ * included, whatever the name holds — `/`, `..`, unicode); a longer name (names may be 256 UTF-16
+ * units, up to 768 UTF-8 bytes) is `sha256-` plus the hex of its SHA-256. The two forms cannot meet:
+ * `s` is not a hex digit.
+ *
+ * Content: a state file (`encodeState`: `ANNALSST`, a CRC-32, a msgpack body) whose body is
+ * `["annals.cursor", 1, name, seq | null, updatedAt | null, [owner, until, token] | null, token]`.
+ * The name inside is checked against the file's name when read, so a file renamed or copied under
+ * another name is damage, not another subscription's cursor.
+ * @internal
+ */
+import { Buffer } from "node:buffer"
+import { createHash } from "node:crypto"
+import type { CursorEntry } from "../../CursorStore.ts"
+import { integerProblem, nameProblem } from "../../internal/validate.ts"
+import { decodeState, encodeState } from "./segmentFormat.ts"
+
+const FORMAT = "annals.cursor"
+const FORMAT_VERSION = 1
+const SUFFIX = ".cursor"
+/** Names whose UTF-8 form is longer than this are hashed. */
+const MAX_DIRECT_BYTES = 100
+const FILE_NAME = /^(?:[0-9a-f]+|sha256-[0-9a-f]{64})\.cursor$/
+
+/** The file name of the subscription `name`. @internal */
+export const cursorFileName = (name: string): string => {
+  const bytes = Buffer.from(name, "utf8")
+  return bytes.length <= MAX_DIRECT_BYTES
+    ? `${bytes.toString("hex")}${SUFFIX}`
+    : `sha256-${createHash("sha256").update(bytes).digest("hex")}${SUFFIX}`
+}
+
+/** True when `file` (a name in the directory) has the form of a cursor file. @internal */
+export const isCursorFileName = (file: string): boolean => FILE_NAME.test(file)
+
+/** The bytes of the entry file of `name`. @internal */
+export const encodeCursorFile = (name: string, entry: CursorEntry): Uint8Array =>
+  encodeState([
+    FORMAT,
+    FORMAT_VERSION,
+    name,
+    entry.seq ?? null,
+    entry.updatedAt ?? null,
+    entry.lease === undefined ? null : [entry.lease.owner, entry.lease.until, entry.lease.token],
+    entry.token
+  ])
+
+const optionalInteger = (what: string, value: unknown, min: number): string | undefined =>
+  value === null ? undefined : integerProblem(what, value, min)
+
+/** What is wrong with a decoded body, or undefined when it is a well-formed entry. */
+const bodyProblem = (fields: unknown): string | undefined => {
+  if (!Array.isArray(fields) || fields.length !== 7 || fields[0] !== FORMAT) return "it is not an annals cursor file"
+  if (fields[1] !== FORMAT_VERSION) return `its format version ${String(fields[1])} is not supported`
+  const [, , name, seq, updatedAt, lease, token] = fields as Array<unknown>
+  const problem = nameProblem("its name", name) ??
+    optionalInteger("its seq", seq, 0) ??
+    optionalInteger("its updatedAt", updatedAt, 0) ??
+    ((seq === null) !== (updatedAt === null) ? "its seq and updatedAt must be both present or both absent" : undefined) ??
+    integerProblem("its token", token, 0)
+  if (problem !== undefined || lease === null) return problem
+  if (!Array.isArray(lease) || lease.length !== 3) return "its lease is not [owner, until, token]"
+  return nameProblem("its lease owner", lease[0]) ?? integerProblem("its lease expiry", lease[1], 0) ??
+    integerProblem("its lease token", lease[2], 1)
+}
+
+/**
+ * Decodes the entry file named `file`: the name and entry, or a sentence naming the damage (a bad
+ * checksum, a malformed body, a name that does not belong to this file). @internal
+ */
+export const decodeCursorFile = (
+  file: string,
+  bytes: Uint8Array
+): { readonly name: string; readonly entry: CursorEntry } | { readonly problem: string } => {
+  const decoded = decodeState(bytes)
+  if ("problem" in decoded) return decoded
+  const problem = bodyProblem(decoded.value)
+  if (problem !== undefined) return { problem }
+  const [, , name, seq, updatedAt, lease, token] = decoded.value as [
+    string, number, string, number | null, number | null, [string, number, number] | null, number
+  ]
+  if (cursorFileName(name) !== file) return { problem: `it holds the cursor of ${JSON.stringify(name)}, which belongs in ${cursorFileName(name)}` }
+  return {
+    name,
+    entry: {
+      ...(seq !== null ? { seq, updatedAt: updatedAt! } : {}),
+      ...(lease !== null ? { lease: { owner: lease[0], until: lease[1], token: lease[2] } } : {}),
+      token
+    }
+  }
+}
