@@ -9,28 +9,33 @@
  *
  *   catchup  builds a journal of ANNALS_BENCH_RECORDS records (default 1,000,000, a multiple of
  *            10,000; the large mixed journal of bench/file.ts, built "os", reopened "always"), then
- *            runs rounds (median of 5 after a warm-up) of:
+ *            runs interleaved rounds (median of 5 after a warm-up) of:
  *            - catchup_replay_from_1_records_per_s: the raw baseline, the journal's `replayFrom(1)`
  *              run with `Stream.runForEachArray` and a handler that only counts;
  *            - catchup_follow_from_1_records_per_s: the journal's `follow(1)` up to the last record,
  *              the same way (what a subscription reads through), for context;
- *            - catchup_subscription_memory_cursors_records_per_s: a Subscription with a handler that
- *              only counts, from no cursor to `awaitCaughtUp` (which waits for the last commit), on
- *              the memory CursorStore, default batches (1000 records, no wait); its ratio to the
- *              replay, target ≥ 0.8; the commits it made (counted by a wrapping CursorStore) and
- *              its handler calls, informational.
- *   live     one writer appends ANNALS_BENCH_APPENDS (default 3,000) single-event appends one
- *            after another, after 500 warm-up appends, to a file journal with durability "always",
+ *            - catchup_subscription_{memory,file}_cursors_records_per_s: a new Subscription with a
+ *              handler that only counts, from no cursor until `awaitCaughtUp` returns (which waits
+ *              for the commit of the last record), default batches (1,000 records, no wait), on the
+ *              memory CursorStore and on the file CursorStore (a new directory each round; its open
+ *              is not timed); _ratio_to_replay: that rate over the replay's, target ≥ 0.8;
+ *              _commits: the commits it made until caught up (counted by a wrapping CursorStore);
+ *              _handler_calls: its batches;
+ *            - catchup_commit_cost_file_vs_memory = 1 − rate(file) / rate(memory), target ≤ 0.05
+ *              (negative when the file rounds happened to run faster).
+ *   live     one writer makes ANNALS_BENCH_APPENDS (default 3,000) single-event appends one after
+ *            another, after 500 warm-up appends, to a new file journal with durability "always",
  *            while a Subscription (default batches, memory CursorStore) follows it. For each seq:
  *            when its append was started, when it returned (acknowledged) and when the handler got
- *            it (performance.now(), one process):
- *            - live_handler_after_ack_p50_ms ≤ 0.5 and _p99_ms ≤ 2: handler − ack (negative when
- *              the follower, woken when the record became visible, ran before the appending fiber
- *              resumed);
- *            - live_handler_before_ack_count: how many of them were negative;
- *            - live_handler_after_append_start_p50_ms / _p99_ms and live_append_p50_ms: handler −
- *              start and ack − start, for context (the fdatasync is most of both);
- *            - live_records_per_handler_call: how the records were batched.
+ *            it (performance.now(), one process). Run twice: `live_…` with the writer in a tight
+ *            loop, `live_yielding_writer_…` with an `Effect.yieldNow` after each append (as a writer
+ *            that waits for its next request lets other fibers run):
+ *            - _handler_after_ack_p50_ms ≤ 0.5 and _p99_ms ≤ 2: handler − ack (negative when the
+ *              follower, woken when the record became visible, ran before the appending fiber
+ *              resumed); _handler_before_ack_count: how many of them were negative;
+ *            - _handler_after_append_start_p50_ms / _p99_ms and _append_p50_ms: handler − start and
+ *              ack − start, for context (the fdatasync is most of an append);
+ *            - _records_per_handler_call: how the records were batched.
  *
  *   bun bench/subscription.ts [groups…]
  *   deno run -A bench/subscription.ts [groups…]
@@ -40,8 +45,9 @@
  *
  * ANNALS_BENCH_DIR overrides the parent directory of the temporary directories (default os.tmpdir()).
  */
-import { Effect, Stream } from "effect"
+import { Effect, type Scope, Stream } from "effect"
 import { join } from "node:path"
+import { FileCursorStore } from "../src/file/index.ts"
 import { CursorStore, Journal, Subscription } from "../src/index.ts"
 import { buildLargeJournal, eventAt, makeTempDirs, openJournal, streamRef } from "./fixtures.ts"
 import { median, percentile, report } from "./report.ts"
@@ -71,18 +77,10 @@ const countingCommits = (store: CursorStore.CursorStore) => {
   return { store: counted, commits: () => commits }
 }
 
-/** Runs `effect` with `journal` and `cursors` provided. */
-const runWith = <A, E>(
-  effect: Effect.Effect<A, E, Journal.Journal | CursorStore.CursorStore>,
-  journal: Journal.Journal,
-  cursors: CursorStore.CursorStore
-) =>
-  Effect.runPromise(
-    effect.pipe(Effect.provideService(Journal.Journal, journal), Effect.provideService(CursorStore.CursorStore, cursors))
-  )
-
-/** A fresh memory CursorStore. */
-const memoryCursors = () => Effect.runPromise(CursorStore.makeMemory)
+/** Provides `journal` and `cursors` to an effect. */
+const provide = (journal: Journal.Journal, cursors: CursorStore.CursorStore) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(Effect.provideService(Journal.Journal, journal), Effect.provideService(CursorStore.CursorStore, cursors))
 
 // ─── 1. Catch-up over a large journal ─────────────────────────────────────────────────────────────
 /** Seconds for the raw baseline: `replayFrom(1)` to its end, counting records. */
@@ -114,10 +112,13 @@ const followRound = (journal: Journal.Journal, records: number) =>
   }))
 
 /** One catch-up: a new Subscription from no cursor until `awaitCaughtUp`; its seconds, commits and handler calls. */
-const subscriptionRound = (journal: Journal.Journal, store: CursorStore.CursorStore, records: number) => {
-  const cursors = countingCommits(store)
-  return runWith(
-    Effect.scoped(Effect.gen(function*() {
+const subscriptionRound = <E>(
+  journal: Journal.Journal,
+  openCursors: Effect.Effect<CursorStore.CursorStore, E, Scope.Scope>,
+  records: number
+) => {
+  const round = (cursors: ReturnType<typeof countingCommits>) =>
+    Effect.gen(function*() {
       let count = 0
       let calls = 0
       const start = performance.now()
@@ -136,10 +137,8 @@ const subscriptionRound = (journal: Journal.Journal, store: CursorStore.CursorSt
         throw new Error(`catchup: the subscription handled ${count} records and committed ${status.cursor}, expected ${records}`)
       }
       return { seconds, commits, calls }
-    })),
-    journal,
-    cursors.store
-  )
+    }).pipe(provide(journal, cursors.store))
+  return Effect.runPromise(Effect.scoped(Effect.flatMap(openCursors, (store) => round(countingCommits(store)))))
 }
 
 const catchup = async () => {
@@ -149,29 +148,39 @@ const catchup = async () => {
   const buildSeconds = await buildLargeJournal(directory, { records: RECORDS, hotEvents: RECORDS / 100 })
   report({ bench: "catchup_build_seconds_os", value: buildSeconds, unit: "s" })
   const { journal, close } = await openJournal({ directory, durability: "always" })
-  const memoryRound = async () => subscriptionRound(journal, await memoryCursors(), RECORDS)
+  const memoryRound = () => subscriptionRound(journal, CursorStore.makeMemory, RECORDS)
+  // A new directory each round, so that the subscription starts without a cursor.
+  const fileRound = () => subscriptionRound(journal, FileCursorStore.make({ directory: temp.make("cursors") }), RECORDS)
   // Warm-up (and the page cache), then interleaved rounds so that a noisy stretch hits all alike.
   await replayRound(journal, RECORDS)
   await followRound(journal, RECORDS)
   await memoryRound()
+  await fileRound()
   const replays: Array<number> = []
   const follows: Array<number> = []
-  const memory: Array<Awaited<ReturnType<typeof subscriptionRound>>> = []
+  const memory: Array<Awaited<ReturnType<typeof memoryRound>>> = []
+  const file: Array<Awaited<ReturnType<typeof fileRound>>> = []
   for (let r = 0; r < ROUNDS; r++) {
     replays.push(RECORDS / (await replayRound(journal, RECORDS)))
     follows.push(RECORDS / (await followRound(journal, RECORDS)))
     memory.push(await memoryRound())
+    file.push(await fileRound())
   }
   await close()
   const replayRate = median(replays)
-  const memoryRate = median(memory.map((round) => RECORDS / round.seconds))
+  const rateOf = (rounds: ReadonlyArray<{ readonly seconds: number }>) => median(rounds.map((round) => RECORDS / round.seconds))
+  const memoryRate = rateOf(memory)
+  const fileRate = rateOf(file)
   report({ bench: "catchup_records", value: RECORDS, unit: "records" })
   report({ bench: "catchup_replay_from_1_records_per_s", value: replayRate, unit: "records/s" })
   report({ bench: "catchup_follow_from_1_records_per_s", value: median(follows), unit: "records/s" })
-  report({ bench: "catchup_subscription_memory_cursors_records_per_s", value: memoryRate, unit: "records/s" })
-  report({ bench: "catchup_subscription_memory_ratio_to_replay", value: memoryRate / replayRate, unit: "ratio", target: { min: 0.8 } })
-  report({ bench: "catchup_subscription_memory_commits", value: median(memory.map((round) => round.commits)), unit: "commits" })
-  report({ bench: "catchup_subscription_memory_handler_calls", value: median(memory.map((round) => round.calls)), unit: "calls" })
+  for (const [variant, rate, rounds] of [["memory", memoryRate, memory], ["file", fileRate, file]] as const) {
+    report({ bench: `catchup_subscription_${variant}_cursors_records_per_s`, value: rate, unit: "records/s" })
+    report({ bench: `catchup_subscription_${variant}_ratio_to_replay`, value: rate / replayRate, unit: "ratio", target: { min: 0.8 } })
+    report({ bench: `catchup_subscription_${variant}_commits`, value: median(rounds.map((round) => round.commits)), unit: "commits" })
+    report({ bench: `catchup_subscription_${variant}_handler_calls`, value: median(rounds.map((round) => round.calls)), unit: "calls" })
+  }
+  report({ bench: "catchup_commit_cost_file_vs_memory", value: 1 - fileRate / memoryRate, unit: "ratio", target: { max: 0.05 } })
 }
 
 // ─── 2. Live: a durable append to the handler ─────────────────────────────────────────────────────
@@ -197,7 +206,7 @@ const livePhase = async (total: number, from: number, yieldAfterAppend: boolean)
   let calls = 0
   const { journal, close } = await openJournal({ directory: join(temp.make("live"), "journal"), durability: "always" })
   const stream = streamRef("live")
-  await runWith(
+  const follow = (cursors: CursorStore.CursorStore) =>
     Effect.scoped(Effect.gen(function*() {
       const subscription = yield* Subscription.make({
         name: "live",
@@ -216,10 +225,8 @@ const livePhase = async (total: number, from: number, yieldAfterAppend: boolean)
         if (yieldAfterAppend) yield* Effect.yieldNow
       }
       yield* subscription.awaitCaughtUp
-    })),
-    journal,
-    await memoryCursors()
-  )
+    }).pipe(provide(journal, cursors)))
+  await Effect.runPromise(Effect.flatMap(CursorStore.makeMemory, follow))
   await close()
   return { timings, calls }
 }
