@@ -20,7 +20,8 @@
  *              memory CursorStore and on the file CursorStore (a new directory each round; its open
  *              is not timed); _ratio_to_replay: that rate over the replay's, target ≥ 0.8;
  *              _commits: the commits it made until caught up (counted by a wrapping CursorStore);
- *              _handler_calls: its batches;
+ *              _handler_calls: its batches; _first_commit_stored_at: when the first commit had been
+ *              stored, as a fraction of the catch-up's time (near 1: nothing was stored until the end);
  *            - catchup_commit_cost_file_vs_memory = 1 − rate(file) / rate(memory), target ≤ 0.05
  *              (negative when the file rounds happened to run faster).
  *   live     one writer makes ANNALS_BENCH_APPENDS (default 3,000) single-event appends one after
@@ -63,18 +64,22 @@ const sizeFromEnv = (name: string, fallback: number): number => {
   return value
 }
 
-/** A CursorStore that counts the commits made through it. */
+/** A CursorStore that counts the commits made through it, and notes when the first one was stored (performance.now()). */
 const countingCommits = (store: CursorStore.CursorStore) => {
   let commits = 0
+  let firstStoredAt: number | undefined
   const counted: CursorStore.CursorStore = {
     ...store,
     commit: (name, seq, lease) =>
       Effect.suspend(() => {
         commits++
-        return store.commit(name, seq, lease)
+        return Effect.tap(store.commit(name, seq, lease), () =>
+          Effect.sync(() => {
+            firstStoredAt ??= performance.now()
+          }))
       })
   }
-  return { store: counted, commits: () => commits }
+  return { store: counted, commits: () => commits, firstStoredAt: () => firstStoredAt }
 }
 
 /** Provides `journal` and `cursors` to an effect. */
@@ -133,10 +138,11 @@ const subscriptionRound = <E>(
       const status = yield* subscription.awaitCaughtUp
       const seconds = (performance.now() - start) / 1000
       const commits = cursors.commits()
+      const firstStored = ((cursors.firstStoredAt() ?? Number.NaN) - start) / 1000 / seconds
       if (count !== records || status.cursor !== records) {
         throw new Error(`catchup: the subscription handled ${count} records and committed ${status.cursor}, expected ${records}`)
       }
-      return { seconds, commits, calls }
+      return { seconds, commits, calls, firstStored }
     }).pipe(provide(journal, cursors.store))
   return Effect.runPromise(Effect.scoped(Effect.flatMap(openCursors, (store) => round(countingCommits(store)))))
 }
@@ -179,6 +185,11 @@ const catchup = async () => {
     report({ bench: `catchup_subscription_${variant}_ratio_to_replay`, value: rate / replayRate, unit: "ratio", target: { min: 0.8 } })
     report({ bench: `catchup_subscription_${variant}_commits`, value: median(rounds.map((round) => round.commits)), unit: "commits" })
     report({ bench: `catchup_subscription_${variant}_handler_calls`, value: median(rounds.map((round) => round.calls)), unit: "calls" })
+    report({
+      bench: `catchup_subscription_${variant}_first_commit_stored_at`,
+      value: median(rounds.map((round) => round.firstStored)),
+      unit: "fraction of the catch-up"
+    })
   }
   report({ bench: "catchup_commit_cost_file_vs_memory", value: 1 - fileRate / memoryRate, unit: "ratio", target: { max: 0.05 } })
 }
