@@ -37,46 +37,19 @@
  *
  * ANNALS_BENCH_DIR overrides the parent directory of the temporary directories (default os.tmpdir()).
  */
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import type { EventData, Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
+import type { Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
 import { FileJournal } from "../src/file/index.ts"
+import { buildLargeJournal, eventAt, hotStream, makeTempDirs, openJournal, PAYLOAD_BYTES, streamRef } from "./fixtures.ts"
 import { median, onBun, percentile, report, runtime } from "./report.ts"
 
 const MB = 1_000_000
 
-// ─── Fixtures ─────────────────────────────────────────────────────────────────────────────────────
-const PAYLOAD_BYTES = 100
-/** 1,024 distinct pseudo-random 100-byte payloads (a fixed seed, so every run stores the same bytes). */
-const payloads: ReadonlyArray<Uint8Array> = (() => {
-  let x = 0x9e3779b9
-  return Array.from({ length: 1024 }, () => {
-    const bytes = new Uint8Array(PAYLOAD_BYTES)
-    for (let i = 0; i < bytes.length; i++) {
-      x ^= x << 13
-      x ^= x >>> 17
-      x ^= x << 5
-      bytes[i] = x & 0xff
-    }
-    return bytes
-  })
-})()
-const eventAt = (i: number): EventData => ({ type: i % 3 === 2 ? "Debited" : "Credited", payload: payloads[i & 1023]! })
-const streamRef = (id: string): StreamRef => ({ namespace: "account", id })
-
-const tempDirs: Array<string> = []
-const tempDir = (label: string) => {
-  const dir = fs.mkdtempSync(join(process.env["ANNALS_BENCH_DIR"] ?? os.tmpdir(), `annals-bench-${label}-`))
-  tempDirs.push(dir)
-  return dir
-}
-const removeTempDirs = () => {
-  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
-}
+const { make: tempDir, removeAll: removeTempDirs } = makeTempDirs()
 
 /** Every regular file under `dir`, recursively. */
 const filesUnder = (dir: string): Array<string> =>
@@ -84,17 +57,6 @@ const filesUnder = (dir: string): Array<string> =>
     entry.isDirectory() ? filesUnder(join(dir, entry.name)) : entry.isFile() ? [join(dir, entry.name)] : []
   )
 const bytesUnder = (dir: string) => filesUnder(dir).reduce((sum, file) => sum + fs.statSync(file).size, 0)
-
-/** A journal open in a scope the caller closes (so raw rounds can run between its rounds). */
-interface OpenJournal {
-  readonly journal: Journal
-  readonly close: () => Promise<void>
-}
-const openJournal = async (options: FileJournal.FileJournalOptions): Promise<OpenJournal> => {
-  const scope = await Effect.runPromise(Scope.make())
-  const journal = await Effect.runPromise(Scope.provide(scope)(FileJournal.make(options)))
-  return { journal, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
-}
 
 /**
  * The bytes one single-event append adds to the journal's files, measured over `count` appends
@@ -282,40 +244,15 @@ const osAppend = async () => {
 // ─── 4–6. One 1,000,000-record journal: replay, open, read ─────────────────────────────────────────
 const RECORDS = 1_000_000
 const HOT_EVENTS = 10_000
-const BULK = 100
-const OTHER_STREAMS = 999
-const hot = streamRef("hot")
-
 /**
- * 9,900 appends of 100 events round-robin over 999 streams, and after each about one single-event
- * append to the hot stream (10,000 in all), so the hot stream's events are spread over the whole log
- * one or two per 100 records. "os" durability; the scope closes the writer at the end.
+ * The large journal: 9,900 appends of 100 events round-robin over 999 streams, and after each about
+ * one single-event append to the hot stream (10,000 in all), so the hot stream's events are spread
+ * over the whole log one or two per 100 records ("os" durability).
  */
-const build = (directory: string) =>
-  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const journal = yield* FileJournal.make({ directory, durability: "os" })
-    const bulkAppends = (RECORDS - HOT_EVENTS) / BULK
-    const versions = new Array<number>(OTHER_STREAMS).fill(0)
-    const others = Array.from({ length: OTHER_STREAMS }, (_, i) => streamRef(`acct-${i}`))
-    let hotVersion = 0
-    let n = 0
-    const start = performance.now()
-    for (let b = 0; b < bulkAppends; b++) {
-      const s = b % OTHER_STREAMS
-      const events = Array.from({ length: BULK }, () => eventAt(n++))
-      yield* journal.append(others[s]!, versions[s]!, events)
-      versions[s]! += BULK
-      const hotDue = Math.floor(((b + 1) * HOT_EVENTS) / bulkAppends) - Math.floor((b * HOT_EVENTS) / bulkAppends)
-      for (let h = 0; h < hotDue; h++) {
-        yield* journal.append(hot, hotVersion, [eventAt(n++)])
-        hotVersion++
-      }
-    }
-    const seconds = (performance.now() - start) / 1000
-    const lastSeq = yield* journal.lastSeq
-    if (lastSeq !== RECORDS || hotVersion !== HOT_EVENTS) throw new Error(`build: lastSeq ${lastSeq}, hot version ${hotVersion}`)
-    report({ bench: "large_build_seconds_1M_records_os", value: seconds, unit: "s" })
-  })))
+const build = async (directory: string) => {
+  const seconds = await buildLargeJournal(directory, { records: RECORDS, hotEvents: HOT_EVENTS })
+  report({ bench: "large_build_seconds_1M_records_os", value: seconds, unit: "s" })
+}
 
 let large: string | undefined
 const largeJournal = async () => {
@@ -497,7 +434,7 @@ const read = async () => {
   const readHot = () =>
     Effect.runPromise(Effect.gen(function*() {
       const start = performance.now()
-      const records = yield* Stream.runCollect(journal.read(hot))
+      const records = yield* Stream.runCollect(journal.read(hotStream))
       const ms = performance.now() - start
       if (records.length !== HOT_EVENTS || records[HOT_EVENTS - 1]!.version !== HOT_EVENTS) {
         throw new Error(`read returned ${records.length} records`)

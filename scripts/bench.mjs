@@ -5,15 +5,17 @@
 // run fails; a missed target is reported in its line ("met": false), not by the exit code.
 // ANNALS_RUNTIMES=bun,node limits the runtimes.
 //
-// Suites: `runtime` (bench/runtime.ts, the default: groups fold, latency, execute) and `file`
+// Suites: `runtime` (bench/runtime.ts, the default: groups fold, latency, execute), `file`
 // (bench/file.ts: groups durable, concurrent, os, large — `large` builds one 1,000,000-record journal
-// and runs replay, open and read over it in one process —, streams and truncate). The first argument may name the suite; the
-// other arguments limit its groups:
+// and runs replay, open and read over it in one process —, streams and truncate) and `subscription`
+// (bench/subscription.ts: groups catchup, live). The first argument may name the suite; the other
+// arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
 //   npm run bench -- execute            # runtime suite, one group
 //   npm run bench -- file               # file suite, all groups
 //   npm run bench -- file durable os    # file suite, some groups
+//   npm run bench -- subscription       # subscription suite, all groups
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -42,7 +44,8 @@ const printJson = (line) => {
 
 const suites = {
   runtime: { script: "runtime", groups: ["fold", "latency", "execute"] },
-  file: { script: "file", groups: ["durable", "concurrent", "os", "large", "streams", "truncate"] }
+  file: { script: "file", groups: ["durable", "concurrent", "os", "large", "streams", "truncate"] },
+  subscription: { script: "subscription", groups: ["catchup", "live"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"

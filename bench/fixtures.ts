@@ -1,0 +1,122 @@
+/**
+ * What the file-backed benchmarks share: the events they append, temporary directories, a journal
+ * open in a scope the caller closes, and the large mixed journal (many bulk streams and one hot
+ * stream spread over the whole log) that the replay, open, read and catch-up figures run over.
+ */
+import { Effect, Exit, Scope } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { join } from "node:path"
+import type { EventData, Journal, StreamRef } from "../src/Journal.ts"
+import { FileJournal } from "../src/file/index.ts"
+
+// ─── Events ───────────────────────────────────────────────────────────────────────────────────────
+/** The size of every benchmark event's payload. */
+export const PAYLOAD_BYTES = 100
+/** 1,024 distinct pseudo-random 100-byte payloads (a fixed seed, so every run stores the same bytes). */
+const payloads: ReadonlyArray<Uint8Array> = (() => {
+  let x = 0x9e3779b9
+  return Array.from({ length: 1024 }, () => {
+    const bytes = new Uint8Array(PAYLOAD_BYTES)
+    for (let i = 0; i < bytes.length; i++) {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      bytes[i] = x & 0xff
+    }
+    return bytes
+  })
+})()
+/** The `i`-th benchmark event: two types, one of 1,024 payloads. */
+export const eventAt = (i: number): EventData => ({ type: i % 3 === 2 ? "Debited" : "Credited", payload: payloads[i & 1023]! })
+/** A stream of the benchmarks' `account` namespace. */
+export const streamRef = (id: string): StreamRef => ({ namespace: "account", id })
+
+// ─── Temporary directories ────────────────────────────────────────────────────────────────────────
+/** Temporary directories made by one benchmark process, removed together at its end. */
+export interface TempDirs {
+  /** A new directory under ANNALS_BENCH_DIR (default `os.tmpdir()`), its name tagged with `label`. */
+  readonly make: (label: string) => string
+  /** Removes every directory made so far. */
+  readonly removeAll: () => void
+}
+
+/** A fresh set of temporary directories. */
+export const makeTempDirs = (): TempDirs => {
+  const made: Array<string> = []
+  return {
+    make: (label) => {
+      const dir = fs.mkdtempSync(join(process.env["ANNALS_BENCH_DIR"] ?? os.tmpdir(), `annals-bench-${label}-`))
+      made.push(dir)
+      return dir
+    },
+    removeAll: () => {
+      for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+// ─── Journals ─────────────────────────────────────────────────────────────────────────────────────
+/** A journal open in a scope the caller closes (so raw rounds can run between its rounds). */
+export interface OpenJournal {
+  readonly journal: Journal
+  readonly close: () => Promise<void>
+}
+
+/** Opens a file journal in a scope of its own. */
+export const openJournal = async (options: FileJournal.FileJournalOptions): Promise<OpenJournal> => {
+  const scope = await Effect.runPromise(Scope.make())
+  const journal = await Effect.runPromise(Scope.provide(scope)(FileJournal.make(options)))
+  return { journal, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/** The shape of a large mixed journal. */
+export interface LargeJournalShape {
+  /** Records in all. */
+  readonly records: number
+  /** Single-event appends to the hot stream among them; `records − hotEvents` must be a multiple of `BULK`. */
+  readonly hotEvents: number
+}
+
+/** Events per bulk append of a large journal. */
+export const BULK = 100
+const OTHER_STREAMS = 999
+/** The stream of a large journal whose events are spread one or two per `BULK` records over the whole log. */
+export const hotStream: StreamRef = streamRef("hot")
+
+/**
+ * Builds a large journal in `directory`: appends of `BULK` events round-robin over 999 streams, and
+ * after each about `hotEvents / bulk appends` single-event appends to the hot stream, so the hot
+ * stream's events are spread over the whole log. "os" durability; closed at the end. Returns the
+ * build's seconds.
+ */
+export const buildLargeJournal = (directory: string, shape: LargeJournalShape): Promise<number> => {
+  const { records, hotEvents } = shape
+  const bulkAppends = (records - hotEvents) / BULK
+  if (!Number.isInteger(bulkAppends) || bulkAppends < 1 || hotEvents < 0) {
+    throw new Error(`buildLargeJournal: ${records} records with ${hotEvents} hot events leave no whole number of ${BULK}-event appends`)
+  }
+  return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const journal = yield* FileJournal.make({ directory, durability: "os" })
+    const versions = new Array<number>(OTHER_STREAMS).fill(0)
+    const others = Array.from({ length: OTHER_STREAMS }, (_, i) => streamRef(`acct-${i}`))
+    let hotVersion = 0
+    let n = 0
+    const start = performance.now()
+    for (let b = 0; b < bulkAppends; b++) {
+      const s = b % OTHER_STREAMS
+      const events = Array.from({ length: BULK }, () => eventAt(n++))
+      yield* journal.append(others[s]!, versions[s]!, events)
+      versions[s]! += BULK
+      const hotDue = Math.floor(((b + 1) * hotEvents) / bulkAppends) - Math.floor((b * hotEvents) / bulkAppends)
+      for (let h = 0; h < hotDue; h++) {
+        yield* journal.append(hotStream, hotVersion, [eventAt(n++)])
+        hotVersion++
+      }
+    }
+    const seconds = (performance.now() - start) / 1000
+    const lastSeq = yield* journal.lastSeq
+    if (lastSeq !== records || hotVersion !== hotEvents) throw new Error(`build: lastSeq ${lastSeq}, hot version ${hotVersion}`)
+    return seconds
+  })))
+}
