@@ -48,8 +48,7 @@ export class Writer {
   private lastFlushMs = 0
   private syncing: Promise<void> | undefined
   private failure: JournalError | undefined
-  /** True once `close` began: no write is taken, followers end. */
-  closed = false
+  private closing = false
   private readonly segments: SegmentSet
   private readonly checkpoint: CheckpointFile
   private readonly streamsLog: StreamsLog
@@ -85,13 +84,18 @@ export class Writer {
     return Math.min(this.checkpoint.truncatedBefore, this.streamsLog.lastSeq + 1)
   }
 
+  /** True once `close` began: no write is taken, followers end. */
+  get closed(): boolean {
+    return this.closing
+  }
+
   private get directory(): string {
     return this.segments.directory
   }
 
   /** Fails when the journal cannot take writes (closed, or poisoned by an earlier I/O failure). */
   writeRefusal(method: string): JournalError | undefined {
-    if (this.closed) return new JournalError({ method, message: `The journal in ${this.directory} is closed` })
+    if (this.closing) return new JournalError({ method, message: `The journal in ${this.directory} is closed` })
     if (this.failure === undefined) return undefined
     return new JournalError({
       method,
@@ -209,7 +213,7 @@ export class Writer {
    * flush. Otherwise the flush runs on the thread pool, and appends keep being written meanwhile.
    */
   startSync(): void {
-    if (this.syncing !== undefined || this.failure !== undefined || this.closed || this.durableSeq >= this.assignedSeq) return
+    if (this.syncing !== undefined || this.failure !== undefined || this.closing || this.durableSeq >= this.assignedSeq) return
     const segments = this.segments
     const io = segments.io
     const target = this.assignedSeq
@@ -345,7 +349,7 @@ export class Writer {
   close(): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
-      self.closed = true
+      self.closing = true
       while (self.syncing !== undefined) yield* Effect.promise(() => self.syncing!)
       const segments = self.segments
       if (self.segments.durability !== "os" && self.failure === undefined && self.durableSeq < self.assignedSeq) {
