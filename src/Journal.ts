@@ -337,7 +337,8 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       if (problem !== undefined) {
         return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
       }
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => appendNow(stream, expectedVersion, events, now))
+      // Followers woken by the last append run first (see `Settled.turn`).
+      return Effect.flatMap(Effect.andThen(settled.turn, Clock.currentTimeMillis), (now) => appendNow(stream, expectedVersion, events, now))
     })
 
   const appendNow = (

@@ -159,3 +159,22 @@ test("two instances given the same lease.owner still never both run: each owner 
     assert.notEqual(first.owner, second.owner)
     assert.ok(first.owner.startsWith("worker/") && second.owner.startsWith("worker/"))
   })))
+
+test("a catch-up whose batches are all ready commits as it goes, not only when the scheduler's budget runs out", () =>
+  run(Effect.gen(function*() {
+    const journal = yield* Journal.Journal
+    const cursors = yield* CursorStore.CursorStore
+    const batches = 40
+    for (let i = 0; i < batches * 10; i++) yield* journal.append({ namespace: "n", id: `s${i % 7}` }, "any", [event])
+    const commits: Array<number> = []
+    const counted: CursorStore.CursorStore = {
+      ...cursors,
+      commit: (name, seq, lease) => Effect.tap(cursors.commit(name, seq, lease), () => Effect.sync(() => void commits.push(seq)))
+    }
+    const subscription = yield* Subscription.make({ name: "steady", from: "start", batch: { maxRecords: 10 }, handle: () => Effect.void }).pipe(
+      Effect.provideService(CursorStore.CursorStore, counted)
+    )
+    yield* subscription.awaitCaughtUp
+    // The starting cursor, then (nearly) one commit per batch: a crash mid-catch-up redoes little.
+    assert.ok(commits.length >= batches / 2, `only ${commits.length} commits for ${batches} batches: ${commits.join(", ")}`)
+  })))

@@ -26,16 +26,29 @@ export const FOLLOW_PAGE_RECORDS = 4096
  */
 export class Settled {
   private waiters = new Set<() => void>()
+  private woke = false
 
   /** Wakes every waiter on a microtask (each re-checks its condition). */
   notify(): void {
     if (this.waiters.size === 0) return
+    this.woke = true
     const waiters = this.waiters
     this.waiters = new Set()
     queueMicrotask(() => {
       for (const wake of waiters) wake()
     })
   }
+
+  /**
+   * Yields to the scheduler once if `notify` woke waiters since the last call, else does nothing. An
+   * append starts with it: a writer appending in a tight loop would otherwise run on until the
+   * scheduler's budget is spent (tens of appends), while the followers it woke wait for their turn.
+   */
+  readonly turn: Effect.Effect<void> = Effect.suspend(() => {
+    if (!this.woke) return Effect.void
+    this.woke = false
+    return Effect.yieldNow
+  })
 
   /** Succeeds once `ready()` holds: at once if it does, else after a later `notify`. Interruptible. */
   until(ready: () => boolean): Effect.Effect<void> {

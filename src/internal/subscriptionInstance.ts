@@ -209,6 +209,9 @@ export const make = <R>(settings: Settings<R>, services: Services): {
           // Never act on a lease that may have run out: another instance may hold the name by now.
           if ((yield* Clock.currentTimeMillis) >= held.validUntil) return "lost" as const
           yield* deliver(next.batch)
+          // Lets the committer (and the I/O it waits for) run between batches: without it, a catch-up
+          // that finds every batch ready commits only when the scheduler's budget runs out.
+          yield* Effect.yieldNow
         }
       })
       return yield* Effect.raceFirst(consume, Effect.as(Deferred.await(lost), "lost" as const))

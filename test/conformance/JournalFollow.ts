@@ -5,7 +5,7 @@
  * record before its append returned (also for a follower whose handler appends), and woken by the
  * append rather than a timer or a loop (the cases run under a TestClock, and every wait is bounded
  * by the wall clock, so a polling follower fails in seconds instead of hanging the run; a waiting
- * follower must leave the CPU idle).
+ * follower must leave the CPU idle), and not starved by a writer appending in a tight loop.
  * Truncation, bad arguments, interruption, closing and restore: `JournalFollowEdges.ts`.
  */
 import { Effect, Fiber, Stream } from "effect"
@@ -253,6 +253,24 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       const all = [...acks.records, ...echoes.records].sort((a, b) => a.seq - b.seq)
       assert.equal(new Set(all.map((r) => r.seq)).size, all.length, "two acknowledged appends were given the same seq (an append returned seqs of the one its follower made inside it, or the journal assigned a seq twice)")
       assert.deepEqual((yield* Stream.runCollect(journal.replayFrom(0))).map(label), all.map(label))
+    })),
+
+  followCase("a writer appending in a tight loop does not starve its follower: each record reaches it within a few appends", (journal) =>
+    Effect.gen(function*() {
+      const acks = acknowledged()
+      const appends = 300
+      // For each record: how many appends had returned when the follower got it, past the record's own.
+      const behind: Array<number> = []
+      const follower = yield* Effect.forkChild(Stream.runForEach(
+        Stream.take(journal.follow(1), appends),
+        (r) => Effect.sync(() => void behind.push(acks.records.length - r.seq))
+      ))
+      yield* turns(1)
+      for (let i = 0; i < appends; i++) yield* appendLogged(journal, acks, followStream("tight"), 1, `tight.${i}`)
+      yield* within("the follower", Fiber.join(follower))
+      assert.equal(behind.length, appends)
+      const worst = Math.max(...behind)
+      assert.ok(worst <= 3, `the follower got a record only after ${worst} later appends had returned (starved by the writer)`)
     })),
 
   ...journalFollowEdgeCases

@@ -126,7 +126,8 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
   const append: Journal["append"] = (stream, expectedVersion, events) => {
     const problem = appendProblem(stream, expectedVersion, events)
     if (problem !== undefined) return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
-    return Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
+    // Followers woken by the last append run first (see `Settled.turn`).
+    return Effect.flatMap(Effect.andThen(writer.settled.turn, Clock.currentTimeMillis), (now): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
       const refusal = writer.writeRefusal("append")
       if (refusal !== undefined) return Effect.fail(refusal)
       // Appends in flight count for the check (DESIGN §2): the version may be ahead of what reads show.
