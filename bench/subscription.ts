@@ -228,6 +228,11 @@ const livePhase = async (total: number, from: number, yieldAfterAppend: boolean)
             if (batch[batch.length - 1]!.seq > from) calls++
           })
       })
+      // Started before the first append: active, and (after a pause) its follower waiting at the end
+      // of the log. A writer only yields to followers that run (Settled.turn), so appends made while
+      // the instance starts would delay its start by the scheduler's budget at each step.
+      while ((yield* subscription.status).state !== "active") yield* Effect.sleep(1)
+      yield* Effect.sleep(50)
       for (let i = 0; i < total; i++) {
         const start = performance.now()
         const { firstSeq } = yield* journal.append(stream, i, [eventAt(i)])

@@ -26,12 +26,12 @@ export const FOLLOW_PAGE_RECORDS = 4096
  */
 export class Settled {
   private waiters = new Set<() => void>()
-  private woke = false
+  /** Follow streams running now. */
+  private followers = 0
 
   /** Wakes every waiter on a microtask (each re-checks its condition). */
   notify(): void {
     if (this.waiters.size === 0) return
-    this.woke = true
     const waiters = this.waiters
     this.waiters = new Set()
     queueMicrotask(() => {
@@ -40,15 +40,24 @@ export class Settled {
   }
 
   /**
-   * Yields to the scheduler once if `notify` woke waiters since the last call, else does nothing. An
-   * append starts with it: a writer appending in a tight loop would otherwise run on until the
-   * scheduler's budget is spent (tens of appends), while the followers it woke wait for their turn.
+   * Yields to the scheduler once while any follow stream runs, else does nothing. An append starts
+   * with it: a writer appending in a tight loop would otherwise run on until the scheduler's budget
+   * is spent (tens of appends), while the followers it woke — and the fibers they feed — wait for
+   * their turn. (Yielding only after a `notify` that woke a waiter is not enough: a follower woken
+   * but not yet run misses the next notify, and from then on nothing yields.)
    */
-  readonly turn: Effect.Effect<void> = Effect.suspend(() => {
-    if (!this.woke) return Effect.void
-    this.woke = false
-    return Effect.yieldNow
-  })
+  readonly turn: Effect.Effect<void> = Effect.suspend(() => this.followers > 0 ? Effect.yieldNow : Effect.void)
+
+  /** Counts `stream` among the running followers while it runs. */
+  counted<A, E>(stream: Stream.Stream<A, E>): Stream.Stream<A, E> {
+    return Stream.unwrap(Effect.acquireRelease(
+      Effect.sync(() => {
+        this.followers++
+        return stream
+      }),
+      () => Effect.sync(() => void this.followers--)
+    ))
+  }
 
   /** Succeeds once `ready()` holds: at once if it does, else after a later `notify`. Interruptible. */
   until(ready: () => boolean): Effect.Effect<void> {
@@ -88,10 +97,10 @@ export interface FollowSource<E> {
  * once, in seq order. @internal
  */
 export const follow = <E>(fromSeq: number, source: FollowSource<E>): Stream.Stream<JournalRecord, E> =>
-  Stream.paginate(fromSeq, function next(seq): Effect.Effect<readonly [ReadonlyArray<JournalRecord>, Option.Option<number>], E> {
+  source.settled.counted(Stream.paginate(fromSeq, function next(seq): Effect.Effect<readonly [ReadonlyArray<JournalRecord>, Option.Option<number>], E> {
     return Effect.flatMap(source.page(seq), (records) =>
       records.length > 0
         ? Effect.succeed([records, Option.some(records[records.length - 1]!.seq + 1)] as const)
         // Seqs start at 1: from 0, wait for seq 1 (`ready(0)` holds on an empty log, and would spin).
         : Effect.andThen(source.settled.until(() => source.ready(Math.max(seq, 1))), next(seq)))
-  })
+  }))
