@@ -23,11 +23,13 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, type Schema, type Scope } from "effect"
+import { Clock, Data, Effect, Option, type Schema, type Scope } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as Codec from "./Codec.ts"
 import { CursorStore } from "./CursorStore.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
+import type * as Artifact from "./internal/projectionArtifact.ts"
+import * as Exports from "./internal/projectionExport.ts"
 import * as Fold from "./internal/projectionFold.ts"
 import { type Decoders, decode, decoders, type RecordInfo as Info, recordInfo } from "./internal/projectionSources.ts"
 import { start } from "./internal/subscriptionStart.ts"
@@ -161,7 +163,38 @@ export interface RunningFold<S> extends Subscription {
   readonly get: Effect.Effect<S>
   /** The state and the seq of the last record it has seen, in one step. */
   readonly point: Effect.Effect<{ readonly state: S; readonly seq: number; readonly timestamp: number }>
+  /**
+   * Exports the state as round `round` of an artifact under `directory` (see `ExportOptions`):
+   * `Option.none()` when this instance is not active, another replica is exporting now, or that
+   * round (or a later one) was exported already — so replicas racing produce one artifact per round.
+   */
+  readonly exportState: (options: ExportOptions) => Effect.Effect<Option.Option<Manifest>, ProjectionError>
 }
+
+/**
+ * Where and which round to export. The artifact is the directory
+ * `directory/<name>@<version>/<round, 20 digits>/` holding `state.msgpack` and a `MANIFEST.json`
+ * written last and fsynced (after a crash mid-export there is no manifest, and the next export
+ * removes what is left).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExportOptions {
+  readonly directory: string
+  /** The round (an integer ≥ 0, e.g. the hour number): one artifact per round across replicas. */
+  readonly round: number
+}
+
+/**
+ * What an artifact's `MANIFEST.json` holds: format, projection name and version, round, the cursor
+ * its state is at (and that record's timestamp), the state's schemaVersion, the writer, when, and
+ * each data file's size and SHA-256.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Manifest extends Artifact.Manifest {}
 
 const DEFAULT_EVERY_RECORDS = 1000
 
@@ -269,6 +302,12 @@ export interface RunOptions {
    * one active instance per name, as any subscription.
    */
   readonly replica?: string | undefined
+  /**
+   * A fold exports its state every `everyMs` milliseconds while it is active: round
+   * `floor(now / everyMs)`, so replicas export each round once between them (see `exportState`).
+   * A failed export is logged and tried again the next round.
+   */
+  readonly exports?: { readonly directory: string; readonly everyMs: number } | undefined
 }
 
 /** What running a projection needs. */
@@ -315,7 +354,8 @@ const runHandler = <E, Err, R, A extends boolean>(projection: Handler<E, Err, R,
 const runFold = <S, E, A extends boolean>(projection: Folded<S, E, A>, options: RunOptions | undefined) =>
   Effect.gen(function*() {
     const id = subscriptionName(projection, options?.replica)
-    const problem = options?.replica === undefined ? undefined : nameProblem("replica", options.replica)
+    const problem = (options?.replica === undefined ? undefined : nameProblem("replica", options.replica)) ??
+      (options?.exports === undefined ? undefined : integerProblem("exports.everyMs", options.exports.everyMs, 1))
     if (problem !== undefined) return yield* fail(id, "fold", `Projection.run (${JSON.stringify(id)}): ${problem}`)
     const runtime = Fold.make(
       {
@@ -329,16 +369,60 @@ const runFold = <S, E, A extends boolean>(projection: Folded<S, E, A>, options: 
       },
       { journal: yield* Journal, snapshots: yield* SnapshotStore }
     )
+    const cursors = yield* CursorStore
     const subscription = yield* start(
       { ...subscriptionOptions(id, projection.options), handle: runtime.handle },
       runtime.keeper,
       (fields) => new SubscriptionError(fields)
     )
+    const exportState = (request: ExportOptions) =>
+      Effect.flatMap(subscription.status, (status) =>
+        status.state !== "active"
+          ? Effect.succeedNone
+          : Exports.exportState(projection, { ...request, owner: subscription.owner, point: runtime.point }, cursors, failure(id))).pipe(
+          Effect.catchTag("SubscriptionError", (error) => Effect.fail(fail(id, "export", `Cannot export ${id}: ${error.message}`, error)))
+        )
+    const exports = options?.exports
+    if (exports !== undefined) {
+      const everyRound = Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        yield* Effect.sleep(exports.everyMs - (now % exports.everyMs))
+        const round = Math.floor((yield* Clock.currentTimeMillis) / exports.everyMs)
+        const result = yield* Effect.result(exportState({ directory: exports.directory, round }))
+        if (result._tag === "Failure") yield* Effect.logWarning(result.failure.message)
+      })
+      yield* Effect.forkScoped(Effect.forever(everyRound))
+    }
     return {
       ...subscription,
       get: Effect.sync(() => runtime.point().state),
-      point: Effect.sync(runtime.point)
+      point: Effect.sync(runtime.point),
+      exportState
     } satisfies RunningFold<S>
+  })
+
+const failure = (projection: string): Exports.Failure<ProjectionError> => (method, message, cause) => fail(projection, method, message, cause)
+
+/**
+ * Imports the newest artifact of a fold found under `directory` into a replica (default: the fold
+ * without a replica name) before it runs: verifies the manifest and every file's checksum, stores
+ * the state as the replica's saved state at the artifact's cursor and commits its cursor there, so
+ * that `run` follows the log from the cursor instead of replaying it. `Option.none()` when there is
+ * no artifact or the replica is already at or past it. Fails with a `ProjectionError` naming the
+ * file on a damaged artifact, and while an instance of the replica runs.
+ *
+ * @since 0.1.0
+ * @category operations
+ */
+export const importLatest = <S, E, A extends boolean>(
+  projection: Folded<S, E, A>,
+  options: { readonly directory: string; readonly replica?: string | undefined }
+): Effect.Effect<Option.Option<Manifest>, ProjectionError, CursorStore | SnapshotStore> =>
+  Effect.gen(function*() {
+    const id = subscriptionName(projection, options.replica)
+    const owner = `import/${Math.random().toString(36).slice(2, 10)}`
+    const services = { cursors: yield* CursorStore, snapshots: yield* SnapshotStore }
+    return yield* Exports.importLatest(projection, { directory: options.directory, id, owner }, services, failure(id))
   })
 
 /**
