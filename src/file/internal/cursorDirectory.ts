@@ -12,6 +12,7 @@ import { SecureRandom } from "effect/crypto"
 import * as fs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { type CursorEntry, CursorStoreError, type EntryStore } from "../../CursorStore.ts"
+import { makeDirectoryDurably } from "../../internal/durableFs.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message } from "./errors.ts"
 import { nodeFileIo } from "./fileIo.ts"
@@ -19,15 +20,6 @@ import { attempt, fsyncDirectory, removeQuietly, writeFileDurably } from "./fs.t
 import { cursorFileName, decodeCursorFile, encodeCursorFile, isCursorFileName } from "./cursorFormat.ts"
 
 const TEMP_SUFFIX = ".tmp"
-
-/** Creates `directory` if missing, fsyncing the parent of every directory it created. */
-const makeDirectory = async (directory: string): Promise<void> => {
-  const created = await fs.mkdir(directory, { recursive: true })
-  if (created === undefined) return
-  for (let dir = directory; dir !== NodePath.dirname(created); dir = NodePath.dirname(dir)) {
-    await fsyncDirectory(NodePath.dirname(dir))
-  }
-}
 
 /**
  * Removes the temporary files a crash left (the lock is ours: no live writer uses them) and reads
@@ -60,7 +52,7 @@ export const openCursorDirectory = (directory: string): Effect.Effect<EntryStore
   Effect.gen(function*() {
     const openFailure = (cause: unknown) =>
       new CursorStoreError({ method: "open", message: `Cannot open the cursor store in ${directory}: ${message(cause)}`, cause })
-    yield* Effect.tryPromise({ try: () => makeDirectory(directory), catch: openFailure })
+    yield* Effect.tryPromise({ try: () => makeDirectoryDurably(directory), catch: openFailure })
     yield* Effect.acquireRelease(
       Effect.try({ try: () => lockDirectory(nodeFileIo, directory), catch: openFailure }),
       (release) => Effect.sync(release)

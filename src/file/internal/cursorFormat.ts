@@ -1,11 +1,8 @@
 /**
  * The on-disk format of the file CursorStore: one file per subscription name.
  *
- * File name: the lowercase hex of the name's UTF-8 bytes plus `.cursor` when that is at most 100
- * bytes (so ≤ 207 characters, and only `[0-9a-f]`: safe on every file system, case-insensitive ones
- * included, whatever the name holds — `/`, `..`, unicode); a longer name (names may be 256 UTF-16
- * units, up to 768 UTF-8 bytes) is `sha256-` plus the hex of its SHA-256. The two forms cannot meet:
- * `s` is not a hex digit.
+ * File name: the name's stem (`internal/fileNames.ts`: the hex of its UTF-8 bytes, or `sha256-` and
+ * the hex of their SHA-256 for a long name) plus `.cursor`.
  *
  * Content: a state file (`encodeState`: `ANNALSST`, a CRC-32, a msgpack body) whose body is
  * `["annals.cursor", 1, name, seq | null, updatedAt | null, [owner, until, token] | null, token]`.
@@ -13,26 +10,18 @@
  * another name is damage, not another subscription's cursor.
  * @internal
  */
-import { Buffer } from "node:buffer"
-import { createHash } from "node:crypto"
 import type { CursorEntry } from "../../CursorStore.ts"
+import { NAME_STEM_PATTERN, nameStem } from "../../internal/fileNames.ts"
 import { integerProblem, nameProblem } from "../../internal/validate.ts"
 import { decodeState, encodeState } from "./segmentFormat.ts"
 
 const FORMAT = "annals.cursor"
 const FORMAT_VERSION = 1
 const SUFFIX = ".cursor"
-/** Names whose UTF-8 form is longer than this are hashed. */
-const MAX_DIRECT_BYTES = 100
-const FILE_NAME = /^(?:[0-9a-f]+|sha256-[0-9a-f]{64})\.cursor$/
+const FILE_NAME = new RegExp(`^${NAME_STEM_PATTERN}\\.cursor$`)
 
 /** The file name of the subscription `name`. @internal */
-export const cursorFileName = (name: string): string => {
-  const bytes = Buffer.from(name, "utf8")
-  return bytes.length <= MAX_DIRECT_BYTES
-    ? `${bytes.toString("hex")}${SUFFIX}`
-    : `sha256-${createHash("sha256").update(bytes).digest("hex")}${SUFFIX}`
-}
+export const cursorFileName = (name: string): string => `${nameStem(name)}${SUFFIX}`
 
 /** True when `file` (a name in the directory) has the form of a cursor file. @internal */
 export const isCursorFileName = (file: string): boolean => FILE_NAME.test(file)

@@ -1,42 +1,12 @@
 /**
- * `node:fs` helpers the file layers share: durable writes, directory fsync, error mapping.
+ * `node:fs` helpers the file layers share: durable writes and directory fsync (from
+ * `internal/durableFs.ts`, which the projection artifact shares too), removal, error mapping.
  * @internal
  */
 import { Effect } from "effect"
 import * as fs from "node:fs/promises"
 
-/** True for an ENOENT error. @internal */
-export const isNotFound = (cause: unknown): boolean => (cause as NodeJS.ErrnoException | undefined)?.code === "ENOENT"
-
-/** Writes `bytes` to a new file and fsyncs it before closing. @internal */
-export const writeFileDurably = async (path: string, bytes: Uint8Array): Promise<void> => {
-  const handle = await fs.open(path, "wx")
-  try {
-    await handle.writeFile(bytes)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
-
-/**
- * Fsyncs a directory so that entries created, renamed or removed in it survive a power loss.
- * Platforms that cannot open a directory for fsync (Windows) skip it. @internal
- */
-export const fsyncDirectory = async (path: string): Promise<void> => {
-  let handle: fs.FileHandle
-  try {
-    handle = await fs.open(path, "r")
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException)?.code === "EISDIR" || (cause as NodeJS.ErrnoException)?.code === "EPERM") return
-    throw cause
-  }
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
+export { fsyncDirectory, isNotFound, writeFileDurably } from "../../internal/durableFs.ts"
 
 /** Removes a file, ignoring a missing one. @internal */
 export const removeQuietly = async (path: string): Promise<void> => {
