@@ -173,7 +173,7 @@ export interface RunningFold<S> extends Subscription {
 
 /**
  * Where and which round to export. The artifact is the directory
- * `directory/<name>@<version>/<round, 20 digits>/` holding `state.msgpack` and a `MANIFEST.json`
+ * `directory/<name as hex>@<version>/<round, 20 digits>/` holding `state.msgpack` and a `MANIFEST.json`
  * written last and fsynced (after a crash mid-export there is no manifest, and the next export
  * removes what is left).
  *

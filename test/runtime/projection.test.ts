@@ -4,13 +4,19 @@
  * folded twice into what is kept, never one missed); a record that does not decode stops it naming
  * stream, version and seq; a new version rebuilds beside the old one (through the Archive after the
  * Checkpointer truncated) and equals a from-scratch fold; `reset` rebuilds in place; replicas fold
- * independently; an effectful handler gets decoded events with their metadata, seq and timestamp.
+ * independently; an effectful handler gets decoded events with their metadata, seq and timestamp;
+ * export → import into a new replica (from a copy of the artifact) → follow equals a replica that
+ * replayed everything, and folds only what came after the artifact; replicas racing to export make
+ * one artifact per round; a damaged artifact is an import error naming the file.
  */
 import { Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import assert from "node:assert/strict"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
 import { Archiver, Checkpointer, Codec, CursorStore, Journal, Projection, Repository, SnapshotStore } from "../../src/index.ts"
 import { expectError } from "../conformance/harness.ts"
 import { append, evolve, initial, type LedgerEvent, LedgerState, ledger } from "../support/ledger.ts"
+import { tempDirectory } from "../support/tempDirectory.ts"
 import { type Case, register, replayAll } from "./harness.ts"
 import type { Storage } from "./layers.ts"
 
@@ -245,6 +251,71 @@ export const projectionCases: ReadonlyArray<Case> = [
         })
         assert.deepEqual(seen, expected)
         assert.ok(seen[0]!.includes("ann"))
+      }).pipe(Effect.provide(everything(storage)))
+  },
+
+  {
+    name: "export, then import into a new replica from a copy of the artifact: following from its cursor equals a replica that replayed everything",
+    live: true,
+    run: (storage) =>
+      Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        const exported = yield* tempDirectory("export")
+        const copy = yield* tempDirectory("import")
+        const { projection } = balances()
+        const a = yield* Projection.run(projection, { replica: "a" })
+        yield* appendConcurrently(journal, 4, 120)
+        yield* a.awaitCaughtUp
+        const manifest = Option.getOrThrow(yield* a.exportState({ directory: exported, round: 1 }))
+        assert.equal(manifest.cursor, (yield* a.point).seq)
+        assert.equal(manifest.projection, "balances")
+        assert.equal(manifest.writer, a.owner)
+        yield* appendConcurrently(journal, 4, 40, 120)
+        yield* Effect.promise(() => fs.cp(exported, copy, { recursive: true }))
+        const imported = Option.getOrThrow(yield* Projection.importLatest(projection, { directory: copy, replica: "b" }))
+        assert.deepEqual(imported, manifest)
+        assert.deepEqual(yield* Projection.importLatest(projection, { directory: copy, replica: "b" }), Option.none(), "already there")
+        const fresh = balances()
+        const b = yield* Projection.run(fresh.projection, { replica: "b" })
+        yield* appendConcurrently(journal, 2, 20, 160)
+        yield* Effect.all([a.awaitCaughtUp, b.awaitCaughtUp])
+        const all = yield* replayAll(journal)
+        assert.deepEqual(yield* b.get, reference(all))
+        assert.deepEqual(yield* b.get, yield* a.get)
+        const after = all.filter((r) => r.namespace === "ledger" && r.seq > manifest.cursor).length
+        assert.equal(fresh.counter.calls, after, "the new replica folded only what came after the artifact")
+      }).pipe(Effect.provide(everything(storage)))
+  },
+
+  {
+    name: "replicas racing to export make one artifact per round; a damaged artifact is an import error naming the file",
+    live: true,
+    run: (storage) =>
+      Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        const directory = yield* tempDirectory("race")
+        const { projection } = balances()
+        const replicas = yield* Effect.forEach(["a", "b", "c"], (replica) => Projection.run(projection, { replica }))
+        yield* appendConcurrently(journal, 3, 90)
+        yield* Effect.forEach(replicas, (r) => r.awaitCaughtUp, { discard: true })
+        for (const round of [3, 4]) {
+          const results = yield* Effect.forEach(replicas, (r) => r.exportState({ directory, round }), { concurrency: "unbounded" })
+          assert.equal(results.filter(Option.isSome).length, 1, `round ${round}: one export`)
+          const again = yield* Effect.forEach(replicas, (r) => r.exportState({ directory, round }), { concurrency: "unbounded" })
+          assert.equal(again.filter(Option.isSome).length, 0, `round ${round} is not exported twice`)
+        }
+        const projections = yield* Effect.promise(() => fs.readdir(directory))
+        assert.equal(projections.length, 1)
+        const home = path.join(directory, projections[0]!)
+        const rounds = yield* Effect.promise(() => fs.readdir(home))
+        assert.deepEqual(rounds.sort(), ["00000000000000000003", "00000000000000000004"])
+        // Damage the newest: the import fails naming the file, and does not fall back to round 3.
+        const state = path.join(home, "00000000000000000004", "state.msgpack")
+        const bytes = yield* Effect.promise(() => fs.readFile(state))
+        bytes[bytes.length - 1] ^= 0xff
+        yield* Effect.promise(() => fs.writeFile(state, bytes))
+        yield* expectError(Projection.importLatest(projection, { directory, replica: "d" }), "ProjectionError", "balances@1#d", state)
+        assert.deepEqual(yield* (yield* CursorStore.CursorStore).get("balances@1#d"), Option.none())
       }).pipe(Effect.provide(everything(storage)))
   }
 ]
