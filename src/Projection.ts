@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Data, Effect, Option, type Schema, type Scope } from "effect"
+import { Clock, Data, Effect, Option, Result, type Schema, type Scope } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as Codec from "./Codec.ts"
 import { CursorStore } from "./CursorStore.ts"
@@ -32,6 +32,7 @@ import type * as Artifact from "./internal/projectionArtifact.ts"
 import * as Exports from "./internal/projectionExport.ts"
 import * as Fold from "./internal/projectionFold.ts"
 import { type Decoders, decode, decoders, type RecordInfo as Info, recordInfo } from "./internal/projectionSources.ts"
+import { Permanent } from "./internal/subscriptionBatches.ts"
 import { start } from "./internal/subscriptionStart.ts"
 import { integerProblem, nameProblem } from "./internal/validate.ts"
 import { Journal, type JournalRecord } from "./Journal.ts"
@@ -337,6 +338,10 @@ const subscriptionOptions = <A extends boolean>(name: string, options: CommonOpt
   archive: options.archive
 })
 
+/** The decoded event, or its CodecError marked as a failure no retry can fix. */
+const permanent = <E>(decoded: Result.Result<E, Codec.CodecError>): Effect.Effect<E, Codec.CodecError> =>
+  Result.isSuccess(decoded) ? Effect.succeed(decoded.success) : Effect.fail(Object.assign(decoded.failure, { [Permanent]: true }))
+
 const runHandler = <E, Err, R, A extends boolean>(projection: Handler<E, Err, R, A>) =>
   start(
     {
@@ -344,7 +349,7 @@ const runHandler = <E, Err, R, A extends boolean>(projection: Handler<E, Err, R,
       namespaces: Array.from(projection.decoders.keys()),
       handle: (records: ReadonlyArray<JournalRecord>) =>
         Effect.forEach(records, (record) =>
-          Effect.flatMap(Effect.fromResult(decode(projection.decoders, record)), (event) =>
+          Effect.flatMap(permanent(decode(projection.decoders, record)), (event) =>
             event === undefined ? Effect.void : projection.handle(event, recordInfo(record))), { discard: true })
     },
     undefined,

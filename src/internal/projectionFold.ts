@@ -10,6 +10,7 @@ import type * as Codec from "../Codec.ts"
 import type { Journal, JournalRecord } from "../Journal.ts"
 import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
 import { type Decoders, decode, type RecordInfo, recordInfo } from "./projectionSources.ts"
+import { Permanent } from "./subscriptionBatches.ts"
 import type { Keeper } from "./subscriptionInstance.ts"
 
 /** The namespace of the snapshots folds keep (their id is the subscription's name). @internal */
@@ -36,6 +37,8 @@ export interface FoldPoint<S> {
 
 /** Why a fold cannot go on: a record does not decode, `evolve` threw, the state does not encode. @internal */
 export interface FoldFailure {
+  /** Deterministic: trying again gives the same failure. */
+  readonly [Permanent]: true
   readonly method: "decode" | "evolve" | "encode"
   readonly message: string
   readonly seq: number
@@ -100,13 +103,13 @@ export const make = <S, E>(spec: FoldSpec<S, E>, services: { readonly journal: J
     for (const record of records) {
       if (record.seq <= folded) continue
       const event = decode(spec.decoders, record)
-      if (Result.isFailure(event)) return { method: "decode", message: event.failure.message, seq: record.seq, cause: event.failure }
+      if (Result.isFailure(event)) return { [Permanent]: true, method: "decode", message: event.failure.message, seq: record.seq, cause: event.failure }
       if (event.success !== undefined) {
         try {
           state = spec.evolve(state, event.success, recordInfo(record))
         } catch (cause) {
           const what = `${record.namespace}/${record.id} version ${record.version} (seq ${record.seq}, ${record.type})`
-          return { method: "evolve", message: `evolve threw on ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, seq: record.seq, cause }
+          return { [Permanent]: true, method: "evolve", message: `evolve threw on ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, seq: record.seq, cause }
         }
         unsaved++
       }
@@ -120,7 +123,7 @@ export const make = <S, E>(spec: FoldSpec<S, E>, services: { readonly journal: J
     const at = { seq: folded, timestamp: foldedAt }
     const bytes = spec.stateCodec.encode(state)
     if (Result.isFailure(bytes)) {
-      const failure: FoldFailure = { method: "encode", message: `its state at seq ${at.seq} does not encode`, seq: at.seq, cause: bytes.failure }
+      const failure: FoldFailure = { [Permanent]: true, method: "encode", message: `its state at seq ${at.seq} does not encode`, seq: at.seq, cause: bytes.failure }
       return Effect.fail(failure)
     }
     return Effect.map(

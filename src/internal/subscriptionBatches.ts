@@ -16,16 +16,22 @@ export interface Retry {
 /** The delay before retry number `attempt` (0 first): doubled each time, capped. @internal */
 export const retryDelay = (retry: Retry, attempt: number): number => Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** attempt)
 
+/** Marks a handler's failure as one that a retry cannot fix (a record that does not decode): it is not retried. @internal */
+export const Permanent: unique symbol = Symbol.for("annals/Subscription/Permanent")
+
+const isPermanent = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { readonly [Permanent]?: unknown })[Permanent] === true
+
 /**
  * Runs the effect `attempt` returns (called again for each try: a handler may decide when called),
  * retried `retry.times` times with backoff; a defect counts as a failure (and is retried), an
- * interruption does not. Fails with the last failure. @internal
+ * interruption does not, nor a failure marked `Permanent`. Fails with the last failure. @internal
  */
 export const retrying = <R>(attempt: () => Effect.Effect<void, unknown, R>, retry: Retry): Effect.Effect<void, unknown, R> =>
   Effect.suspend(function loop(tries = 0): Effect.Effect<void, unknown, R> {
     return Effect.suspend(attempt).pipe(
       Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.fail(Cause.squash(cause))),
-      Effect.catch((error) => tries < retry.times ? Effect.andThen(Effect.sleep(retryDelay(retry, tries)), loop(tries + 1)) : Effect.fail(error))
+      Effect.catch((error) => tries < retry.times && !isPermanent(error) ? Effect.andThen(Effect.sleep(retryDelay(retry, tries)), loop(tries + 1)) : Effect.fail(error))
     )
   })
 

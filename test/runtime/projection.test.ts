@@ -17,7 +17,7 @@ import { Archiver, Checkpointer, Codec, CursorStore, Journal, Projection, Reposi
 import { expectError } from "../conformance/harness.ts"
 import { append, evolve, initial, type LedgerEvent, LedgerState, ledger } from "../support/ledger.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
-import { type Case, register, replayAll } from "./harness.ts"
+import { type Case, eventually, register, replayAll } from "./harness.ts"
 import type { Storage } from "./layers.ts"
 
 const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
@@ -151,6 +151,27 @@ export const projectionCases: ReadonlyArray<Case> = [
         assert.ok(cursor.seq < bad.firstSeq, `cursor ${cursor.seq} before ${bad.firstSeq}`)
         const before = (yield* replayAll(journal)).filter((r) => r.seq < bad.firstSeq)
         assert.deepEqual((yield* running.point).state, reference(before))
+      }).pipe(Effect.provide(everything(storage)))
+  },
+
+  {
+    name: "a record that does not decode is not retried (a retry cannot fix it): with the default retry policy the projection stops at once",
+    run: (storage) =>
+      Effect.gen(function*() {
+        const journal = yield* Journal.Journal
+        yield* appendConcurrently(journal, 1, 2)
+        const bad = yield* journal.append({ namespace: "ledger", id: "acct-9" }, "any", [{ type: "Debited", payload: new Uint8Array([0x92, 1]) }])
+        const handled: Array<number> = []
+        const running = yield* Projection.run(Projection.make({
+          name: "no-retry",
+          aggregates: [Ledger],
+          handle: (_event, record) => Effect.sync(() => void handled.push(record.seq))
+        }))
+        // Under the TestClock a retry's backoff would never end: the stop must come without one.
+        yield* eventually("it has stopped", Effect.map(running.status, (status) => status.state === "stopped"))
+        yield* expectError(running.status.pipe(Effect.flatMap((status) => Option.match(status.error, { onNone: () => Effect.void, onSome: Effect.fail }))), "SubscriptionError", `seq ${bad.firstSeq}`, "ledger/acct-9")
+        // The batch once whole, then record by record up to the bad one: each good record at most twice.
+        for (const seq of [1, 2]) assert.ok(handled.filter((s) => s === seq).length <= 2, `seq ${seq} handled ${handled.filter((s) => s === seq).length} times`)
       }).pipe(Effect.provide(everything(storage)))
   },
 
