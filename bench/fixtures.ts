@@ -3,10 +3,11 @@
  * open in a scope the caller closes, and the large mixed journal (many bulk streams and one hot
  * stream spread over the whole log) that the replay, open, read and catch-up figures run over.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Result, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { join } from "node:path"
+import type * as Aggregate from "../src/Aggregate.ts"
 import type { EventData, Journal, StreamRef } from "../src/Journal.ts"
 import { FileJournal } from "../src/file/index.ts"
 
@@ -29,8 +30,10 @@ const payloads: ReadonlyArray<Uint8Array> = (() => {
 })()
 /** The `i`-th benchmark event: two types, one of 1,024 payloads. */
 export const eventAt = (i: number): EventData => ({ type: i % 3 === 2 ? "Debited" : "Credited", payload: payloads[i & 1023]! })
+/** The namespace of every benchmark stream. */
+export const NAMESPACE = "account"
 /** A stream of the benchmarks' `account` namespace. */
-export const streamRef = (id: string): StreamRef => ({ namespace: "account", id })
+export const streamRef = (id: string): StreamRef => ({ namespace: NAMESPACE, id })
 
 // ─── Temporary directories ────────────────────────────────────────────────────────────────────────
 /** Temporary directories made by one benchmark process, removed together at its end. */
@@ -71,11 +74,17 @@ export const openJournal = async (options: FileJournal.FileJournalOptions): Prom
 }
 
 /** The shape of a large mixed journal. */
-export interface LargeJournalShape {
+export interface LargeJournalShape<E extends { readonly _tag: string } = never> {
   /** Records in all. */
   readonly records: number
   /** Single-event appends to the hot stream among them; `records − hotEvents` must be a multiple of `BULK`. */
   readonly hotEvents: number
+  /**
+   * Schema-encoded events instead of `eventAt`'s opaque payloads: the `i`-th record is `at(i)`
+   * encoded with the aggregate's event codec (its namespace must be `account`), so that a projection
+   * over the aggregate decodes every record. Without it, the records are `eventAt(i)`.
+   */
+  readonly events?: { readonly aggregate: Aggregate.Aggregate<E, any>; readonly at: (i: number) => E } | undefined
 }
 
 /** Events per bulk append of a large journal. */
@@ -90,11 +99,23 @@ export const hotStream: StreamRef = streamRef("hot")
  * stream's events are spread over the whole log. "os" durability; closed at the end. Returns the
  * build's seconds.
  */
-export const buildLargeJournal = (directory: string, shape: LargeJournalShape): Promise<number> => {
-  const { records, hotEvents } = shape
+export const buildLargeJournal = <E extends { readonly _tag: string } = never>(
+  directory: string,
+  shape: LargeJournalShape<E>
+): Promise<number> => {
+  const { records, hotEvents, events } = shape
   const bulkAppends = (records - hotEvents) / BULK
   if (!Number.isInteger(bulkAppends) || bulkAppends < 1 || hotEvents < 0) {
     throw new Error(`buildLargeJournal: ${records} records with ${hotEvents} hot events leave no whole number of ${BULK}-event appends`)
+  }
+  if (events !== undefined && events.aggregate.namespace !== NAMESPACE) {
+    throw new Error(`buildLargeJournal: the aggregate's namespace is ${JSON.stringify(events.aggregate.namespace)}, not ${JSON.stringify(NAMESPACE)}`)
+  }
+  const recordAt = events === undefined ? eventAt : (i: number): EventData => {
+    const event = events.at(i)
+    const payload = events.aggregate.eventCodec.encode(event)
+    if (Result.isFailure(payload)) throw new Error(`buildLargeJournal: event ${i} (${event._tag}) does not encode: ${String(payload.failure)}`)
+    return { type: event._tag, payload: payload.success }
   }
   return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const journal = yield* FileJournal.make({ directory, durability: "os" })
@@ -105,12 +126,11 @@ export const buildLargeJournal = (directory: string, shape: LargeJournalShape): 
     const start = performance.now()
     for (let b = 0; b < bulkAppends; b++) {
       const s = b % OTHER_STREAMS
-      const events = Array.from({ length: BULK }, () => eventAt(n++))
-      yield* journal.append(others[s]!, versions[s]!, events)
+      yield* journal.append(others[s]!, versions[s]!, Array.from({ length: BULK }, () => recordAt(n++)))
       versions[s]! += BULK
       const hotDue = Math.floor(((b + 1) * hotEvents) / bulkAppends) - Math.floor((b * hotEvents) / bulkAppends)
       for (let h = 0; h < hotDue; h++) {
-        yield* journal.append(hotStream, hotVersion, [eventAt(n++)])
+        yield* journal.append(hotStream, hotVersion, [recordAt(n++)])
         hotVersion++
       }
     }

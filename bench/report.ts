@@ -1,12 +1,21 @@
 /**
- * What every benchmark shares: the runtime it runs on, its figure lines on stdout, and the small
- * statistics the figures are made of.
+ * What every benchmark shares: the runtime it runs on, its sizes from the environment, its figure
+ * lines on stdout, and the small statistics the figures are made of.
  *
  *   {"bench":"...","runtime":"bun|deno|node","value":…,"unit":"…","target":…,"met":true|false}
  */
 
 /** The runtime this process runs on. */
 export const runtime: "bun" | "deno" | "node" = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node"
+
+/** A positive integer from the environment variable `name`, or `fallback`. */
+export const sizeFromEnv = (name: string, fallback: number): number => {
+  const text = process.env[name]
+  if (text === undefined || text === "") return fallback
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(text)}`)
+  return value
+}
 
 /** One measured figure. */
 export interface Figure {

@@ -51,18 +51,9 @@ import { join } from "node:path"
 import { FileCursorStore } from "../src/file/index.ts"
 import { CursorStore, Journal, Subscription } from "../src/index.ts"
 import { buildLargeJournal, eventAt, makeTempDirs, openJournal, streamRef } from "./fixtures.ts"
-import { median, percentile, report } from "./report.ts"
+import { median, percentile, report, sizeFromEnv } from "./report.ts"
 
 const temp = makeTempDirs()
-
-/** A positive integer from the environment variable `name`, or `fallback`. */
-const sizeFromEnv = (name: string, fallback: number): number => {
-  const text = process.env[name]
-  if (text === undefined || text === "") return fallback
-  const value = Number(text)
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(text)}`)
-  return value
-}
 
 /** A CursorStore that counts the commits made through it, and notes when the first one was stored (performance.now()). */
 const countingCommits = (store: CursorStore.CursorStore) => {

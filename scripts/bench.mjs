@@ -7,15 +7,16 @@
 //
 // Suites: `runtime` (bench/runtime.ts, the default: groups fold, latency, execute), `file`
 // (bench/file.ts: groups durable, concurrent, os, large — `large` builds one 1,000,000-record journal
-// and runs replay, open and read over it in one process —, streams and truncate) and `subscription`
-// (bench/subscription.ts: groups catchup, live). The first argument may name the suite; the other
-// arguments limit its groups:
+// and runs replay, open and read over it in one process —, streams and truncate), `subscription`
+// (bench/subscription.ts: groups catchup, live) and `projection` (bench/projection.ts: groups catchup,
+// import). The first argument may name the suite; the other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
 //   npm run bench -- execute            # runtime suite, one group
 //   npm run bench -- file               # file suite, all groups
 //   npm run bench -- file durable os    # file suite, some groups
 //   npm run bench -- subscription       # subscription suite, all groups
+//   npm run bench -- projection import  # projection suite, one group
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -45,7 +46,8 @@ const printJson = (line) => {
 const suites = {
   runtime: { script: "runtime", groups: ["fold", "latency", "execute"] },
   file: { script: "file", groups: ["durable", "concurrent", "os", "large", "streams", "truncate"] },
-  subscription: { script: "subscription", groups: ["catchup", "live"] }
+  subscription: { script: "subscription", groups: ["catchup", "live"] },
+  projection: { script: "projection", groups: ["catchup", "import"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"
