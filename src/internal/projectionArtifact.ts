@@ -20,6 +20,7 @@ import { fsyncDirectory, isNotFound, makeDirectoryDurably, writeFileDurably } fr
 import {
   ARTIFACT_FORMAT,
   ARTIFACT_FORMAT_VERSION,
+  type ArtifactFile,
   decodeManifest,
   describeProjection,
   encodeManifest,
@@ -176,19 +177,6 @@ export const writeArtifact = async (root: string, input: ArtifactInput): Promise
   const { projection, version, round } = input
   const parent = projectionDirectory(root, projection, version)
   const directory = NodePath.join(parent, roundName(round))
-  const manifest: Manifest = {
-    format: ARTIFACT_FORMAT,
-    formatVersion: ARTIFACT_FORMAT_VERSION,
-    projection,
-    version,
-    round,
-    cursor: input.cursor,
-    timestamp: input.timestamp,
-    schemaVersion: input.schemaVersion,
-    writer: input.writer,
-    createdAt: input.createdAt,
-    files: input.files.map((file) => ({ name: file.name, size: file.bytes.length, sha256: hexSha256(file.bytes) }))
-  }
   try {
     await makeDirectoryDurably(parent)
   } catch (cause) {
@@ -197,11 +185,27 @@ export const writeArtifact = async (root: string, input: ArtifactInput): Promise
   if (await exists(directory)) throw await alreadyExported(directory, projection, version, round)
   const temp = NodePath.join(parent, tempName(round, randomBytes(8).toString("hex")))
   let step = `create ${temp}`
+  let manifest: Manifest
   try {
     await fs.mkdir(temp)
+    const files: Array<ArtifactFile> = []
     for (const file of input.files) {
       step = `write ${NodePath.join(temp, file.name)}`
       await writeFileDurably(NodePath.join(temp, file.name), file.bytes)
+      files.push({ name: file.name, size: file.bytes.length, sha256: hexSha256(file.bytes) })
+    }
+    manifest = {
+      format: ARTIFACT_FORMAT,
+      formatVersion: ARTIFACT_FORMAT_VERSION,
+      projection,
+      version,
+      round,
+      cursor: input.cursor,
+      timestamp: input.timestamp,
+      schemaVersion: input.schemaVersion,
+      writer: input.writer,
+      createdAt: input.createdAt,
+      files
     }
     step = `write ${NodePath.join(temp, MANIFEST_FILE)}`
     await writeFileDurably(NodePath.join(temp, MANIFEST_FILE), encodeManifest(manifest))
