@@ -64,6 +64,9 @@ export const make = <S, E>(spec: FoldSpec<S, E>, services: { readonly journal: J
   let saved = 0
   /** Records folded into the state since it was saved. */
   let unsaved = 0
+  /** How long the last save took, and when it ended (performance.now(): a cost, not a point in time). */
+  let lastSaveMs = 0
+  let lastSaveEnded = 0
 
   const restart = (to: FoldPoint<S>) => {
     state = to.state
@@ -120,6 +123,7 @@ export const make = <S, E>(spec: FoldSpec<S, E>, services: { readonly journal: J
   }
 
   const save = Effect.suspend((): Effect.Effect<void, FoldFailure | SnapshotStoreError> => {
+    const started = performance.now()
     const at = { seq: folded, timestamp: foldedAt }
     const bytes = spec.stateCodec.encode(state)
     if (Result.isFailure(bytes)) {
@@ -137,6 +141,8 @@ export const make = <S, E>(spec: FoldSpec<S, E>, services: { readonly journal: J
         state: bytes.success
       }),
       () => {
+        lastSaveEnded = performance.now()
+        lastSaveMs = lastSaveEnded - started
         saved = at.seq
         // Records folded while the put ran (none: the handler waits for it) would stay unsaved.
         if (folded === at.seq) unsaved = 0
@@ -149,9 +155,12 @@ export const make = <S, E>(spec: FoldSpec<S, E>, services: { readonly journal: J
       const failure = foldAll(records)
       if (failure !== undefined) return yield* Effect.fail(failure)
       if (unsaved === 0) return
-      // Saved every `everyRecords` folded records, and whenever the fold has reached the end of the
-      // log (so that a caught-up fold's cursor, which waits for the save, reaches the end too).
-      if (unsaved >= spec.everyRecords || folded >= (yield* journal.lastSeq)) yield* save
+      // Saved whenever the fold has reached the end of the log (so that a caught-up fold's cursor,
+      // which waits for the save, reaches the end too), and on the way after `everyRecords` folded
+      // records — but no sooner than nine times the last save's duration after it: a large state,
+      // whose save takes long, is saved less often, so saving costs at most a tenth of a catch-up.
+      const due = unsaved >= spec.everyRecords && performance.now() - lastSaveEnded >= 9 * lastSaveMs
+      if (due || folded >= (yield* journal.lastSeq)) yield* save
     })
 
   return {
