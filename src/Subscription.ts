@@ -22,15 +22,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Data, Effect, Layer, type Option, type Scope } from "effect"
-import * as os from "node:os"
-import { Archive } from "./Archive.ts"
-import { CursorStore } from "./CursorStore.ts"
-import { Journal, type JournalRecord } from "./Journal.ts"
-import { expiryProblem } from "./internal/cursorChecks.ts"
+import { Data, type Effect, Layer, type Option, type Scope } from "effect"
+import type { Archive } from "./Archive.ts"
+import type { CursorStore } from "./CursorStore.ts"
+import type { Journal, JournalRecord } from "./Journal.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
-import * as Instance from "./internal/subscriptionInstance.ts"
-import { integerProblem, nameProblem } from "./internal/validate.ts"
+import { start } from "./internal/subscriptionStart.ts"
 
 /**
  * The fields of a `SubscriptionError`.
@@ -185,31 +182,13 @@ export interface Subscription {
   readonly await: Effect.Effect<never, SubscriptionError>
 }
 
-const DEFAULT_MAX_RECORDS = 1000
-const DEFAULT_TTL_MS = 10_000
-const DEFAULT_RETRY = { times: 5, baseDelayMs: 100, maxDelayMs: 10_000 } as const
-
-const optionsProblem = (options: SubscriptionOptions<unknown, unknown, boolean>): string | undefined => {
-  const names = (what: string, list: unknown) =>
-    list === undefined ? undefined : !Array.isArray(list) || list.length === 0
-      ? `${what} must be a non-empty array of names`
-      : list.map((name) => nameProblem(what, name)).find((problem) => problem !== undefined)
-  const count = (what: string, value: unknown, min: number) => value === undefined ? undefined : integerProblem(what, value, min)
-  if (typeof options.handle !== "function") return "handle must be a function"
-  if (options.from !== undefined && options.from !== "start" && options.from !== "end") {
-    return `from must be "start" or "end", got ${JSON.stringify(options.from)}`
-  }
-  return names("namespaces", options.namespaces) ?? names("types", options.types) ??
-    count("batch.maxRecords", options.batch?.maxRecords, 1) ?? count("batch.maxWaitMs", options.batch?.maxWaitMs, 0) ??
-    count("retry.times", options.retry?.times, 0) ?? count("retry.baseDelayMs", options.retry?.baseDelayMs, 0) ??
-    count("retry.maxDelayMs", options.retry?.maxDelayMs, 0) ?? count("lease.ttlMs", options.lease?.ttlMs, 3) ??
-    (options.lease?.owner === undefined ? undefined : nameProblem("lease.owner", options.lease.owner) ??
-      (options.lease.owner.length > 240 ? "lease.owner must be at most 240 characters long" : undefined))
-}
-
-
-/** What `make` needs: the Journal and CursorStore, the handler's `R`, and the Archive when `archive` is `true`. */
-type Requirements<R, A extends boolean> = Journal | CursorStore | R | (A extends true ? Archive : never)
+/**
+ * What `make` needs: the Journal and CursorStore, the handler's `R`, and the Archive when `archive` is `true`.
+ *
+ * @since 0.1.0
+ * @category type-level
+ */
+export type Requirements<R, A extends boolean> = Journal | CursorStore | R | (A extends true ? Archive : never)
 
 /**
  * Starts a subscription instance in a background fiber of the current scope (interrupted, with a
@@ -230,49 +209,7 @@ type Requirements<R, A extends boolean> = Journal | CursorStore | R | (A extends
 export const make = <E, R, A extends boolean = false>(
   options: SubscriptionOptions<E, R, A>
 ): Effect.Effect<Subscription, SubscriptionError, Scope.Scope | Requirements<R, A>> =>
-  Effect.gen(function*() {
-    if (options === null || typeof options !== "object") {
-      const message = `Subscription.make: options must be an object, got ${options}`
-      return yield* new SubscriptionError({ name: String(options), method: "make", message })
-    }
-    const name = options.name
-    const ttlMs = options.lease?.ttlMs ?? DEFAULT_TTL_MS
-    const now = yield* Clock.currentTimeMillis
-    // Every acquire refuses a lease that would end beyond MAX_SAFE_INTEGER: the instance would wait for ever.
-    const late = (): string | undefined => {
-      const problem = expiryProblem(now, ttlMs)
-      return problem === undefined ? undefined : `lease.${problem}`
-    }
-    const problem = nameProblem("name", name) ?? optionsProblem(options) ?? late()
-    if (problem !== undefined) {
-      const which = typeof name === "string" ? ` (subscription ${JSON.stringify(name)})` : ""
-      return yield* new SubscriptionError({ name: String(name), method: "make", message: `Subscription.make${which}: ${problem}` })
-    }
-    const journal = yield* Journal
-    const cursors = yield* CursorStore
-    const archive = options.archive === true ? yield* Archive : undefined
-    const instance = Instance.make(
-      {
-        name,
-        owner: `${options.lease?.owner ?? `${os.hostname()}/${process.pid}`}/${Math.random().toString(36).slice(2, 10)}`,
-        from: options.from ?? "start",
-        namespaces: options.namespaces === undefined ? undefined : new Set(options.namespaces),
-        types: options.types === undefined ? undefined : new Set(options.types),
-        maxRecords: options.batch?.maxRecords ?? DEFAULT_MAX_RECORDS,
-        maxWaitMs: options.batch?.maxWaitMs ?? 0,
-        retry: {
-          times: options.retry?.times ?? DEFAULT_RETRY.times,
-          baseDelayMs: options.retry?.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
-          maxDelayMs: options.retry?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs
-        },
-        ttlMs,
-        handle: options.handle
-      },
-      { journal, cursors, archive, error: (fields) => new SubscriptionError(fields) }
-    )
-    yield* Effect.forkScoped(instance.run)
-    return instance.handle
-  }) as Effect.Effect<Subscription, SubscriptionError, Scope.Scope | Requirements<R, A>>
+  start(options, undefined, (fields) => new SubscriptionError(fields))
 
 /**
  * Runs a subscription for the layer's lifetime (see `make`). To read its status, build it with

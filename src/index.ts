@@ -25,3 +25,5 @@ export * as Archiver from "./Archiver.ts"
 export * as Checkpointer from "./Checkpointer.ts"
 /** @since 0.1.0 */
 export * as Subscription from "./Subscription.ts"
+/** @since 0.1.0 */
+export * as Projection from "./Projection.ts"

@@ -31,6 +31,22 @@ export interface Settings<R> {
   readonly retry: Retry
   readonly ttlMs: number
   readonly handle: (records: ReadonlyArray<JournalRecord>) => Effect.Effect<void, unknown, R>
+  /** A handler that keeps state of its own decides where each term starts and how far commits go. */
+  readonly keeper?: Keeper<R> | undefined
+}
+
+/**
+ * What a handler with state of its own (a projection's fold) tells the instance. A commit covers
+ * only records whose effect is stored, so that the state saved and the cursor never disagree. @internal
+ */
+export interface Keeper<R> {
+  /**
+   * Restores the state as the instance becomes active, given the committed cursor (none: never
+   * committed); returns the seq to resume after (the records up to it are in the restored state).
+   */
+  readonly start: (cursor: number | undefined) => Effect.Effect<number, unknown, R>
+  /** The highest seq the cursor may move to now: every record up to it is in the stored state. */
+  readonly kept: () => number
 }
 
 /** What an instance runs on. @internal */
@@ -48,7 +64,7 @@ export const make = <R>(settings: Settings<R>, services: Services): {
   readonly handle: Subscription
 } => {
   const { journal, cursors, archive } = services
-  const { handle, maxRecords, maxWaitMs, name, namespaces, owner, retry, ttlMs, types } = settings
+  const { handle, keeper, maxRecords, maxWaitMs, name, namespaces, owner, retry, ttlMs, types } = settings
   const selected = (record: JournalRecord) =>
     (namespaces === undefined || namespaces.has(record.namespace)) && (types === undefined || types.has(record.type))
 
@@ -58,6 +74,8 @@ export const make = <R>(settings: Settings<R>, services: Services): {
   /** Every record up to this seq is applied (or skipped by the filters); the committer stores it. */
   let applied = 0
   let failure: SubscriptionError | undefined
+  /** How far a commit may go: what is applied (and, with a keeper, stored). */
+  const committable = () => keeper === undefined ? applied : Math.min(applied, keeper.kept())
   /** Notified when `applied` rises: the committer waits on it. */
   const appliedMoved = new Settled()
   /** Notified when `committed` rises or the state changes: `awaitCaughtUp` waits on it. */
@@ -139,8 +157,8 @@ export const make = <R>(settings: Settings<R>, services: Services): {
     Effect.gen(function*() {
       let failures = 0
       while (true) {
-        yield* appliedMoved.until(() => applied > committed)
-        const seq = applied
+        yield* appliedMoved.until(() => committable() > committed)
+        const seq = committable()
         const result = yield* Effect.result(cursors.commit(name, seq, held.lease))
         if (result._tag === "Success") {
           failures = 0
@@ -156,16 +174,25 @@ export const make = <R>(settings: Settings<R>, services: Services): {
       }
     })
 
-  /** Where an active instance starts: after the committed cursor, or at the start or end of the log. */
-  const startingPoint = (held: Lease.Held) =>
+  /**
+   * Where an active instance starts: after the committed cursor, or at the start or end of the log
+   * (with a keeper: where it says). Returns that seq and the committed cursor (0: none).
+   */
+  const startingPoint = (held: Lease.Held): Effect.Effect<{ readonly start: number; readonly cursor: number }, unknown, R> =>
     Effect.gen(function*() {
       const cursor: Option.Option<Cursor> = yield* cursors.get(name)
-      if (Option.isSome(cursor)) return cursor.value.seq
+      const seq = Option.isSome(cursor) ? cursor.value.seq : undefined
+      if (keeper !== undefined) {
+        const start = yield* keeper.start(seq)
+        if (seq === undefined) yield* cursors.commit(name, start, held.lease)
+        return { start, cursor: seq ?? start }
+      }
+      if (seq !== undefined) return { start: seq, cursor: seq }
       const start = settings.from === "end" ? yield* journal.lastSeq : 0
       // Stored at once: the Checkpointer sees the subscription from now on, and a restart does not
       // start at a later end and skip what came in between.
       yield* cursors.commit(name, start, held.lease)
-      return start
+      return { start, cursor: start }
     })
 
   /**
@@ -179,9 +206,10 @@ export const make = <R>(settings: Settings<R>, services: Services): {
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           if (yield* Deferred.isDone(lost)) return
-          if (applied > committed) {
-            const result = yield* Effect.result(cursors.commit(name, applied, held.lease))
-            if (result._tag === "Success") committed = applied
+          const last = committable()
+          if (last > committed) {
+            const result = yield* Effect.result(cursors.commit(name, last, held.lease))
+            if (result._tag === "Success") committed = last
           }
           yield* Effect.ignore(cursors.release(name, owner))
         }).pipe(Effect.timeoutOption(SHUTDOWN_MS), Effect.ignore)
@@ -189,12 +217,13 @@ export const make = <R>(settings: Settings<R>, services: Services): {
       const started = yield* Effect.result(startingPoint(held))
       if (started._tag === "Failure") {
         // The store may be back soon: give the lease up and take it again after a pause.
-        yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: could not read its cursor, retrying: ${started.failure.message}`)
+        yield* Effect.logWarning(`Subscription ${JSON.stringify(name)}: could not find where to start, retrying: ${describe(started.failure)}`)
         yield* Effect.sleep(retryDelay(retry, 0))
         return "retry" as const
       }
-      const start = started.success
-      committed = applied = start
+      const { start, cursor } = started.success
+      applied = start
+      committed = cursor
       state = "active"
       progress.notify()
       const queue = yield* Queue.bounded<ReadonlyArray<JournalRecord>, SubscriptionError>(4)
