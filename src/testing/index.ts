@@ -7,3 +7,5 @@
 
 /** @since 0.1.0 */
 export * as AggregateSpec from "./AggregateSpec.ts"
+/** @since 0.1.0 */
+export * as ProjectionSpec from "./ProjectionSpec.ts"

@@ -43,9 +43,9 @@ export const orFailure = (subject: string, doing: string) =>
 
 /**
  * A terminal named `then` makes its builder a thenable: `await spec` (or a test body returning the
- * spec) calls `then(onFulfilled, onRejected)`, a spec left without its terminal. Rejects that use
- * through `onRejected` with an error that says so (`hint` names the terminals); `undefined` for an
- * ordinary call.
+ * spec) calls `then(onFulfilled, onRejected)` — two functions, which no terminal call passes — on a
+ * spec left without its terminal. Rejects that use through `onRejected` with an error that says so
+ * (`hint` names the terminals); `undefined` for an ordinary call.
  * @internal
  */
 export const thenableMisuse = (
@@ -54,9 +54,18 @@ export const thenableMisuse = (
   first: unknown,
   second: unknown
 ): Promise<void> | undefined => {
-  if (typeof first !== "function") return undefined
-  const error = failure(`${subject} was awaited (or returned from a test) without a terminal method: end it with ${hint}`)
-  if (typeof second !== "function") return Promise.reject(error)
-  second(error)
+  if (typeof first !== "function" || typeof second !== "function") return undefined
+  second(failure(`${subject} was awaited (or returned from a test) without a terminal method: end it with ${hint}`))
   return Promise.resolve()
+}
+
+/**
+ * A failed user check as an `AssertionError` prefixed with where it failed: an `AssertionError` it
+ * threw or failed with keeps its message, `actual` and `expected`; anything else is described.
+ * @internal
+ */
+export const checkFailure = (prefix: string, cause: Cause.Cause<unknown>): AssertionError => {
+  const error = Cause.squash(cause)
+  if (!(error instanceof AssertionError)) return failure(`${prefix}:\n${describeCause(cause)}`)
+  return new AssertionError({ message: `${prefix}: ${error.message}`, actual: error.actual, expected: error.expected, operator: "fail" })
 }
