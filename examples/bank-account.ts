@@ -14,71 +14,17 @@
  * Time is simulated with Effect's TestClock (a calendar we move by hand), so the dates printed and
  * the time-travel query give the same output on every run; the example says so when it starts.
  */
-import { Aggregate, Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "annals"
+import { Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "annals"
 import { DirectoryArchive, FileJournal, FileSnapshotStore } from "annals/file"
-import { Console, Deferred, Effect, Layer, Option, Schema } from "effect"
+import { Console, Deferred, Effect, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { join } from "node:path"
+import { type AccountClosed, type AccountCommand, type AccountEvent, BankAccount, deposit, type InsufficientFunds, open, withdraw } from "./domain/bankAccount.ts"
 import { dataDirectory } from "./support/dataDirectory.ts"
 
 // ─── 1. The domain ──────────────────────────────────────────────────────────────────────────────
-// Events are facts, in the past tense: a union of tagged structs. They are what the journal stores.
-const Opened = Schema.TaggedStruct("Opened", { owner: Schema.String })
-const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite, memo: Schema.String })
-const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Finite, memo: Schema.String })
-const AccountEvent = Schema.Union([Opened, Deposited, Withdrawn])
-type AccountEvent = typeof AccountEvent.Type
-
-// The state is whatever the commands need in order to decide. Snapshots store it with this Schema.
-const Account = Schema.Struct({ owner: Schema.String, balance: Schema.Finite, transactions: Schema.Int })
-type Account = typeof Account.Type
-
-// Domain errors: a command fails with them instead of returning events (and nothing is stored).
-class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", {
-  balance: Schema.Finite,
-  requested: Schema.Finite
-}) {
-  override get message() {
-    return `insufficient funds: balance ${this.balance}, requested ${this.requested}`
-  }
-}
-class AccountClosed extends Schema.TaggedError<AccountClosed>()("AccountClosed", {}) {}
-
-const BankAccount = Aggregate.make({
-  namespace: "account",
-  event: AccountEvent,
-  state: Account,
-  initial: { owner: "", balance: 0, transactions: 0 },
-  // evolve is pure and total: it only applies facts, it never says no.
-  evolve: (account, event) => {
-    switch (event._tag) {
-      case "Opened":
-        return { ...account, owner: event.owner }
-      case "Deposited":
-        return { ...account, balance: account.balance + event.amount, transactions: account.transactions + 1 }
-      case "Withdrawn":
-        return { ...account, balance: account.balance - event.amount, transactions: account.transactions + 1 }
-    }
-  },
-  // Save a snapshot every 5 events, so a load folds at most 4 events on top of it.
-  snapshot: { every: 5, schemaVersion: 1 }
-})
-
-// Commands decide, from the current state, which events happen (or fail with a domain error).
-type AccountCommand<Err = never> = Aggregate.Command<Account, AccountEvent, Err>
-
-const open = (owner: string): AccountCommand => (account) =>
-  Effect.succeed(account.owner === "" ? [{ _tag: "Opened", owner }] : []) // opening twice changes nothing
-
-const deposit = (amount: number, memo: string): AccountCommand<AccountClosed> => (account) =>
-  account.owner === "" ? Effect.fail(new AccountClosed({})) : Effect.succeed([{ _tag: "Deposited", amount, memo }])
-
-const withdraw = (amount: number, memo: string): AccountCommand<InsufficientFunds | AccountClosed> => (account) => {
-  if (account.owner === "") return Effect.fail(new AccountClosed({}))
-  if (account.balance < amount) return Effect.fail(new InsufficientFunds({ balance: account.balance, requested: amount }))
-  return Effect.succeed([{ _tag: "Withdrawn", amount, memo }])
-}
-
+// Events, state, the aggregate, commands and domain errors live in ./domain/bankAccount.ts (tested
+// with annals/testing in test/examples.test.ts); this file adds the storage and the story.
 const describe = (event: AccountEvent) =>
   event._tag === "Opened" ? `opened by ${event.owner}` : `${event.memo} ${event._tag === "Deposited" ? "+" : "-"}${event.amount}`
 

@@ -12,98 +12,16 @@
  *   npx deno run -A examples/shopping-cart.ts
  *   npx tsc -p tsconfig.node.json && node --conditions=annals-repo .build/node/examples/shopping-cart.js
  */
-import { Aggregate, Checkpointer, Codec, Journal, Repository, SnapshotStore } from "annals"
+import { Checkpointer, Codec, Journal, Repository, SnapshotStore } from "annals"
 import { FileJournal, FileSnapshotStore } from "annals/file"
-import { Clock, Console, Data, Deferred, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { Clock, Console, Deferred, Effect, Layer, Option, Result, Stream } from "effect"
 import { join } from "node:path"
+import { addItem, beans, Cart, type CartState, checkout, filters, mug, removeItem, total } from "./domain/shoppingCart.ts"
 import { dataDirectory } from "./support/dataDirectory.ts"
 
 // ─── 1. The domain ──────────────────────────────────────────────────────────────────────────────
-const Price = Schema.Int // in cents: money is never a float
-const ItemAdded = Schema.TaggedStruct("ItemAdded", { sku: Schema.String, name: Schema.String, price: Price, quantity: Schema.Int })
-const ItemRemoved = Schema.TaggedStruct("ItemRemoved", { sku: Schema.String })
-const CheckedOut = Schema.TaggedStruct("CheckedOut", { total: Price })
-const CartEvent = Schema.Union([ItemAdded, ItemRemoved, CheckedOut])
-type CartEvent = typeof CartEvent.Type
-
-const Line = Schema.Struct({ name: Schema.String, price: Price, quantity: Schema.Int })
-const CartState = Schema.Struct({ lines: Schema.Record(Schema.String, Line), checkedOut: Schema.Boolean })
-type CartState = typeof CartState.Type
-
-// Domain errors, here as plain Data.TaggedError classes (bank-account.ts uses Schema.TaggedError).
-class CartClosed extends Data.TaggedError("CartClosed") {
-  override get message() {
-    return "the cart is already checked out"
-  }
-}
-class EmptyCart extends Data.TaggedError("EmptyCart") {
-  override get message() {
-    return "there is nothing to check out"
-  }
-}
-class LimitReached extends Data.TaggedError("LimitReached")<{ readonly name: string; readonly limit: number }> {
-  override get message() {
-    return `at most ${this.limit} × ${this.name} per order`
-  }
-}
-
-const Cart = Aggregate.make({
-  namespace: "cart",
-  event: CartEvent,
-  state: CartState,
-  initial: { lines: {}, checkedOut: false },
-  evolve: (cart, event) => {
-    switch (event._tag) {
-      case "ItemAdded": {
-        const quantity = (cart.lines[event.sku]?.quantity ?? 0) + event.quantity
-        return { ...cart, lines: { ...cart.lines, [event.sku]: { name: event.name, price: event.price, quantity } } }
-      }
-      case "ItemRemoved": {
-        const { [event.sku]: _removed, ...lines } = cart.lines
-        return { ...cart, lines }
-      }
-      case "CheckedOut":
-        return { ...cart, checkedOut: true }
-    }
-  },
-  snapshot: { every: 3, schemaVersion: 1 }
-})
-
-interface Product {
-  readonly sku: string
-  readonly name: string
-  readonly price: number
-  /** Most units of this product one order may hold. */
-  readonly limit?: number
-}
-const beans: Product = { sku: "beans-1kg", name: "coffee beans 1 kg", price: 2_490 }
-const filters: Product = { sku: "filters-100", name: "paper filters", price: 450 }
-const mug: Product = { sku: "mug-ltd", name: "limited-edition mug", price: 1_800, limit: 2 }
-
-type CartCommand<Err> = Aggregate.Command<CartState, CartEvent, Err>
-
-/** Adds up to `quantity` units: as many as the product's per-order limit still allows. */
-const addItem = (product: Product, quantity: number): CartCommand<CartClosed | LimitReached> => (cart) => {
-  if (cart.checkedOut) return Effect.fail(new CartClosed())
-  const inCart = cart.lines[product.sku]?.quantity ?? 0
-  const allowed = Math.min(quantity, (product.limit ?? Infinity) - inCart)
-  if (allowed <= 0) return Effect.fail(new LimitReached({ name: product.name, limit: product.limit ?? 0 }))
-  return Effect.succeed([{ _tag: "ItemAdded", sku: product.sku, name: product.name, price: product.price, quantity: allowed }])
-}
-
-const removeItem = (sku: string): CartCommand<CartClosed> => (cart) => {
-  if (cart.checkedOut) return Effect.fail(new CartClosed())
-  return Effect.succeed(cart.lines[sku] === undefined ? [] : [{ _tag: "ItemRemoved", sku }])
-}
-
-const total = (cart: CartState) => Object.values(cart.lines).reduce((sum, line) => sum + line.price * line.quantity, 0)
-
-const checkout: CartCommand<CartClosed | EmptyCart> = (cart) => {
-  if (cart.checkedOut) return Effect.fail(new CartClosed())
-  if (Object.keys(cart.lines).length === 0) return Effect.fail(new EmptyCart())
-  return Effect.succeed([{ _tag: "CheckedOut", total: total(cart) }])
-}
-
+// Events, state, the aggregate, products, commands and domain errors live in ./domain/shoppingCart.ts
+// (tested with annals/testing in test/examples.test.ts); this file adds the storage and the story.
 const euros = (cents: number) => `€${(cents / 100).toFixed(2)}`
 const show = (cart: CartState) => {
   const lines = Object.values(cart.lines).map((line) => `${line.quantity} × ${line.name}`)

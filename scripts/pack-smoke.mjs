@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Packaging smoke test: `npm pack` this package, install the tarball into a fresh temporary Node
-// project, and run a few appends and reads through the compiled JavaScript that npm users get.
+// project, and run a few appends and reads, and an AggregateSpec of annals/testing, through the
+// compiled JavaScript that npm users get.
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -24,8 +25,9 @@ try {
     `
 import assert from "node:assert/strict"
 import { Effect, Layer, Schema, Stream } from "effect"
-import { Archive, Codec, Journal, SnapshotStore } from "annals"
+import { Aggregate, Archive, Codec, Journal, SnapshotStore } from "annals"
 import { DirectoryArchive } from "annals/file"
+import { AggregateSpec } from "annals/testing"
 
 const Event = Schema.Union([
   Schema.TaggedStruct("Deposited", { amount: Schema.Finite }),
@@ -54,6 +56,18 @@ const program = Effect.gen(function*() {
 const layer = Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory(), DirectoryArchive.layer({ directory: process.argv[2] }))
 const n = await Effect.runPromise(Effect.provide(program, layer))
 console.log("smoke: ok, decoded", n, "events through the installed package")
+
+const Account = Aggregate.make({
+  namespace: "account",
+  event: Event,
+  state: Schema.Struct({ balance: Schema.Finite }),
+  initial: { balance: 0 },
+  evolve: (state, event) => ({ balance: state.balance + (event._tag === "Deposited" ? event.amount : -event.amount) })
+})
+const withdrawAll = (state) => Effect.succeed([{ _tag: "Withdrawn", amount: state.balance }])
+await AggregateSpec.for(Account).given([{ _tag: "Deposited", amount: 5 }]).when(withdrawAll).then([{ _tag: "Withdrawn", amount: 5 }])
+await assert.rejects(AggregateSpec.for(Account).given([{ _tag: "Deposited", amount: 5 }]).when(withdrawAll).then([]), assert.AssertionError)
+console.log("smoke: ok, annals/testing passes and fails an AggregateSpec")
 `
   )
   execFileSync(process.execPath, ["smoke.mjs", join(work, "archive")], { cwd: app, stdio: "inherit" })

@@ -50,6 +50,8 @@ const runtimes = {
     const files = testFiles(join(".build", "node", "test"))
     const { code, output } = await run(process.execPath, [
       "--enable-source-maps",
+      // Modules of examples/ import "annals" as users do: resolve it to the compiled src/ (README, "Development").
+      "--conditions=annals-repo",
       "--test",
       "--test-reporter=tap",
       ...extra,
