@@ -1,0 +1,34 @@
+/**
+ * What a postgres.js failure means for the caller: a message that names the server's error (its
+ * SQLSTATE code and text), and whether the outcome of a write is unknown (the connection was lost
+ * while the transaction may have committed) — then retrying blindly could apply it twice.
+ * @internal
+ */
+
+/** Errors postgres.js raises when the connection goes away (its own codes and the socket's). */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EHOSTUNREACH"
+])
+
+/** What a failure says, and whether it was the connection. @internal */
+export const describeFailure = (cause: unknown): { readonly message: string; readonly connection: boolean; readonly outcomeUnknown: boolean } => {
+  const error = cause as { readonly code?: unknown; readonly message?: unknown } | undefined
+  const code = typeof error?.code === "string" ? error.code : undefined
+  const text = typeof error?.message === "string" ? error.message : String(cause)
+  // SQLSTATE class 08: connection exception; 57P0x: the server is shutting down.
+  const connection = code !== undefined && (CONNECTION_CODES.has(code) || code.startsWith("08") || code.startsWith("57P0"))
+  return {
+    message: code !== undefined && !text.includes(code) ? `${text} (${code})` : text,
+    connection,
+    outcomeUnknown: connection
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The PostgreSQL Journal's appends, with group commit: the appends of this process that are waiting
+ * when a transaction starts all go into that one transaction (one round of statements, one commit),
+ * each checked on its own against the stream versions as the appends before it in the group left
+ * them — so each keeps its own atomicity and its own conflict result.
+ *
+ * The order guarantee (DESIGN §2, §8): a transaction first locks the journal's one row
+ * (`SELECT … FOR UPDATE`), takes its seqs from `last_seq` there, writes its records, moves `last_seq`
+ * on and commits, holding the lock until the commit. So the seqs are handed out in commit order: no
+ * transaction can take a seq above another's until that one has committed (and become visible) or
+ * rolled back. A reader that has seen seq N has therefore seen every record that will ever exist
+ * below N, in every process — with no snapshot-xmin bookkeeping (which does not give seq order).
+ * The cost: appends across all processes commit one transaction at a time; group commit keeps
+ * that from being one append at a time.
+ * @internal
+ */
+import { Effect } from "effect"
+import type postgres from "postgres"
+import type { AppendResult, EventData, ExpectedVersion, JournalRecord, StreamRef } from "../../Journal.ts"
+import { JournalError, VersionConflict } from "../../Journal.ts"
+import { appendedRecords, assignProblem, nextSeq } from "../../internal/journalChecks.ts"
+import { formatStream, streamKey } from "../../internal/validate.ts"
+import { describeFailure } from "./errors.ts"
+import { type JournalTables } from "./journalTables.ts"
+import { toColumns, toNumber } from "./journalRows.ts"
+
+/** One append waiting for its transaction. @internal */
+export interface PendingAppend {
+  readonly stream: StreamRef
+  readonly expectedVersion: ExpectedVersion
+  readonly events: ReadonlyArray<EventData>
+  readonly now: number
+  readonly done: (result: Effect.Effect<AppendResult, JournalError | VersionConflict>) => void
+}
+
+/** Most appends in one transaction. */
+const MAX_GROUP = 512
+
+/** What a committed group changed: the new last seq (unchanged if every append conflicted). @internal */
+export interface Committed {
+  readonly lastSeq: number
+}
+
+/**
+ * Runs the appends of `group` in one transaction on `sql`; resolves each one (its result, its
+ * conflict, or the transaction's failure) and returns the journal's last seq after the commit.
+ */
+const commitGroup = async (sql: postgres.Sql, tables: JournalTables, group: ReadonlyArray<PendingAppend>): Promise<{
+  readonly lastSeq: number
+  readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>>
+}> =>
+  (await sql.begin(async (tx) => {
+    const namespaces = group.map((append) => append.stream.namespace)
+    const ids = group.map((append) => append.stream.id)
+    const [head, versionRows] = await Promise.all([
+      tx.unsafe(`SELECT last_seq, last_timestamp, checkpoint FROM ${tables.journal} WHERE id = 1 FOR UPDATE`),
+      tx.unsafe(
+        `SELECT s.namespace, s.id, s.version FROM ${tables.streams} s
+          JOIN unnest($1::text[], $2::text[]) AS u(namespace, id) ON s.namespace = u.namespace AND s.id = u.id`,
+        [namespaces, ids]
+      )
+    ])
+    // Read after the lock was granted (the statements run in order on one connection): exact.
+    const row = head[0]!
+    let lastSeq = toNumber(row.last_seq)
+    let lastTimestamp = toNumber(row.last_timestamp)
+    const checkpoint = toNumber(row.checkpoint)
+    const versions = new Map<string, number>()
+    for (const version of versionRows) versions.set(streamKey(version.namespace, version.id), toNumber(version.version))
+    const records: Array<JournalRecord> = []
+    const changed = new Map<string, { readonly namespace: string; readonly id: string; version: number }>()
+    const outcomes = group.map((append): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
+      const key = streamKey(append.stream.namespace, append.stream.id)
+      const current = versions.get(key) ?? 0
+      if (append.expectedVersion !== "any" && append.expectedVersion !== current) {
+        return Effect.fail(new VersionConflict({ stream: { ...append.stream }, expected: append.expectedVersion, actual: current }))
+      }
+      const firstSeq = nextSeq(lastSeq, checkpoint)
+      const problem = assignProblem(append.now, firstSeq, append.events.length, current)
+      if (problem !== undefined) {
+        return Effect.fail(
+          new JournalError({ method: "append", message: `Cannot append to stream ${formatStream(append.stream)}: ${problem}; nothing was stored`, stream: { ...append.stream } })
+        )
+      }
+      const timestamp = Math.max(append.now, lastTimestamp)
+      for (const record of appendedRecords(append.stream, append.events, firstSeq, current, timestamp)) records.push(record)
+      const version = current + append.events.length
+      versions.set(key, version)
+      changed.set(key, { namespace: append.stream.namespace, id: append.stream.id, version })
+      lastSeq = firstSeq + append.events.length - 1
+      lastTimestamp = timestamp
+      return Effect.succeed({ firstSeq, lastSeq, version, timestamp })
+    })
+    if (records.length > 0) {
+      const c = toColumns(records)
+      const streams = Array.from(changed.values())
+      await Promise.all([
+        tx.unsafe(
+          `INSERT INTO ${tables.records} (seq, namespace, id, version, type, timestamp, payload, metadata, metadata_keys)
+            SELECT s, n, i, v, t, ts, decode(p, 'hex'), m::jsonb, k::jsonb
+            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+              AS u(s, n, i, v, t, ts, p, m, k)`,
+          [c.seq, c.namespace, c.id, c.version, c.type, c.timestamp, c.payload, c.metadata, c.metadataKeys]
+        ),
+        tx.unsafe(
+          `INSERT INTO ${tables.streams} (namespace, id, version)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+            ON CONFLICT (namespace, id) DO UPDATE SET version = EXCLUDED.version`,
+          [streams.map((s) => s.namespace), streams.map((s) => s.id), streams.map((s) => String(s.version))]
+        ),
+        tx.unsafe(`UPDATE ${tables.journal} SET last_seq = $1, last_timestamp = $2 WHERE id = 1`, [String(lastSeq), String(lastTimestamp)]),
+        tx.unsafe(`SELECT pg_notify($1, $2)`, [tables.channel, String(lastSeq)])
+      ])
+    }
+    return { lastSeq, outcomes }
+  })) as { readonly lastSeq: number; readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>> }
+
+/**
+ * The append queue: `enqueue` adds an append; one transaction at a time takes every waiting append
+ * (at most `MAX_GROUP`). `committed` is called after each commit, after the appends were resumed.
+ * @internal
+ */
+export const makeWriter = (sql: postgres.Sql, tables: JournalTables, committed: (lastSeq: number) => void) => {
+  let waiting: Array<PendingAppend> = []
+  let running = false
+
+  const drain = async (): Promise<void> => {
+    running = true
+    try {
+      while (waiting.length > 0) {
+        const group = waiting.slice(0, MAX_GROUP)
+        waiting = waiting.slice(group.length)
+        try {
+          const { lastSeq, outcomes } = await commitGroup(sql, tables, group)
+          group.forEach((append, i) => append.done(outcomes[i]!))
+          committed(lastSeq)
+        } catch (cause) {
+          const failure = describeFailure(cause)
+          for (const append of group) {
+            append.done(Effect.fail(
+              new JournalError({
+                method: "append",
+                message: `Cannot append to stream ${formatStream(append.stream)}: ${failure.message}; ${
+                  failure.outcomeUnknown ? "the connection was lost, so it may or may not have been stored" : "nothing was stored"
+                }`,
+                stream: { ...append.stream },
+                cause
+              })
+            ))
+          }
+        }
+      }
+    } finally {
+      running = false
+    }
+  }
+
+  return {
+    /** Queues `append`; returns a function that takes it back out if its transaction has not started. */
+    enqueue: (append: PendingAppend): () => void => {
+      waiting.push(append)
+      // Started once the fibers that are ready have run, so that their appends share the transaction.
+      if (!running) {
+        running = true
+        queueMicrotask(() => void drain())
+      }
+      return () => {
+        waiting = waiting.filter((other) => other !== append)
+      }
+    }
+  }
+}
