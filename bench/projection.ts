@@ -55,7 +55,7 @@ import { isDeepStrictEqual } from "node:util"
 import { FileSnapshotStore } from "../src/file/index.ts"
 import { Aggregate, CursorStore, Journal, Projection, SnapshotStore, Subscription } from "../src/index.ts"
 import { buildLargeJournal, hotStream, makeTempDirs, NAMESPACE, type OpenJournal, openJournal } from "./fixtures.ts"
-import { median, report, sizeFromEnv } from "./report.ts"
+import { median, report, runGroups, sizeFromEnv } from "./report.ts"
 
 const temp = makeTempDirs()
 const ROUNDS = 5
@@ -348,16 +348,4 @@ const importGroup = async () => {
 }
 
 // ─── Main ─────────────────────────────────────────────────────────────────────────────────────────
-const groups = { catchup, import: importGroup }
-const argv = process.argv.slice(2)
-const unknown = argv.filter((group) => !Object.hasOwn(groups, group))
-if (unknown.length > 0) {
-  throw new Error(`unknown benchmark group(s) ${unknown.join(", ")}: expected ${Object.keys(groups).join(", ")}`)
-}
-try {
-  for (const [name, group] of Object.entries(groups)) {
-    if (argv.length === 0 || argv.includes(name)) await group()
-  }
-} finally {
-  temp.removeAll()
-}
+await runGroups({ catchup, import: importGroup }, () => temp.removeAll())

@@ -1,6 +1,6 @@
 /**
  * What every benchmark shares: the runtime it runs on, its sizes from the environment, its figure
- * lines on stdout, and the small statistics the figures are made of.
+ * lines on stdout, the small statistics the figures are made of, and running the groups asked for.
  *
  *   {"bench":"...","runtime":"bun|deno|node","value":…,"unit":"…","target":…,"met":true|false}
  */
@@ -48,3 +48,22 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
 
 /** The median of `values` (the lower one of an even count). */
 export const median = (values: ReadonlyArray<number>): number => percentile([...values].sort((a, b) => a - b), 0.5)
+
+/**
+ * Runs the groups named on the command line (all of them when none is), in the order of `groups`,
+ * then `cleanup`; an unknown name is an error before anything runs.
+ */
+export const runGroups = async (groups: Readonly<Record<string, () => Promise<void>>>, cleanup: () => void): Promise<void> => {
+  const argv = process.argv.slice(2)
+  const unknown = argv.filter((group) => !Object.hasOwn(groups, group))
+  if (unknown.length > 0) {
+    throw new Error(`unknown benchmark group(s) ${unknown.join(", ")}: expected ${Object.keys(groups).join(", ")}`)
+  }
+  try {
+    for (const [name, group] of Object.entries(groups)) {
+      if (argv.length === 0 || argv.includes(name)) await group()
+    }
+  } finally {
+    cleanup()
+  }
+}

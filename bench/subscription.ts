@@ -51,7 +51,7 @@ import { join } from "node:path"
 import { FileCursorStore } from "../src/file/index.ts"
 import { CursorStore, Journal, Subscription } from "../src/index.ts"
 import { buildLargeJournal, eventAt, makeTempDirs, openJournal, streamRef } from "./fixtures.ts"
-import { median, percentile, report, sizeFromEnv } from "./report.ts"
+import { median, percentile, report, runGroups, sizeFromEnv } from "./report.ts"
 
 const temp = makeTempDirs()
 
@@ -267,16 +267,4 @@ const live = async () => {
 }
 
 // ─── Main ─────────────────────────────────────────────────────────────────────────────────────────
-const groups = { catchup, live }
-const argv = process.argv.slice(2)
-const unknown = argv.filter((group) => !Object.hasOwn(groups, group))
-if (unknown.length > 0) {
-  throw new Error(`unknown benchmark group(s) ${unknown.join(", ")}: expected ${Object.keys(groups).join(", ")}`)
-}
-try {
-  for (const [name, group] of Object.entries(groups)) {
-    if (argv.length === 0 || argv.includes(name)) await group()
-  }
-} finally {
-  temp.removeAll()
-}
+await runGroups({ catchup, live }, () => temp.removeAll())

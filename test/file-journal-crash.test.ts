@@ -13,10 +13,9 @@
  * Seeded and repeatable: ANNALS_CRASH_SEED changes the seed, ANNALS_CRASH_RUNS the number of
  * SIGKILL runs (default 20). Every assertion message carries the seed.
  */
-import { Effect, Logger, References, type Scope, Stream } from "effect"
+import { Effect, Logger, References, Stream } from "effect"
 import assert from "node:assert/strict"
 import { Buffer } from "node:buffer"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import process from "node:process"
@@ -26,7 +25,7 @@ import type { AppendResult, EventData, Journal, JournalRecord, StreamRef } from 
 import { crc32 } from "../src/internal/crc32.ts"
 import { type CrashAck, crashEvent, crashRecordProblem, crashStreams, parseAck } from "./support/crashWorkload.ts"
 import { prng } from "./support/ledger.ts"
-import { childCommand, withTimeout } from "./support/childProcess.ts"
+import { type RunningChild, spawnChild, withTimeout } from "./support/childProcess.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
 
 const SEED = Number(process.env["ANNALS_CRASH_SEED"] ?? 20_240_611)
@@ -407,61 +406,9 @@ test("FileJournal crash: a damaged byte in a sealed segment, in the middle of th
 // ---------------------------------------------------------------------------------------------
 // 3. SIGKILL: a child appending with durability "always" killed at a random moment
 
-interface Running {
-  readonly child: ChildProcess
-  /** Complete `ack` lines received so far. */
-  readonly acks: Array<CrashAck>
-  readonly stderr: () => string
-  /** Resolves at the first ack; rejects if the child ends before one. */
-  readonly firstAck: Promise<void>
-  /** Resolves when the child is gone and its output read. */
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
-const spawnChild = (directory: string, seed: number, segmentBytes: number | undefined): Effect.Effect<Running, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync((): Running => {
-      const { command, args } = childCommand("appendChild", [directory, String(seed), segmentBytes === undefined ? "default" : String(segmentBytes)])
-      const child = spawn(command, args, { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } })
-      const acks: Array<CrashAck> = []
-      let pending = ""
-      let errors = ""
-      let onAck: () => void = () => {}
-      let onEarlyEnd: (error: Error) => void = () => {}
-      const firstAck = new Promise<void>((resolve, reject) => {
-        onAck = resolve
-        onEarlyEnd = reject
-      })
-      child.stdout!.setEncoding("utf8")
-      child.stdout!.on("data", (chunk: string) => {
-        pending += chunk
-        const lines = pending.split("\n")
-        pending = lines.pop()! // an incomplete last line is not an ack (yet)
-        for (const line of lines) {
-          const ack = parseAck(line)
-          if (ack !== undefined) acks.push(ack)
-        }
-        if (acks.length > 0) onAck()
-      })
-      child.stderr!.setEncoding("utf8")
-      child.stderr!.on("data", (chunk: string) => {
-        errors += chunk
-      })
-      const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        child.on("close", (code, signal) => {
-          onEarlyEnd(new Error(`the child ended (code ${code}, signal ${signal}) before its first ack; stderr: ${errors}`))
-          resolve({ code, signal })
-        })
-      })
-      child.on("error", (error) => onEarlyEnd(error))
-      return { child, acks, stderr: () => errors, firstAck, closed }
-    }),
-    ({ child, closed }) =>
-      Effect.promise(async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-        await closed
-      })
-  )
+/** The child's `ack` lines so far (a last, incomplete line is not one yet). */
+const acksOf = (running: RunningChild): Array<CrashAck> =>
+  running.lines().map(parseAck).filter((ack): ack is CrashAck => ack !== undefined)
 
 /** One run: spawn, wait for the first ack plus a seeded delay, SIGKILL, reopen and check. */
 const killRun = (run: number) =>
@@ -473,15 +420,15 @@ const killRun = (run: number) =>
     const context = `seed ${seed} (run ${run}, segmentBytes ${segmentBytes ?? "default"}, kill ${delay} ms after the first ack)`
     const directory = yield* tempDirectory("journal-kill")
 
-    const running = yield* spawnChild(directory, seed, segmentBytes)
-    yield* Effect.tryPromise(() => withTimeout(running.firstAck, 30_000, "the child's first ack")).pipe(
+    const running = yield* spawnChild("appendChild", [directory, String(seed), segmentBytes === undefined ? "default" : String(segmentBytes)])
+    yield* Effect.tryPromise(() => withTimeout(running.line(/^ack /), 30_000, "the child's first ack")).pipe(
       Effect.mapError((error) => new Error(`${context}: ${String(error)}; stderr: ${running.stderr()}`))
     )
     yield* Effect.sleep(delay)
     running.child.kill("SIGKILL")
     const exit = yield* Effect.promise(() => running.closed)
     assert.equal(exit.signal, "SIGKILL", `${context}: the child should die of SIGKILL, but ended with code ${exit.code}; stderr: ${running.stderr()}`)
-    const acks = running.acks
+    const acks = acksOf(running)
     assert.ok(acks.length > 0, context)
     assert.ok(fs.existsSync(path.join(directory, "LOCK")), `${context}: the killed child leaves its LOCK behind`)
 

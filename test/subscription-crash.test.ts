@@ -18,13 +18,12 @@
  */
 import { Effect, Option, type Scope, Stream } from "effect"
 import assert from "node:assert/strict"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import process from "node:process"
 import { test } from "node:test"
 import { FileCursorStore, FileJournal } from "../src/file/index.ts"
-import { childCommand, withTimeout } from "./support/childProcess.ts"
+import { type RunningChild, spawnChild, withTimeout } from "./support/childProcess.ts"
 import { prng } from "./support/ledger.ts"
 import { parseSideEffects, type Section, sectionSeqs, SUBSCRIPTION_NAME } from "./support/subscriptionEffects.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
@@ -53,14 +52,7 @@ const workspace = (prefix: string): Effect.Effect<Workspace, never, Scope.Scope>
     effects: path.join(root, "effects.log")
   }))
 
-interface Running {
-  readonly child: ChildProcess
-  readonly stderr: () => string
-  /** Resolves at the first stdout line matching `pattern`; rejects if the child ends before one. */
-  readonly line: (pattern: RegExp) => Promise<RegExpExecArray>
-  /** Resolves when the child is gone and its output read. */
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
+type Running = RunningChild
 
 /** What a child does: see `support/subscriptionChild.ts`. */
 interface ChildPlan {
@@ -73,71 +65,18 @@ interface ChildPlan {
 }
 
 /** Starts a child on `space`; it is SIGKILLed (if still running) when the scope closes. */
-const spawnChild = (space: Workspace, plan: ChildPlan): Effect.Effect<Running, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync((): Running => {
-      const { command, args } = childCommand("subscriptionChild", [
-        space.journal,
-        space.cursors,
-        space.effects,
-        String(plan.total),
-        String(plan.seed),
-        String(plan.maxRecords),
-        String(plan.paceMs),
-        String(plan.handleMs),
-        plan.mode
-      ])
-      const child = spawn(command, args, { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } })
-      const lines: Array<string> = []
-      const waiting = new Set<() => void>()
-      let pending = ""
-      let errors = ""
-      let ended = false
-      child.stdout!.setEncoding("utf8")
-      child.stdout!.on("data", (chunk: string) => {
-        pending += chunk
-        const complete = pending.split("\n")
-        pending = complete.pop()!
-        lines.push(...complete)
-        for (const wake of waiting) wake()
-      })
-      child.stderr!.setEncoding("utf8")
-      child.stderr!.on("data", (chunk: string) => {
-        errors += chunk
-      })
-      const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        child.on("close", (code, signal) => {
-          ended = true
-          for (const wake of waiting) wake()
-          resolve({ code, signal })
-        })
-      })
-      const line = (pattern: RegExp) =>
-        new Promise<RegExpExecArray>((resolve, reject) => {
-          const wake = () => {
-            for (const text of lines) {
-              const match = pattern.exec(text)
-              if (match !== null) {
-                waiting.delete(wake)
-                return resolve(match)
-              }
-            }
-            if (ended) {
-              waiting.delete(wake)
-              reject(new Error(`the child ended before printing a line matching ${pattern}; stderr: ${errors}`))
-            }
-          }
-          waiting.add(wake)
-          wake()
-        })
-      return { child, stderr: () => errors, line, closed }
-    }),
-    ({ child, closed }) =>
-      Effect.promise(async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-        await closed
-      })
-  )
+const spawnPlan = (space: Workspace, plan: ChildPlan): Effect.Effect<Running, never, Scope.Scope> =>
+  spawnChild("subscriptionChild", [
+    space.journal,
+    space.cursors,
+    space.effects,
+    String(plan.total),
+    String(plan.seed),
+    String(plan.maxRecords),
+    String(plan.paceMs),
+    String(plan.handleMs),
+    plan.mode
+  ])
 
 /** Waits for the child's first line matching `pattern` (bounded), failing with `context` and its stderr. */
 const awaitLine = (running: Running, pattern: RegExp, context: string) =>
@@ -246,7 +185,7 @@ const killRun = (space: Workspace, run: number, cursorBefore: number) =>
     const context = `seed ${SEED}, run ${run} (seed ${seed}, maxRecords ${maxRecords}, handler ${handleMs} ms, killed ${delay} ms after ${
       early ? "it was ready" : "its first batch"
     }, appending up to ${total})`
-    const running = yield* spawnChild(space, { total, seed, maxRecords, paceMs: 30, handleMs, mode: "run" })
+    const running = yield* spawnPlan(space, { total, seed, maxRecords, paceMs: 30, handleMs, mode: "run" })
     yield* awaitLine(running, early ? /^ready$/ : /^applied \d+$/, context)
     yield* Effect.sleep(delay)
     running.child.kill("SIGKILL")
@@ -257,7 +196,7 @@ const killRun = (space: Workspace, run: number, cursorBefore: number) =>
 /** The last child: runs until the subscription caught up with `total` records and exits. */
 const finishRun = (space: Workspace, plan: Omit<ChildPlan, "mode" | "paceMs" | "handleMs">, cursorBefore: number, context: string) =>
   Effect.scoped(Effect.gen(function*() {
-    const running = yield* spawnChild(space, { ...plan, paceMs: 0, handleMs: 0, mode: "finish" })
+    const running = yield* spawnPlan(space, { ...plan, paceMs: 0, handleMs: 0, mode: "finish" })
     const done = yield* awaitLine(running, /^done (\d+) (\d+)$/, context)
     yield* awaitExit(running, 0, context)
     assert.deepEqual([Number(done[1]), Number(done[2])], [plan.total, plan.total], `${context}: the last child's cursor and lastSeq`)
@@ -295,7 +234,7 @@ for (const { maxRecords, seq } of [{ maxRecords: 1, seq: 23 }, { maxRecords: 8, 
       const killed = yield* Effect.scoped(Effect.gen(function*() {
         // The handler waits before its side effect, so the committer runs meanwhile: with a
         // synchronous handler a commit made before applying would never show (checked by hand).
-        const running = yield* spawnChild(space, { total, seed: SEED, maxRecords, paceMs: 0, handleMs: 20, mode: `kill-at:${seq}` })
+        const running = yield* spawnPlan(space, { total, seed: SEED, maxRecords, paceMs: 0, handleMs: 20, mode: `kill-at:${seq}` })
         yield* awaitExit(running, "SIGKILL", `${context}, the first child`)
         return { pid: running.child.pid!, cursorBefore: 0, cursorAfter: yield* readCursor(space) } satisfies Run
       }))
