@@ -8,8 +8,10 @@
 // Suites: `runtime` (bench/runtime.ts, the default: groups fold, latency, execute), `file`
 // (bench/file.ts: groups durable, concurrent, os, large — `large` builds one 1,000,000-record journal
 // and runs replay, open and read over it in one process —, streams and truncate), `subscription`
-// (bench/subscription.ts: groups catchup, live) and `projection` (bench/projection.ts: groups catchup,
-// import). The first argument may name the suite; the other arguments limit its groups:
+// (bench/subscription.ts: groups catchup, live), `projection` (bench/projection.ts: groups catchup,
+// import) and `postgres` (bench/postgres.ts: groups append1, append100, concurrent8, load, replay,
+// follow — each process starts its own embedded PostgreSQL unless ANNALS_PG_URL names a server).
+// The first argument may name the suite; the other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
 //   npm run bench -- execute            # runtime suite, one group
@@ -17,6 +19,7 @@
 //   npm run bench -- file durable os    # file suite, some groups
 //   npm run bench -- subscription       # subscription suite, all groups
 //   npm run bench -- projection import  # projection suite, one group
+//   npm run bench -- postgres append1   # postgres suite, one group
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -47,7 +50,8 @@ const suites = {
   runtime: { script: "runtime", groups: ["fold", "latency", "execute"] },
   file: { script: "file", groups: ["durable", "concurrent", "os", "large", "streams", "truncate"] },
   subscription: { script: "subscription", groups: ["catchup", "live"] },
-  projection: { script: "projection", groups: ["catchup", "import"] }
+  projection: { script: "projection", groups: ["catchup", "import"] },
+  postgres: { script: "postgres", groups: ["append1", "append100", "concurrent8", "load", "replay", "follow"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"
