@@ -74,7 +74,7 @@ import { Aggregate, Journal, Repository, SnapshotStore } from "../src/index.ts"
 import { PgClient, PgJournal } from "../src/postgres/index.ts"
 import { eventAt, NAMESPACE, streamRef } from "./fixtures.ts"
 import { type BenchServer, startServer } from "./postgresServer.ts"
-import { median, percentile, report, sizeFromEnv } from "./report.ts"
+import { median, percentile, report, runGroups, sizeFromEnv } from "./report.ts"
 
 const ROUNDS = sizeFromEnv("ANNALS_BENCH_ROUNDS", 5)
 const APPENDS = sizeFromEnv("ANNALS_BENCH_APPENDS", 1_000)
@@ -413,16 +413,11 @@ const groups = {
   replay,
   follow
 }
-const argv = process.argv.slice(2)
-const unknown = argv.filter((group) => !Object.hasOwn(groups, group))
-if (unknown.length > 0) {
-  throw new Error(`unknown benchmark group(s) ${unknown.join(", ")}: expected ${Object.keys(groups).join(", ")}`)
-}
-const server = await startServer()
-try {
-  for (const [name, group] of Object.entries(groups)) {
-    if (argv.length === 0 || argv.includes(name)) await runGroup(server, name, group)
-  }
-} finally {
-  await server.stop()
-}
+let server: Awaited<ReturnType<typeof startServer>> | undefined
+await runGroups(
+  Object.fromEntries(Object.entries(groups).map(([name, group]) => [name, async () => {
+    server ??= await startServer()
+    await runGroup(server, name, group)
+  }])),
+  () => server?.stop()
+)

@@ -53,7 +53,10 @@ export const median = (values: ReadonlyArray<number>): number => percentile([...
  * Runs the groups named on the command line (all of them when none is), in the order of `groups`,
  * then `cleanup`; an unknown name is an error before anything runs.
  */
-export const runGroups = async (groups: Readonly<Record<string, () => Promise<void>>>, cleanup: () => void): Promise<void> => {
+export const runGroups = async (
+  groups: Readonly<Record<string, () => Promise<void>>>,
+  cleanup: () => void | Promise<void>
+): Promise<void> => {
   const argv = process.argv.slice(2)
   const unknown = argv.filter((group) => !Object.hasOwn(groups, group))
   if (unknown.length > 0) {
@@ -64,6 +67,6 @@ export const runGroups = async (groups: Readonly<Record<string, () => Promise<vo
       if (argv.length === 0 || argv.includes(name)) await group()
     }
   } finally {
-    cleanup()
+    await cleanup()
   }
 }

@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import { randomUUID } from "node:crypto"
 import type { AppendResult, JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, type VersionConflict } from "../Journal.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
@@ -24,7 +25,7 @@ import { appendProblem, readProblem, restoreBatch } from "../internal/journalChe
 import { formatStream, integerProblem, streamKey, streamProblem } from "../internal/validate.ts"
 import { describeFailure } from "./internal/errors.ts"
 import { fromRow, RECORD_COLUMNS, type RecordRow, toColumns, toNumber } from "./internal/journalRows.ts"
-import { createJournalTables, journalTables } from "./internal/journalTables.ts"
+import { createJournalTables, journalTables, notification, parseNotification } from "./internal/journalTables.ts"
 import { makeWriter } from "./internal/journalWriter.ts"
 import { PgClient, type PgClientError, type PgClientOptions } from "./PgClient.ts"
 import * as Client from "./PgClient.ts"
@@ -64,6 +65,8 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       })
     yield* query("open", `create the journal's tables in schema ${client.schema}`, () => createJournalTables(client, tables))
 
+    /** Names this instance in its commits' notifications. */
+    const origin = randomUUID()
     /** The highest seq known to be settled (from this process's commits, notifications and polls). */
     let settledSeq = 0
     let closed = false
@@ -94,8 +97,9 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
     // Other processes' commits: a notification, or the poll when one was lost.
     const listening = yield* query("open", `listen on channel ${tables.channel}`, () =>
       sql.listen(tables.channel, (payload) => {
-        const seq = Number(payload)
-        if (Number.isSafeInteger(seq)) advance(seq)
+        // Our own commits advance when their reply arrives (their notification may come first).
+        const parsed = parseNotification(payload)
+        if (parsed !== undefined && parsed.origin !== origin) advance(parsed.lastSeq)
       }))
     yield* Effect.addFinalizer(() => Effect.promise(() => listening.unlisten().catch(() => undefined)))
     yield* Effect.forkScoped(Effect.repeat(Effect.ignore(head), Schedule.spaced(pollIntervalMs)))
@@ -106,7 +110,7 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       })
     )
 
-    const writer = makeWriter(sql, tables, advance)
+    const writer = makeWriter(sql, tables, origin, advance)
     const closedError = (method: string) => new JournalError({ method, message: `Journal.${method}: the PostgreSQL journal is closed` })
 
     const append: Journal["append"] = (stream, expectedVersion, events) =>
@@ -287,7 +291,7 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
             `UPDATE ${tables.journal} SET last_seq = $1, last_timestamp = greatest(last_timestamp, $2) WHERE id = 1`,
             [String(checked.lastSeq), String(latest)]
           )
-          await tx.unsafe(`SELECT pg_notify($1, $2)`, [tables.channel, String(checked.lastSeq)])
+          await tx.unsafe(`SELECT pg_notify($1, $2)`, [tables.channel, notification(origin, checked.lastSeq)])
           return { lastSeq: checked.lastSeq }
         }).pipe(
           Effect.flatMap((result) =>

@@ -76,3 +76,14 @@ export const createJournalTables = (client: PgClient, tables: JournalTables): Pr
       PRIMARY KEY (namespace, id))`
   ])
 }
+
+/** A commit's notification: which journal instance committed, and the last seq after it. @internal */
+export const notification = (origin: string, lastSeq: number): string => `${origin} ${lastSeq}`
+
+/** The origin and seq of a notification, or `undefined` for one that is not ours. @internal */
+export const parseNotification = (payload: string): { readonly origin: string; readonly lastSeq: number } | undefined => {
+  const space = payload.lastIndexOf(" ")
+  const lastSeq = Number(payload.slice(space + 1))
+  return space > 0 && Number.isSafeInteger(lastSeq) ? { origin: payload.slice(0, space), lastSeq } : undefined
+}
+
