@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Packaging smoke test: `npm pack` this package, install the tarball into a fresh temporary Node
-// project, and run a few appends and reads, and an AggregateSpec of annals/testing, through the
+// project, and run a few appends and reads, an AggregateSpec of annals/testing, and load annals/postgres, through the
 // compiled JavaScript that npm users get.
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -27,6 +27,7 @@ import assert from "node:assert/strict"
 import { Effect, Layer, Schema, Stream } from "effect"
 import { Aggregate, Archive, Codec, Journal, SnapshotStore } from "annals"
 import { DirectoryArchive } from "annals/file"
+import { PgClient, PgCursorStore, PgJournal, PgSnapshotStore } from "annals/postgres"
 import { AggregateSpec } from "annals/testing"
 
 const Event = Schema.Union([
@@ -68,6 +69,9 @@ const withdrawAll = (state) => Effect.succeed([{ _tag: "Withdrawn", amount: stat
 await AggregateSpec.for(Account).given([{ _tag: "Deposited", amount: 5 }]).when(withdrawAll).then([{ _tag: "Withdrawn", amount: 5 }])
 await assert.rejects(AggregateSpec.for(Account).given([{ _tag: "Deposited", amount: 5 }]).when(withdrawAll).then([]), assert.AssertionError)
 console.log("smoke: ok, annals/testing passes and fails an AggregateSpec")
+
+for (const [name, module] of Object.entries({ PgClient, PgCursorStore, PgJournal, PgSnapshotStore })) assert.equal(typeof module.layer, "function", name)
+console.log("smoke: ok, annals/postgres loads (with its postgres.js dependency)")
 `
   )
   execFileSync(process.execPath, ["smoke.mjs", join(work, "archive")], { cwd: app, stdio: "inherit" })

@@ -2,6 +2,8 @@
 // Runs the test suite under Bun, Deno and Node, one after another, and prints one closing line per
 // runtime (`bun: 120 passed, 0 failed`). Exits non-zero if any runtime fails or reports no tests.
 // ANNALS_RUNTIMES=bun,node limits the runtimes; extra arguments are passed to every runner.
+// The PostgreSQL suites share one embedded server started here (test/support/pgServer.ts, run by Bun)
+// and stopped at the end, passed to the runners as ANNALS_PG_URL — unless ANNALS_PG_URL is already set.
 import { spawn } from "node:child_process"
 import { readdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
@@ -10,6 +12,21 @@ const bin = (name) => join("node_modules", ".bin", name)
 // Every compiled test file under `dir`, subdirectories included (test/runtime/, test/conformance/ …).
 const testFiles = (dir) =>
   readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f))
+
+/** Starts the embedded PostgreSQL server of the run; resolves with its URL and a function that stops it. */
+const startPostgres = () =>
+  new Promise((resolve, reject) => {
+    const child = spawn(bin("bun"), [join("test", "support", "pgServer.ts")], { stdio: ["pipe", "pipe", "inherit"] })
+    let output = ""
+    const exited = new Promise((done) => child.on("close", done))
+    child.stdout.setEncoding("utf8")
+    child.stdout.on("data", (chunk) => {
+      output += chunk
+      const match = /^ANNALS_PG_URL=(\S+)$/m.exec(output)
+      if (match !== null) resolve({ url: match[1], stop: () => (child.stdin.end(), exited) })
+    })
+    exited.then((code) => reject(new Error(`the embedded PostgreSQL server exited (code ${code}) before it was ready: ${output}`)))
+  })
 
 const run = (command, args) =>
   new Promise((resolve) => {
@@ -64,6 +81,8 @@ const runtimes = {
 const selected = (process.env.ANNALS_RUNTIMES ?? "bun,deno,node").split(",").map((s) => s.trim()).filter(Boolean)
 const extra = process.argv.slice(2)
 const results = []
+const postgres = process.env.ANNALS_PG_URL ? undefined : await startPostgres()
+if (postgres !== undefined) process.env.ANNALS_PG_URL = postgres.url
 for (const name of selected) {
   const runner = runtimes[name]
   if (runner === undefined) {
@@ -73,6 +92,8 @@ for (const name of selected) {
   console.log(`\n=== ${name} ===`)
   results.push([name, await runner(extra)])
 }
+
+await postgres?.stop()
 
 let ok = true
 console.log("")

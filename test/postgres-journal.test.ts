@@ -4,34 +4,20 @@
  * every build reopens the same schema.
  */
 import { Effect } from "effect"
-import postgres from "postgres"
 import { PgJournal } from "../src/postgres/index.ts"
 import { register } from "./conformance/harness.ts"
 import { type JournalStorage, journalCases } from "./conformance/Journal.ts"
 import { journalFollowCases } from "./conformance/JournalFollow.ts"
 import { journalInFlightCases } from "./conformance/JournalInFlight.ts"
+import { isolatedSchema, pgTargets } from "./support/postgres.ts"
 
-const url = process.env.ANNALS_PG_MACHINE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
-
-/** A fresh schema, dropped when the scope closes. */
-const schema = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const name = `annals_t_${Math.random().toString(36).slice(2, 10)}`
-    return name
-  }),
-  (name) =>
-    Effect.promise(async () => {
-      const sql = postgres(url, { max: 1, onnotice: () => {} })
-      await sql.unsafe(`DROP SCHEMA IF EXISTS "${name}" CASCADE`)
-      await sql.end()
-    })
-)
-
-const fixture = {
-  name: "postgres (machine)",
-  durable: true,
-  storage: Effect.map(schema, (name): JournalStorage => ({ layer: PgJournal.layer({ url, schema: name, max: 4 }) }))
+for (const target of await pgTargets()) {
+  const fixture = {
+    name: target.name,
+    durable: true,
+    storage: Effect.map(isolatedSchema(target), (schema): JournalStorage => ({ layer: PgJournal.layer({ url: target.url, schema, max: 4 }) }))
+  }
+  register("Journal", fixture, journalCases)
+  register("Journal follow", fixture, journalFollowCases)
+  register("Journal", fixture, journalInFlightCases)
 }
-register("Journal", fixture, journalCases)
-register("Journal follow", fixture, journalFollowCases)
-register("Journal", fixture, journalInFlightCases)

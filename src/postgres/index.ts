@@ -9,3 +9,7 @@
 export * as PgClient from "./PgClient.ts"
 /** @since 0.1.0 */
 export * as PgJournal from "./PgJournal.ts"
+/** @since 0.1.0 */
+export * as PgSnapshotStore from "./PgSnapshotStore.ts"
+/** @since 0.1.0 */
+export * as PgCursorStore from "./PgCursorStore.ts"

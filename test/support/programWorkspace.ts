@@ -1,6 +1,6 @@
 /**
  * A throwaway TypeScript project for the programs of a Markdown document: one file per program,
- * the document's tsconfig, `annals`, `annals/file` and `annals/testing` mapped to this repository's `src` (never to a
+ * the document's tsconfig, `annals`, `annals/file`, `annals/testing` and `annals/postgres` mapped to this repository's `src` (never to a
  * `dist/` that may be stale), one `tsc` over all of them, and the command that runs a program on
  * the runtime running the test.
  */
@@ -148,7 +148,7 @@ export const prepare = async (
         rootDir: path.relative(directory, root),
         outDir: "out",
         sourceMap: true,
-        paths: { annals: src("index.ts"), "annals/file": src("file/index.ts"), "annals/testing": src("testing/index.ts") }
+        paths: { annals: src("index.ts"), "annals/file": src("file/index.ts"), "annals/testing": src("testing/index.ts"), "annals/postgres": src("postgres/index.ts") }
       },
       files: programs.map((program) => path.basename(typescript(program)))
     }, null, 2)
