@@ -71,13 +71,28 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
     let settledSeq = 0
     let closed = false
     const settled = new Settled()
-    const advance = (seq: number) => {
+    /** A position learnt while this process's own transaction was under way, applied once it is done. */
+    let deferred = 0
+    const raise = (seq: number) => {
       if (seq > settledSeq) {
         settledSeq = seq
         settled.notify()
       }
     }
+    // Followers read up to `settledSeq` only. While one of this process's transactions is under way,
+    // the database may already show its records (committed, the reply not yet here): a position
+    // learnt then (a notification, a poll, lastSeq) may cover them, so it waits for the reply, and
+    // no follower sees a record before its append returned.
+    const advance = (seq: number) => {
+      if (writer.inFlight()) deferred = Math.max(deferred, seq)
+      else raise(seq)
+    }
+    const committed = (lastSeq: number) => {
+      raise(Math.max(lastSeq, deferred))
+      deferred = 0
+    }
 
+    const writer = makeWriter(sql, tables, origin, committed)
     const head = query("lastSeq", "read the journal's position", () =>
       sql.unsafe(`SELECT last_seq, checkpoint, truncated_before, removed_before FROM ${tables.journal} WHERE id = 1`)).pipe(
         Effect.map((rows) => {
@@ -110,7 +125,6 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       })
     )
 
-    const writer = makeWriter(sql, tables, origin, advance)
     const closedError = (method: string) => new JournalError({ method, message: `Journal.${method}: the PostgreSQL journal is closed` })
 
     const append: Journal["append"] = (stream, expectedVersion, events) =>
@@ -192,9 +206,9 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
             query("follow", "read records", () =>
               sql.unsafe(
                 `SELECT j.truncated_before, j.removed_before, r.* FROM ${tables.journal} j
-                  LEFT JOIN LATERAL (SELECT ${RECORD_COLUMNS} FROM ${tables.records} WHERE seq >= $1 ORDER BY seq LIMIT ${FOLLOW_PAGE_RECORDS}) r ON true
+                  LEFT JOIN LATERAL (SELECT ${RECORD_COLUMNS} FROM ${tables.records} WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT ${FOLLOW_PAGE_RECORDS}) r ON true
                   WHERE j.id = 1`,
-                [String(seq)]
+                [String(seq), String(settledSeq)]
               )),
             (rows): Effect.Effect<ReadonlyArray<JournalRecord>, JournalError | JournalTruncated> => {
               if (closed) return Effect.fail(closedError("follow"))

@@ -270,7 +270,9 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       yield* within("the follower", Fiber.join(follower))
       assert.equal(behind.length, appends)
       const worst = Math.max(...behind)
-      assert.ok(worst <= 3, `the follower got a record only after ${worst} later appends had returned (starved by the writer)`)
+      // A few appends of lag are normal where a follower reads over the network (its page query takes
+      // about as long as an append); a starving writer runs on for the scheduler's budget, ~80 appends.
+      assert.ok(worst <= 10, `the follower got a record only after ${worst} later appends had returned (starved by the writer)`)
     })),
 
   ...journalFollowEdgeCases

@@ -1,7 +1,7 @@
 /**
  * What a postgres.js failure means for the caller: a message that names the server's error (its
- * SQLSTATE code and text), and whether the outcome of a write is unknown (the connection was lost
- * while the transaction may have committed) — then retrying blindly could apply it twice.
+ * SQLSTATE code and text), and whether it was the connection that failed (then a write that was
+ * sent may have committed: retrying it blindly could apply it twice).
  * @internal
  */
 
@@ -20,7 +20,7 @@ const CONNECTION_CODES = new Set([
 ])
 
 /** What a failure says, and whether it was the connection. @internal */
-export const describeFailure = (cause: unknown): { readonly message: string; readonly connection: boolean; readonly outcomeUnknown: boolean } => {
+export const describeFailure = (cause: unknown): { readonly message: string; readonly connection: boolean } => {
   const error = cause as { readonly code?: unknown; readonly message?: unknown } | undefined
   const code = typeof error?.code === "string" ? error.code : undefined
   const text = typeof error?.message === "string" ? error.message : String(cause)
@@ -28,7 +28,6 @@ export const describeFailure = (cause: unknown): { readonly message: string; rea
   const connection = code !== undefined && (CONNECTION_CODES.has(code) || code.startsWith("08") || code.startsWith("57P0"))
   return {
     message: code !== undefined && !text.includes(code) ? `${text} (${code})` : text,
-    connection,
-    outcomeUnknown: connection
+    connection
   }
 }

@@ -52,7 +52,31 @@ export interface Committed {
  * Runs the appends of `group` in one transaction on `sql`; resolves each one (its result, its
  * conflict, or the transaction's failure) and returns the journal's last seq after the commit.
  */
-const commitGroup = async (sql: postgres.Sql, tables: JournalTables, origin: string, group: ReadonlyArray<PendingAppend>): Promise<{
+const commitGroup = async (
+  sql: postgres.Sql,
+  tables: JournalTables,
+  origin: string,
+  group: ReadonlyArray<PendingAppend>
+): Promise<{
+  readonly lastSeq: number
+  readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>>
+}> => {
+  const progress = { wrote: false }
+  try {
+    return await transaction(sql, tables, origin, group, progress)
+  } catch (cause) {
+    throw new GroupFailure(cause, progress.wrote)
+  }
+}
+
+/** The statements of one group's transaction; `progress.wrote` is set as its write is sent. */
+const transaction = async (
+  sql: postgres.Sql,
+  tables: JournalTables,
+  origin: string,
+  group: ReadonlyArray<PendingAppend>,
+  progress: { wrote: boolean }
+): Promise<{
   readonly lastSeq: number
   readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>>
 }> =>
@@ -103,6 +127,7 @@ const commitGroup = async (sql: postgres.Sql, tables: JournalTables, origin: str
       const c = toColumns(records)
       const streams = Array.from(changed.values())
       // One statement: data-modifying CTEs all run, whether or not the outer query reads them.
+      progress.wrote = true
       await tx.unsafe(
         `WITH inserted AS (
             INSERT INTO ${tables.records} (seq, namespace, id, version, type, timestamp, payload, metadata, metadata_keys)
@@ -127,9 +152,34 @@ const commitGroup = async (sql: postgres.Sql, tables: JournalTables, origin: str
     return { lastSeq, outcomes }
   })) as { readonly lastSeq: number; readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>> }
 
+/** A transaction that failed, and whether it had sent its write (then a lost connection leaves its outcome unknown). */
+class GroupFailure {
+  readonly cause: unknown
+  readonly wrote: boolean
+  constructor(cause: unknown, wrote: boolean) {
+    this.cause = cause
+    this.wrote = wrote
+  }
+}
+
+/**
+ * Runs the group's transaction, once more when its connection failed before it sent its write —
+ * nothing can have been stored then: a pooled connection that the server closed while it was idle
+ * fails the first statement sent on it, and the next try gets a fresh one.
+ */
+const commitRetried = async (...args: Parameters<typeof commitGroup>): ReturnType<typeof commitGroup> => {
+  try {
+    return await commitGroup(...args)
+  } catch (failure) {
+    if (!(failure instanceof GroupFailure) || failure.wrote || !describeFailure(failure.cause).connection) throw failure
+    return await commitGroup(...args)
+  }
+}
+
 /**
  * The append queue: `enqueue` adds an append; one transaction at a time takes every waiting append
- * (at most `MAX_GROUP`). `committed` is called after each commit, after the appends were resumed;
+ * (at most `MAX_GROUP`). `committed` is called after each transaction, after its appends were resumed
+ * (with the last seq after it, or 0 when it failed);
  * the commit's notification carries `origin`, so that this journal ignores its own (it may arrive
  * before the commit's reply, and would wake followers before the appends returned).
  * @internal
@@ -137,6 +187,8 @@ const commitGroup = async (sql: postgres.Sql, tables: JournalTables, origin: str
 export const makeWriter = (sql: postgres.Sql, tables: JournalTables, origin: string, committed: (lastSeq: number) => void) => {
   let waiting: Array<PendingAppend> = []
   let running = false
+  /** A group's transaction was sent and its outcome is not known yet. */
+  let inFlight = false
 
   const drain = async (): Promise<void> => {
     running = true
@@ -144,24 +196,30 @@ export const makeWriter = (sql: postgres.Sql, tables: JournalTables, origin: str
       while (waiting.length > 0) {
         const group = waiting.slice(0, MAX_GROUP)
         waiting = waiting.slice(group.length)
+        inFlight = true
         try {
-          const { lastSeq, outcomes } = await commitGroup(sql, tables, origin, group)
+          const { lastSeq, outcomes } = await commitRetried(sql, tables, origin, group)
+          inFlight = false
           group.forEach((append, i) => append.done(outcomes[i]!))
           committed(lastSeq)
-        } catch (cause) {
+        } catch (thrown) {
+          inFlight = false
+          const cause = thrown instanceof GroupFailure ? thrown.cause : thrown
           const failure = describeFailure(cause)
+          const unknown = failure.connection && (!(thrown instanceof GroupFailure) || thrown.wrote)
           for (const append of group) {
             append.done(Effect.fail(
               new JournalError({
                 method: "append",
                 message: `Cannot append to stream ${formatStream(append.stream)}: ${failure.message}; ${
-                  failure.outcomeUnknown ? "the connection was lost, so it may or may not have been stored" : "nothing was stored"
+                  unknown ? "the connection was lost, so it may or may not have been stored" : "nothing was stored"
                 }`,
                 stream: { ...append.stream },
                 cause
               })
             ))
           }
+          committed(0)
         }
       }
     } finally {
@@ -170,6 +228,8 @@ export const makeWriter = (sql: postgres.Sql, tables: JournalTables, origin: str
   }
 
   return {
+    /** True while a group's transaction is under way: what the database shows may include its records, whose appends have not returned. */
+    inFlight: () => inFlight,
     /** Queues `append`; returns a function that takes it back out if its transaction has not started. */
     enqueue: (append: PendingAppend): () => void => {
       waiting.push(append)
