@@ -1,7 +1,7 @@
 /**
- * The storage combinations every runtime suite runs over, written once. A backend added later
- * (PostgreSQL, Redis, NATS, S3) is one more entry in `combinations`: every suite in `test/runtime/`
- * then runs over it unchanged.
+ * The storage combinations every runtime suite runs over, written once: memory, the file layers,
+ * and PostgreSQL on every server of the run (`pgTargets`). A backend added later (Redis, NATS, S3)
+ * is one more entry in `combinations`: every suite in `test/runtime/` then runs over it unchanged.
  *
  * A combination opens a `Storage` per case: four layers (Journal, SnapshotStore, Archive,
  * CursorStore) whose every build reaches the same data — a reopen for the durable layers, the same
@@ -10,9 +10,12 @@
  * restores from the archive).
  */
 import { type Context, Effect, Layer, type Scope } from "effect"
+import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { DirectoryArchive, FileCursorStore, FileJournal, FileSnapshotStore } from "../../src/file/index.ts"
 import { Archive, CursorStore, Journal, SnapshotStore } from "../../src/index.ts"
+import { PgCursorStore, PgJournal, PgSnapshotStore } from "../../src/postgres/index.ts"
+import { dropSchema, type PgTarget, pgTargets } from "../support/postgres.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
 
 /** The four storage services of one combination. */
@@ -76,6 +79,22 @@ const directoryArchive: Opener<Archive.Archive> = (directory) =>
 const fileCursors: Opener<CursorStore.CursorStore> = (directory) =>
   Effect.succeed(FileCursorStore.layer({ directory: path.join(directory, "cursors") }))
 
+/**
+ * The PostgreSQL layers of one machine share one schema, named after the machine's directory (so
+ * every opener of that machine finds the same one); it is dropped when the case ends.
+ */
+const pgSchema = (target: PgTarget, directory: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => `annals_t_${crypto.createHash("sha256").update(directory).digest("hex").slice(0, 12)}`),
+    (schema) => Effect.promise(() => dropSchema(target.url, schema))
+  )
+const pgJournal = (target: PgTarget): Opener<Journal.Journal> => (directory) =>
+  Effect.map(pgSchema(target, directory), (schema) => PgJournal.layer({ url: target.url, schema, max: 4 }))
+const pgSnapshots = (target: PgTarget): Opener<SnapshotStore.SnapshotStore> => (directory, options) =>
+  Effect.map(pgSchema(target, directory), (schema) => PgSnapshotStore.layer({ url: target.url, schema, max: 2, keep: options.keep }))
+const pgCursors = (target: PgTarget): Opener<CursorStore.CursorStore> => (directory) =>
+  Effect.map(pgSchema(target, directory), (schema) => PgCursorStore.layer({ url: target.url, schema, max: 2 }))
+
 /** Builds a combination from the openers of its four services. */
 const combination = (name: string, durable: boolean, kinds: Kinds): Combination => ({
   name,
@@ -123,5 +142,13 @@ export const combinations: ReadonlyArray<Combination> = [
     snapshots: memorySnapshots,
     archive: memoryArchive,
     cursors: fileCursors
-  })
+  }),
+  ...(await pgTargets()).map((target) =>
+    combination(target.name, true, {
+      journal: pgJournal(target),
+      snapshots: pgSnapshots(target),
+      archive: directoryArchive,
+      cursors: pgCursors(target)
+    })
+  )
 ]
