@@ -2,15 +2,20 @@
  * Regression tests of the Repository defects of issue 9, over the memory and the file layers: a
  * snapshot newer than the journal or from another timeline is not trusted; a conflict with an append
  * still in flight waits for it instead of burning the retries; a command whose append committed
- * although it failed (or was interrupted) is never applied twice; an invalid `asOf` is named.
+ * although it failed (or was interrupted) is never applied twice; an invalid `asOf` is named. And a
+ * load while checkpoints replace the (file) snapshot it listed finds the newer one, not a spurious
+ * `HistoryTruncated`.
  */
 import { Effect, Fiber, Option } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
+import { test } from "node:test"
+import { nodeSnapshotReads, open, type SnapshotReads } from "../src/file/internal/snapshotDirectory.ts"
 import { Checkpointer, Journal, Repository, SnapshotStore } from "../src/index.ts"
 import { expectError } from "./conformance/harness.ts"
 import { append, fold, type LedgerEvent, type LedgerState, ledger } from "./support/ledger.ts"
 import { eachStorage, ledgerData, replayAll, withAppendInFlight } from "./support/storage.ts"
+import { tempDirectory } from "./support/tempDirectory.ts"
 
 const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
 const debit = (amount: number): LedgerEvent => ({ _tag: "Debited", amount })
@@ -181,3 +186,46 @@ eachStorage("Repository: load with an invalid asOf fails with a RepositoryError 
     yield* TestClock.setTime(5)
     assert.deepEqual(yield* repo.load("t", { asOf: 0 }), { state: fold([credit(1)]), version: 1 })
   }).pipe(Effect.provide(location.layers())))
+
+test("Repository: a load while checkpoints replace the snapshot it listed (file snapshots) finds the newer one, not HistoryTruncated", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const directory = yield* tempDirectory("race")
+    // Before a read of a snapshot file, the test may run something (its own reads pass straight):
+    // a checkpoint between the store listing the stream's directory and reading the file it listed.
+    const between: Array<Effect.Effect<void, unknown, Journal.Journal | SnapshotStore.SnapshotStore>> = []
+    let running = false
+    const reads: SnapshotReads = {
+      ...nodeSnapshotReads,
+      readFile: async (path) => {
+        const run = running ? undefined : between.shift()
+        if (run !== undefined) {
+          running = true
+          await Effect.runPromiseWith(context)(run).finally(() => running = false)
+        }
+        return nodeSnapshotReads.readFile(path)
+      }
+    }
+    const snapshots = yield* open({ directory }, reads)
+    const journal = yield* Journal.makeMemory
+    const context = yield* Effect.provideService(
+      Effect.provideService(Effect.context<Journal.Journal | SnapshotStore.SnapshotStore>(), Journal.Journal, journal),
+      SnapshotStore.SnapshotStore,
+      snapshots
+    )
+    const checkpoint = Effect.asVoid(Effect.flatMap(Checkpointer.make([ledger()], { history: "discard" }), (c) => c.run))
+    const events = [credit(1), credit(2), credit(3), credit(4), credit(5), credit(6), debit(7)]
+    yield* Effect.gen(function*() {
+      const repo = yield* Repository.make(ledger())
+      for (const event of events.slice(0, 4)) yield* repo.execute("x", append([event]))
+      yield* checkpoint // snapshot at version 4; versions 1..4 truncated
+      for (const event of events.slice(4, 6)) yield* repo.execute("x", append([event]))
+      // The load lists the snapshot at version 4; before it reads it, a checkpoint replaces it with
+      // one at version 6 (keep 1) and truncates versions 5 and 6. Looking again, it lists version 6;
+      // before it reads that, a command appends version 7 and a checkpoint replaces it again.
+      between.push(checkpoint, Effect.andThen(repo.execute("x", append([events[6]!])), checkpoint))
+      const fresh = yield* Repository.make(ledger(), { cacheSize: 0 })
+      assert.deepEqual(yield* fresh.load("x"), { state: fold(events), version: 7 })
+      assert.equal(between.length, 0, "both checkpoints ran between a listing and a read")
+      assert.deepEqual((yield* replayAll(journal)).map((r) => r.version), [], "versions 1..7 are truncated")
+    }).pipe(Effect.provide(context))
+  }).pipe(Effect.scoped, Effect.provide(TestClock.layer()))))
