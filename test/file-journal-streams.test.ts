@@ -14,13 +14,12 @@ import { Effect, Exit, Stream } from "effect"
 import assert from "node:assert/strict"
 import process from "node:process"
 import { test } from "node:test"
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
-import { type FileIo, nodeFileIo } from "../src/file/internal/fileIo.ts"
+import type { FileIo } from "../src/file/internal/fileIo.ts"
 import { open } from "../src/file/internal/fileJournal.ts"
 import { RecordIndex } from "../src/file/internal/recordIndex.ts"
 import { encodeState } from "../src/file/internal/segmentFormat.ts"
 import type { Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
+import { spawnChild, withTimeout } from "./support/childProcess.ts"
 import { prng } from "./support/ledger.ts"
 import { SimulatedFs } from "./support/simulatedFs.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
@@ -162,52 +161,14 @@ test("RecordIndex: streams, versions and live records agree with a plain model t
 
 // ─── Memory ───────────────────────────────────────────────────────────────────────────────────
 
-/** A full collection where the runtime allows one (Bun.gc; V8's gc, exposed at run time). */
-const collectGarbage = () => {
-  const bun = (globalThis as { Bun?: { gc: (force: boolean) => void } }).Bun
-  if (bun !== undefined) return bun.gc(true)
-  v8.setFlagsFromString("--expose-gc")
-  ;(vm.runInNewContext("gc") as () => void)()
-}
-const heapAndBuffers = () => {
-  collectGarbage()
-  const usage = process.memoryUsage()
-  return usage.heapUsed + usage.arrayBuffers
-}
-
-/** A journal of `count` one-record streams (ids shaped like UUIDs) in a new directory. */
-const oneRecordStreams = (count: number) =>
-  Effect.gen(function*() {
-    const directory = yield* tempDirectory("journal-streams")
-    yield* Effect.scoped(Effect.gen(function*() {
-      const journal = yield* open({ directory, durability: "os" }, nodeFileIo)
-      for (let i = 0; i < count; i++) {
-        yield* journal.append({ namespace: "account", id: `00000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}` }, 0, [{ type: "E", payload: payload(i) }])
-      }
-    }))
-    return directory
-  })
-
-/** The memory (heap and array buffers, after a collection) that holding the journal in `directory` open takes. */
-const openCost = (directory: string, count: number) =>
-  Effect.scoped(Effect.gen(function*() {
-    const before = heapAndBuffers()
-    const journal = yield* open({ directory, durability: "os" }, nodeFileIo)
-    const after = heapAndBuffers()
-    assert.equal(yield* journal.lastSeq, count)
-    assert.equal(yield* journal.version({ namespace: "account", id: "00000000-0000-4000-8000-000000000007" }), 1)
-    return after - before
-  }))
-
 test("FileJournal: each one-record stream an open indexes keeps well under 200 bytes (80,000 against 190,000 streams)", () =>
   Effect.gen(function*() {
-    const small = yield* oneRecordStreams(80_000)
-    const large = yield* oneRecordStreams(190_000)
-    // The difference leaves out what every open keeps (buffers, the service); both sizes are just below
-    // where the index's arrays grow, so that the difference is not mostly their spare room.
-    const perStream = ((yield* openCost(large, 190_000)) - (yield* openCost(small, 80_000))) / 110_000
+    // Measured in a process of its own (support/streamIndexCost.ts): in a runner's process, what other
+    // test files left running allocates during the measurement.
+    const child = yield* spawnChild("streamIndexCost", [yield* tempDirectory("journal-streams")])
+    const [, bytes] = yield* Effect.promise(() => withTimeout(child.line(/^perStream (\d+)$/), 120_000, "the measuring child"))
     // The old index (an object, a Map entry, a key string and an array per stream) kept over 400 bytes.
-    assert.ok(perStream < 200, `an open keeps ${perStream.toFixed(0)} bytes per stream`)
+    assert.ok(Number(bytes) < 200, `an open keeps ${bytes} bytes per stream`)
   }).pipe(Effect.scoped, Effect.runPromise))
 
 // ─── Truncation cost ───────────────────────────────────────────────────────────────────────────
