@@ -269,10 +269,12 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       for (let i = 0; i < appends; i++) yield* appendLogged(journal, acks, followStream("tight"), 1, `tight.${i}`)
       yield* within("the follower", Fiber.join(follower))
       assert.equal(behind.length, appends)
-      const worst = Math.max(...behind)
-      // A few appends of lag are normal where a follower reads over the network (its page query takes
-      // about as long as an append); a starving writer runs on for the scheduler's budget, ~80 appends.
-      assert.ok(worst <= 10, `the follower got a record only after ${worst} later appends had returned (starved by the writer)`)
+      // A starving writer runs on for the scheduler's budget (~80 appends) before its follower gets a
+      // turn, again and again: the typical lag is tens of appends. Where a follower reads over the
+      // network a stall now and then is normal, so the typical (median) lag is what is checked.
+      const sorted = [...behind].sort((a, b) => a - b)
+      const typical = sorted[Math.floor(sorted.length / 2)]!
+      assert.ok(typical <= 3, `the follower typically got a record ${typical} appends after it had returned (worst ${sorted.at(-1)}): starved by the writer`)
     })),
 
   ...journalFollowEdgeCases
