@@ -362,18 +362,7 @@ const runFold = <S, E, A extends boolean>(projection: Folded<S, E, A>, options: 
     const problem = (options?.replica === undefined ? undefined : nameProblem("replica", options.replica)) ??
       (options?.exports === undefined ? undefined : integerProblem("exports.everyMs", options.exports.everyMs, 1))
     if (problem !== undefined) return yield* fail(id, "fold", `Projection.run (${JSON.stringify(id)}): ${problem}`)
-    const runtime = Fold.make(
-      {
-        id,
-        decoders: projection.decoders,
-        stateCodec: projection.stateCodec,
-        initial: projection.initial,
-        evolve: projection.evolve,
-        everyRecords: projection.everyRecords,
-        schemaVersion: projection.schemaVersion
-      },
-      { journal: yield* Journal, snapshots: yield* SnapshotStore }
-    )
+    const runtime = Fold.make({ ...projection, id }, { journal: yield* Journal, snapshots: yield* SnapshotStore })
     const cursors = yield* CursorStore
     const subscription = yield* start(
       { ...subscriptionOptions(id, projection.options), handle: runtime.handle },

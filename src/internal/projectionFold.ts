@@ -6,10 +6,10 @@
  * @internal
  */
 import { Effect, Option, Result } from "effect"
-import type * as Codec from "../Codec.ts"
 import type { Journal, JournalRecord } from "../Journal.ts"
+import type { Folded } from "../Projection.ts"
 import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
-import { type Decoders, decode, type RecordInfo, recordInfo } from "./projectionSources.ts"
+import { decode, recordInfo } from "./projectionSources.ts"
 import { Permanent } from "./subscriptionBatches.ts"
 import type { Keeper } from "./subscriptionInstance.ts"
 
@@ -17,15 +17,9 @@ import type { Keeper } from "./subscriptionInstance.ts"
 export const FOLD_NAMESPACE = "annals.projection"
 
 /** What a fold is made of, with every default filled in. @internal */
-export interface FoldSpec<S, E> {
+export type FoldSpec<S, E> = Pick<Folded<S, E, boolean>, "decoders" | "stateCodec" | "initial" | "evolve" | "everyRecords" | "schemaVersion"> & {
   /** The subscription's name, also the id of its snapshot. */
   readonly id: string
-  readonly decoders: Decoders<E>
-  readonly stateCodec: Codec.Codec<S>
-  readonly initial: S
-  readonly evolve: (state: S, event: E, record: RecordInfo) => S
-  readonly everyRecords: number
-  readonly schemaVersion: number
 }
 
 /** Where a fold stands: its state and the last record folded into it (0: none). @internal */
