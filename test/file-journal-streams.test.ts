@@ -161,13 +161,19 @@ test("RecordIndex: streams, versions and live records agree with a plain model t
 
 // ─── Memory ───────────────────────────────────────────────────────────────────────────────────
 
-test("FileJournal: each one-record stream an open indexes keeps well under 200 bytes (80,000 against 190,000 streams)", () =>
+test("FileJournal: each one-record stream an open indexes keeps well under 200 bytes (80,000 against 190,000 streams)", {
+  skip: "Bun" in globalThis ? false : "only Bun's collector gives a stable figure (see the comment)"
+}, () =>
   Effect.gen(function*() {
     // Measured in a process of its own (support/streamIndexCost.ts): in a runner's process, what other
     // test files left running allocates during the measurement.
     const child = yield* spawnChild("streamIndexCost", [yield* tempDirectory("journal-streams")])
     const [, bytes] = yield* Effect.promise(() => withTimeout(child.line(/^perStream (\d+)$/), 120_000, "the measuring child"))
     // The old index (an object, a Map entry, a key string and an array per stream) kept over 400 bytes.
+    // Only Bun's collector (Bun.gc) gives a figure stable enough to assert on: Deno exposes no
+    // collection to the script (the figure comes out near 0), and Node's, switched on at run time,
+    // measured 127, 287 and 1,432 bytes in three runs of the same code. bench/file.ts measures the
+    // resident memory of an open of 1M streams on all three.
     assert.ok(Number(bytes) < 200, `an open keeps ${bytes} bytes per stream`)
   }).pipe(Effect.scoped, Effect.runPromise))
 
