@@ -270,11 +270,13 @@ export const journalFollowCases: ReadonlyArray<Case<JournalStorage>> = [
       yield* within("the follower", Fiber.join(follower))
       assert.equal(behind.length, appends)
       // A starving writer runs on for the scheduler's budget (~80 appends) before its follower gets a
-      // turn, again and again: the typical lag is tens of appends. Where a follower reads over the
-      // network a stall now and then is normal, so the typical (median) lag is what is checked.
+      // turn, again and again: the typical lag is most of that (a median of 75 measured without the
+      // yield). A follower that reads over the network, or a machine busy with other test processes,
+      // lags by up to a few dozen appends now and then (a median of 35 seen once under a full CI run
+      // with microsecond "interval" appends), so the bound sits between the two.
       const sorted = [...behind].sort((a, b) => a - b)
       const typical = sorted[Math.floor(sorted.length / 2)]!
-      assert.ok(typical <= 3, `the follower typically got a record ${typical} appends after it had returned (worst ${sorted.at(-1)}): starved by the writer`)
+      assert.ok(typical <= 55, `the follower typically got a record ${typical} appends after it had returned (worst ${sorted.at(-1)}): starved by the writer`)
     })),
 
   ...journalFollowEdgeCases
