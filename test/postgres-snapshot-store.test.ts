@@ -10,7 +10,7 @@ import { test } from "node:test"
 import { PgSnapshotStore } from "../src/postgres/index.ts"
 import { SnapshotStore } from "../src/index.ts"
 import { expectError, open, register } from "./conformance/harness.ts"
-import { type SnapshotStorage, snapshotStoreCases } from "./conformance/SnapshotStore.ts"
+import { snap, type SnapshotStorage, snapshotStoreCases } from "./conformance/SnapshotStore.ts"
 import { startEmbeddedServer } from "./support/embeddedPostgres.ts"
 import { isolatedSchema, type PgTarget, pgTargets } from "./support/postgres.ts"
 
@@ -21,15 +21,8 @@ const storage = (target: PgTarget) =>
     layer: (options?: SnapshotStore.SnapshotStoreOptions) => PgSnapshotStore.layer({ url: target.url, schema, max: 4, ...options })
   }))
 
-const snapshot = (id: string, version: number, namespace = "cart"): SnapshotStore.Snapshot => ({
-  namespace,
-  id,
-  version,
-  seq: version * 10,
-  timestamp: version * 100,
-  schemaVersion: 1,
-  state: new TextEncoder().encode(`${id}@${version}`)
-})
+/** A snapshot of `cart/id` at `version` (`namespace` overrides the namespace): the suite's own. */
+const snapshot = (id: string, version: number, namespace = "cart"): SnapshotStore.Snapshot => snap(namespace, id, version)
 
 /** Ids whose order differs between JavaScript (UTF-16 code units), code points, and a linguistic collation. */
 const ids = ["b", "B", "a", "_x", "é", "e", "\uFF01", "\u{1F600}", "a b", "ab", "A"]

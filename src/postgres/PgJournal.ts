@@ -179,8 +179,9 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
         return Stream.fail(new JournalError({ method: "read", message: `Cannot read stream ${formatStream(stream)}: ${problem}`, ...validStream(stream) }))
       }
       const to = options?.to ?? Number.MAX_SAFE_INTEGER
-      let left = options?.max ?? Number.MAX_SAFE_INTEGER
-      return Stream.paginate(options?.from ?? 1, (from: number) =>
+      // The page state carries what is left of `max`, so every run of the stream starts afresh.
+      const first = { from: options?.from ?? 1, left: options?.max ?? Number.MAX_SAFE_INTEGER }
+      return Stream.paginate(first, ({ from, left }) =>
         Effect.map(
           query("read", `read stream ${formatStream(stream)}`, () =>
             sql.unsafe(
@@ -190,9 +191,12 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
             )),
           (rows) => {
             const records = (rows as unknown as ReadonlyArray<RecordRow>).map(fromRow)
-            left -= records.length
+            const rest = left - records.length
             const last = records[records.length - 1]
-            return [records, left <= 0 || last === undefined || records.length < REPLAY_PAGE ? Option.none() : Option.some(last.version + 1)] as const
+            return [
+              records,
+              rest <= 0 || last === undefined || records.length < REPLAY_PAGE ? Option.none() : Option.some({ from: last.version + 1, left: rest })
+            ] as const
           }
         ))
     }

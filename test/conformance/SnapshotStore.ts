@@ -22,10 +22,10 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 /**
- * A snapshot of `namespace/id` at `version`; by default seq = 10·version, timestamp = 100·version
- * (so both grow with the version, as they do for real records) and the state spells `id@version`.
+ * A snapshot of `namespace/id` at `version` (shared with the backends' own tests); by default
+ * seq = 10·version, timestamp = 100·version (so both grow with the version, as they do for real records) and the state spells `id@version`.
  */
-const snap = (
+export const snap = (
   namespace: string,
   id: string,
   version: number,
