@@ -72,11 +72,11 @@ import { fileURLToPath } from "node:url"
 import postgres from "postgres"
 import { Aggregate, Journal, Repository, SnapshotStore } from "../src/index.ts"
 import { PgClient, PgJournal } from "../src/postgres/index.ts"
-import { eventAt, NAMESPACE, streamRef } from "./fixtures.ts"
+import { eventAt, journalWriter, NAMESPACE, streamRef, writeConcurrently } from "./fixtures.ts"
 import { type BenchServer, startServer } from "./postgresServer.ts"
-import { median, percentile, report, runGroups, sizeFromEnv } from "./report.ts"
+import { benchRounds, interleaved, median, percentile, rate, rateRatio, report, runGroups, sizeFromEnv, timed } from "./report.ts"
 
-const ROUNDS = sizeFromEnv("ANNALS_BENCH_ROUNDS", 5)
+const ROUNDS = benchRounds()
 const APPENDS = sizeFromEnv("ANNALS_BENCH_APPENDS", 1_000)
 /** The columns the Journal reads a record from. */
 const COLUMNS = "seq, namespace, id, version, type, timestamp, payload, metadata, metadata_keys"
@@ -133,45 +133,7 @@ const runGroup = async (server: BenchServer, group: string, body: (setup: Setup)
   }
 }
 
-// ─── Rounds ───────────────────────────────────────────────────────────────────────────────────────
-/** Seconds `run` takes. */
-const timed = async (run: () => Promise<unknown>): Promise<number> => {
-  const start = performance.now()
-  await run()
-  return (performance.now() - start) / 1000
-}
-
-/** Runs each variant once (warm-up), then `rounds` interleaved rounds; each variant's seconds, by round. */
-const interleaved = async <K extends string>(variants: Record<K, () => Promise<unknown>>, rounds = ROUNDS) => {
-  const names = Object.keys(variants) as Array<K>
-  for (const name of names) await variants[name]()
-  const seconds = Object.fromEntries(names.map((name) => [name, [] as Array<number>])) as Record<K, Array<number>>
-  for (let r = 0; r < rounds; r++) {
-    for (const name of names) seconds[name].push(await timed(variants[name]))
-  }
-  return seconds
-}
-
-/** The median of `count / seconds` over the rounds. */
-const rate = (count: number, seconds: ReadonlyArray<number>) => median(seconds.map((s) => count / s))
-/** The median over the rounds of rate(a) / rate(b), i.e. of seconds(b) / seconds(a). */
-const rateRatio = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => median(a.map((s, r) => b[r]! / s))
-
 // ─── Writers ──────────────────────────────────────────────────────────────────────────────────────
-/** A writer on stream `id` of the Journal: `count` appends of `size` events, each expecting the stream's version. */
-const journalWriter = (journal: Journal.Journal, id: string) => {
-  const stream = streamRef(id)
-  let version = 0
-  return (count: number, size: number) =>
-    Effect.gen(function*() {
-      for (let i = 0; i < count; i++) {
-        const events = Array.from({ length: size }, (_, k) => eventAt(version + k))
-        yield* journal.append(stream, version, events)
-        version += size
-      }
-    })
-}
-
 /** The raw baseline's writer: `count` transactions (`sql.begin`) of one `size`-row INSERT into `table`. */
 const rawWriter = (sql: postgres.Sql, table: string) => {
   let version = 0
@@ -222,7 +184,7 @@ const concurrent8 = async (setup: Setup) => {
   const raw = rawWriter(setup.sql, setup.raw)
   const seconds = await interleaved({
     one: () => Effect.runPromise(one(APPENDS, 1)),
-    concurrent: () => Effect.runPromise(Effect.all(writers.map((writer) => writer(APPENDS, 1)), { concurrency: "unbounded", discard: true })),
+    concurrent: () => Effect.runPromise(writeConcurrently(writers, APPENDS, 1)),
     raw: () => raw(APPENDS, WRITERS)
   })
   const events = APPENDS * WRITERS
@@ -296,7 +258,7 @@ const load = async (setup: Setup) => {
       for (const row of rows) if (unpack(row.payload as Uint8Array) !== undefined) decoded++
       if (decoded !== EVENTS) throw new Error(`load: the raw read decoded ${decoded} payloads, expected ${EVENTS}`)
     }
-  }, ROUNDS * 3)
+  }, { rounds: ROUNDS * 3 })
   report({ bench: "pg_load_events", value: EVENTS, unit: "events" })
   report({ bench: "pg_load_ms", value: median(seconds.annals) * 1000, unit: "ms" })
   report({ bench: "pg_load_raw_ms", value: median(seconds.raw) * 1000, unit: "ms" })

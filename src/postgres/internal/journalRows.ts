@@ -6,7 +6,7 @@
  * @internal
  */
 import { Buffer } from "node:buffer"
-import type { JournalRecord } from "../../Journal.ts"
+import type { EventData, JournalRecord } from "../../Journal.ts"
 
 /** A row of the records table as postgres.js returns it. @internal */
 export interface RecordRow {
@@ -95,13 +95,21 @@ export const toColumns = (records: ReadonlyArray<JournalRecord>): RecordColumns 
     columns.namespace.push(record.namespace)
     columns.id.push(record.id)
     columns.version.push(String(record.version))
-    columns.type.push(record.type)
     columns.timestamp.push(String(record.timestamp))
-    columns.payload.push(hex(record.payload))
-    columns.metadata.push(record.metadata === undefined ? null : JSON.stringify(record.metadata))
-    columns.metadataKeys.push(record.metadata === undefined ? null : JSON.stringify(Object.keys(record.metadata)))
+    pushEvent(columns, record)
   }
   return columns
+}
+
+/** The columns of events to append (the append function gives them seqs, versions and timestamps). @internal */
+export type EventColumns = Pick<RecordColumns, "type" | "payload" | "metadata" | "metadataKeys">
+
+/** Adds `event`'s type, payload (hex) and metadata (JSON text, and its keys in order) to `columns`. @internal */
+export const pushEvent = (columns: EventColumns, event: EventData): void => {
+  columns.type.push(event.type)
+  columns.payload.push(hex(event.payload))
+  columns.metadata.push(event.metadata === undefined ? null : JSON.stringify(event.metadata))
+  columns.metadataKeys.push(event.metadata === undefined ? null : JSON.stringify(Object.keys(event.metadata)))
 }
 
 /** `bytes` as lowercase hex (what `decode(…, 'hex')` reads). */

@@ -10,16 +10,22 @@
  *   `payload bytea`, `metadata jsonb` with `metadata_keys jsonb` (its keys in order: jsonb keeps no key order), an
  *   index on `timestamp`.
  * - `<prefix>streams`: each stream's version, kept when its records are truncated.
+ * - `<prefix>append_v1`: the function a group of appends runs as (see `appendFunction.ts`); the
+ *   version in its name changes with its arguments, so processes of two annals versions can share
+ *   one schema while both run.
  * @internal
  */
 import { createHash } from "node:crypto"
 import type { PgClient } from "../PgClient.ts"
+import { appendFunctionDdl } from "./appendFunction.ts"
 
 /** The quoted names of the Journal's tables and its notification channel. @internal */
 export interface JournalTables {
   readonly journal: string
   readonly records: string
   readonly streams: string
+  /** The append function. */
+  readonly append: string
   /** The LISTEN/NOTIFY channel appends notify (at most 63 bytes, whatever schema and prefix). */
   readonly channel: string
 }
@@ -29,6 +35,7 @@ export const journalTables = (client: PgClient): JournalTables => ({
   journal: client.table("journal"),
   records: client.table("records"),
   streams: client.table("streams"),
+  append: client.table("append_v1"),
   channel: `annals_${createHash("sha256").update(`${client.schema}\u0000${client.tablePrefix}`).digest("hex").slice(0, 24)}`
 })
 
@@ -44,7 +51,7 @@ export const runDdl = (client: PgClient, statements: ReadonlyArray<string>): Pro
     for (const statement of statements) await sql.unsafe(statement)
   })
 
-/** Creates the Journal's tables and its row if missing. @internal */
+/** Creates the Journal's tables and its row if missing, and (re)creates its append function. @internal */
 export const createJournalTables = (client: PgClient, tables: JournalTables): Promise<unknown> => {
   const index = (suffix: string) => `"${client.tablePrefix}records_${suffix}"`
   return runDdl(client, [
@@ -73,7 +80,8 @@ export const createJournalTables = (client: PgClient, tables: JournalTables): Pr
       namespace text NOT NULL,
       id text NOT NULL,
       version bigint NOT NULL,
-      PRIMARY KEY (namespace, id))`
+      PRIMARY KEY (namespace, id))`,
+    appendFunctionDdl(tables)
   ])
 }
 

@@ -1,28 +1,30 @@
 /**
  * The PostgreSQL Journal's appends, with group commit: the appends of this process that are waiting
- * when a transaction starts all go into that one transaction (one round of statements, one commit),
- * each checked on its own against the stream versions as the appends before it in the group left
- * them — so each keeps its own atomicity and its own conflict result.
+ * when a group starts all go into one call of the append function (`appendFunction.ts`): one
+ * statement, one round trip, one commit — each append checked on its own against the stream
+ * versions as the appends before it in the group left them, so each keeps its own atomicity and its
+ * own conflict result.
  *
- * The order guarantee (DESIGN §2, §8): a transaction first locks the journal's one row
+ * The order guarantee (DESIGN §2, §8): the function first locks the journal's one row
  * (`SELECT … FOR UPDATE`), takes its seqs from `last_seq` there, writes its records, moves `last_seq`
  * on and commits, holding the lock until the commit. So the seqs are handed out in commit order: no
  * transaction can take a seq above another's until that one has committed (and become visible) or
  * rolled back. A reader that has seen seq N has therefore seen every record that will ever exist
  * below N, in every process — with no snapshot-xmin bookkeeping (which does not give seq order).
- * The cost: appends across all processes commit one transaction at a time; group commit keeps
- * that from being one append at a time.
+ * The cost: appends across all processes commit one group at a time; group commit keeps that from
+ * being one append at a time.
  * @internal
  */
 import { Effect } from "effect"
 import type postgres from "postgres"
-import type { AppendResult, EventData, ExpectedVersion, JournalRecord, StreamRef } from "../../Journal.ts"
+import type { AppendResult, EventData, ExpectedVersion, StreamRef } from "../../Journal.ts"
 import { JournalError, VersionConflict } from "../../Journal.ts"
-import { appendedRecords, assignProblem, nextSeq } from "../../internal/journalChecks.ts"
+import { assignProblem } from "../../internal/journalChecks.ts"
 import { formatStream, streamKey } from "../../internal/validate.ts"
+import { appendCall } from "./appendFunction.ts"
 import { describeFailure } from "./errors.ts"
-import { type JournalTables, notification } from "./journalTables.ts"
-import { toColumns, toNumber } from "./journalRows.ts"
+import type { JournalTables } from "./journalTables.ts"
+import { type EventColumns, pushEvent, toNumber } from "./journalRows.ts"
 
 /** One append waiting for its transaction. @internal */
 export interface PendingAppend {
@@ -34,23 +36,27 @@ export interface PendingAppend {
 }
 
 /**
- * The statements run as named prepared statements (postgres.js caches one per text and connection):
- * parsed and planned once per connection instead of once per append, which was most of an append's
- * time on the server.
+ * The call runs as a named prepared statement (postgres.js caches one per text and connection):
+ * parsed and planned once per connection instead of once per group.
  */
 const PREPARED = { prepare: true } as const
 
 /** Most appends in one transaction. */
 const MAX_GROUP = 512
 
-/** What a committed group changed: the new last seq (unchanged if every append conflicted). @internal */
-export interface Committed {
-  readonly lastSeq: number
+/** A row the append function returns (see `appendFunction.ts`). */
+interface OutcomeRow {
+  readonly o_append: number
+  readonly o_code: number | null
+  readonly o_current: unknown
+  readonly o_first_seq: unknown
+  readonly o_timestamp: unknown
+  readonly o_last_seq: unknown
 }
 
 /**
- * Runs the appends of `group` in one transaction on `sql`; resolves each one (its result, its
- * conflict, or the transaction's failure) and returns the journal's last seq after the commit.
+ * Runs the appends of `group` as one call of the append function on `sql` (one statement, its own
+ * transaction); returns each one's result or conflict, and the journal's last seq after the commit.
  */
 const commitGroup = async (
   sql: postgres.Sql,
@@ -61,120 +67,66 @@ const commitGroup = async (
   readonly lastSeq: number
   readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>>
 }> => {
-  const progress = { wrote: false }
-  try {
-    return await transaction(sql, tables, origin, group, progress)
-  } catch (cause) {
-    throw new GroupFailure(cause, progress.wrote)
-  }
-}
-
-/** The statements of one group's transaction; `progress.wrote` is set as its write is sent. */
-const transaction = async (
-  sql: postgres.Sql,
-  tables: JournalTables,
-  origin: string,
-  group: ReadonlyArray<PendingAppend>,
-  progress: { wrote: boolean }
-): Promise<{
-  readonly lastSeq: number
-  readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>>
-}> =>
-  (await sql.begin(async (tx) => {
-    const namespaces = group.map((append) => append.stream.namespace)
-    const ids = group.map((append) => append.stream.id)
-    const [head, versionRows] = await Promise.all([
-      tx.unsafe(`SELECT last_seq, last_timestamp, checkpoint FROM ${tables.journal} WHERE id = 1 FOR UPDATE`, [], PREPARED),
-      tx.unsafe(
-        `SELECT s.namespace, s.id, s.version FROM ${tables.streams} s
-          JOIN unnest($1::text[], $2::text[]) AS u(namespace, id) ON s.namespace = u.namespace AND s.id = u.id`,
-        [namespaces, ids],
-        PREPARED
-      )
-    ])
-    // Read after the lock was granted (the statements run in order on one connection): exact.
-    const row = head[0]!
-    let lastSeq = toNumber(row.last_seq)
-    let lastTimestamp = toNumber(row.last_timestamp)
-    const checkpoint = toNumber(row.checkpoint)
-    const versions = new Map<string, number>()
-    for (const version of versionRows) versions.set(streamKey(version.namespace, version.id), toNumber(version.version))
-    const records: Array<JournalRecord> = []
-    const changed = new Map<string, { readonly namespace: string; readonly id: string; version: number }>()
-    const outcomes = group.map((append): Effect.Effect<AppendResult, JournalError | VersionConflict> => {
-      const key = streamKey(append.stream.namespace, append.stream.id)
-      const current = versions.get(key) ?? 0
-      if (append.expectedVersion !== "any" && append.expectedVersion !== current) {
-        return Effect.fail(new VersionConflict({ stream: { ...append.stream }, expected: append.expectedVersion, actual: current }))
-      }
-      const firstSeq = nextSeq(lastSeq, checkpoint)
-      const problem = assignProblem(append.now, firstSeq, append.events.length, current)
-      if (problem !== undefined) {
-        return Effect.fail(
-          new JournalError({ method: "append", message: `Cannot append to stream ${formatStream(append.stream)}: ${problem}; nothing was stored`, stream: { ...append.stream } })
-        )
-      }
-      const timestamp = Math.max(append.now, lastTimestamp)
-      for (const record of appendedRecords(append.stream, append.events, firstSeq, current, timestamp)) records.push(record)
-      const version = current + append.events.length
-      versions.set(key, version)
-      changed.set(key, { namespace: append.stream.namespace, id: append.stream.id, version })
-      lastSeq = firstSeq + append.events.length - 1
-      lastTimestamp = timestamp
-      return Effect.succeed({ firstSeq, lastSeq, version, timestamp })
+  const events: EventColumns = { type: [], payload: [], metadata: [], metadataKeys: [] }
+  const recordAppend: Array<number> = []
+  const recordIndex: Array<number> = []
+  /** Each append's 1-based index of the group's previous append on the same stream (0: none). */
+  const previous: Array<number> = []
+  const lastOnStream = new Map<string, number>()
+  group.forEach((append, i) => {
+    const key = streamKey(append.stream.namespace, append.stream.id)
+    previous.push(lastOnStream.get(key) ?? 0)
+    lastOnStream.set(key, i + 1)
+    append.events.forEach((event, k) => {
+      pushEvent(events, event)
+      recordAppend.push(i + 1)
+      recordIndex.push(k + 1)
     })
-    if (records.length > 0) {
-      const c = toColumns(records)
-      const streams = Array.from(changed.values())
-      // One statement: data-modifying CTEs all run, whether or not the outer query reads them.
-      progress.wrote = true
-      await tx.unsafe(
-        `WITH inserted AS (
-            INSERT INTO ${tables.records} (seq, namespace, id, version, type, timestamp, payload, metadata, metadata_keys)
-            SELECT s, n, i, v, t, ts, decode(p, 'hex'), m::jsonb, k::jsonb
-            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[])
-              AS u(s, n, i, v, t, ts, p, m, k)),
-          versions AS (
-            INSERT INTO ${tables.streams} (namespace, id, version)
-            SELECT * FROM unnest($10::text[], $11::text[], $12::bigint[])
-            ON CONFLICT (namespace, id) DO UPDATE SET version = EXCLUDED.version),
-          position AS (UPDATE ${tables.journal} SET last_seq = $13, last_timestamp = $14 WHERE id = 1)
-        SELECT pg_notify($15, $16)`,
-        [
-          c.seq, c.namespace, c.id, c.version, c.type, c.timestamp, c.payload, c.metadata, c.metadataKeys,
-          streams.map((s) => s.namespace), streams.map((s) => s.id), streams.map((s) => String(s.version)),
-          String(lastSeq), String(lastTimestamp),
-          tables.channel, notification(origin, lastSeq)
-        ],
-        PREPARED
-      )
+  })
+  const rows = (await sql.unsafe(
+    appendCall(tables),
+    [
+      group.map((append) => append.stream.namespace),
+      group.map((append) => append.stream.id),
+      group.map((append) => append.expectedVersion === "any" ? "-1" : String(append.expectedVersion)),
+      group.map((append) => append.events.length),
+      group.map((append) => String(append.now)),
+      previous,
+      recordAppend, recordIndex, events.type, events.payload, events.metadata, events.metadataKeys,
+      tables.channel, origin
+    ],
+    PREPARED
+  )) as unknown as ReadonlyArray<OutcomeRow>
+  let lastSeq = 0
+  const outcomes: Array<Effect.Effect<AppendResult, JournalError | VersionConflict> | undefined> = group.map(() => undefined)
+  for (const row of rows) {
+    if (row.o_append === 0) {
+      lastSeq = toNumber(row.o_last_seq)
+      continue
     }
-    return { lastSeq, outcomes }
-  })) as { readonly lastSeq: number; readonly outcomes: ReadonlyArray<Effect.Effect<AppendResult, JournalError | VersionConflict>> }
-
-/** A transaction that failed, and whether it had sent its write (then a lost connection leaves its outcome unknown). */
-class GroupFailure {
-  readonly cause: unknown
-  readonly wrote: boolean
-  constructor(cause: unknown, wrote: boolean) {
-    this.cause = cause
-    this.wrote = wrote
+    const append = group[row.o_append - 1]!
+    const current = toNumber(row.o_current)
+    // Past the safe range (2^53, exact as a number) when the append was refused for that.
+    const firstSeq = Number(row.o_first_seq)
+    const count = append.events.length
+    outcomes[row.o_append - 1] = row.o_code === 0
+      ? Effect.succeed({ firstSeq, lastSeq: firstSeq + count - 1, version: current + count, timestamp: toNumber(row.o_timestamp) })
+      : row.o_code === 1
+      ? Effect.fail(new VersionConflict({ stream: { ...append.stream }, expected: append.expectedVersion as number, actual: current }))
+      : failed(append, `${assignProblem(append.now, firstSeq, count, current) ?? `the append function refused it (code ${row.o_code})`}; nothing was stored`)
+  }
+  return {
+    lastSeq,
+    // A row missing would be a defect of the function; the group did commit, so the outcome is unknown.
+    outcomes: outcomes.map((outcome, i) =>
+      outcome ?? failed(group[i]!, "the append function returned no outcome for it, so it may or may not have been stored")
+    )
   }
 }
 
-/**
- * Runs the group's transaction, once more when its connection failed before it sent its write —
- * nothing can have been stored then: a pooled connection that the server closed while it was idle
- * fails the first statement sent on it, and the next try gets a fresh one.
- */
-const commitRetried = async (...args: Parameters<typeof commitGroup>): ReturnType<typeof commitGroup> => {
-  try {
-    return await commitGroup(...args)
-  } catch (failure) {
-    if (!(failure instanceof GroupFailure) || failure.wrote || !describeFailure(failure.cause).connection) throw failure
-    return await commitGroup(...args)
-  }
-}
+/** `append`'s JournalError: `what` happened to it. */
+const failed = (append: PendingAppend, what: string, cause?: unknown) =>
+  Effect.fail(new JournalError({ method: "append", message: `Cannot append to stream ${formatStream(append.stream)}: ${what}`, stream: { ...append.stream }, cause }))
 
 /**
  * The append queue: `enqueue` adds an append; one transaction at a time takes every waiting append
@@ -198,27 +150,17 @@ export const makeWriter = (sql: postgres.Sql, tables: JournalTables, origin: str
         waiting = waiting.slice(group.length)
         inFlight = true
         try {
-          const { lastSeq, outcomes } = await commitRetried(sql, tables, origin, group)
+          const { lastSeq, outcomes } = await commitGroup(sql, tables, origin, group)
           inFlight = false
           group.forEach((append, i) => append.done(outcomes[i]!))
           committed(lastSeq)
-        } catch (thrown) {
+        } catch (cause) {
           inFlight = false
-          const cause = thrown instanceof GroupFailure ? thrown.cause : thrown
           const failure = describeFailure(cause)
-          const unknown = failure.connection && (!(thrown instanceof GroupFailure) || thrown.wrote)
-          for (const append of group) {
-            append.done(Effect.fail(
-              new JournalError({
-                method: "append",
-                message: `Cannot append to stream ${formatStream(append.stream)}: ${failure.message}; ${
-                  unknown ? "the connection was lost, so it may or may not have been stored" : "nothing was stored"
-                }`,
-                stream: { ...append.stream },
-                cause
-              })
-            ))
-          }
+          const outcome = failure.connection && failure.sent
+            ? "the connection was lost, so it may or may not have been stored"
+            : "nothing was stored"
+          for (const append of group) append.done(failed(append, `${failure.message}; ${outcome}`, cause))
           committed(0)
         }
       }
