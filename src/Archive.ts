@@ -4,8 +4,8 @@
  *
  * A segment covers the seq range `startSeq..endSeq` and holds every journal record in it (seq gaps
  * are legal, so a segment may hold fewer than `endSeq − startSeq + 1` records). It is stored as one
- * object named `{prefix}{startSeq:020}-{endSeq:020}.msgpack`, carrying a format tag and version, the
- * writer's id and a CRC-32 over its encoded records. Putting an identical segment again is a no-op;
+ * object named `{prefix}{startSeq:020}-{endSeq:020}.msgpack` (`.msgpack.gz` when compressed), carrying
+ * a format tag and version, the writer's id, its compression and a CRC-32 over its stored records. Putting an identical segment again is a no-op;
  * a different object under an existing key is an error, so a second writer never overwrites silently.
  *
  * The format lives here once; backends only store bytes under keys (`ObjectStore`): memory (this
@@ -16,9 +16,8 @@
 import { Context, Data, Effect, Layer } from "effect"
 import { SecureRandom } from "effect/crypto"
 import type { JournalRecord } from "./Journal.ts"
-import { crc32 } from "./internal/crc32.ts"
-import { recordProblem } from "./internal/journalChecks.ts"
-import * as Msgpack from "./internal/msgpack.ts"
+import { type Compression, COMPRESSIONS, compressionOfSuffix, keySuffix } from "./internal/archiveCompression.ts"
+import * as SegmentObject from "./internal/archiveObject.ts"
 import { integerProblem } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 
@@ -124,6 +123,11 @@ export interface ArchiveOptions {
   readonly prefix?: string | undefined
   /** Recorded in every object this process writes (default: a random UUID per layer). */
   readonly writerId?: string | undefined
+  /**
+   * How new objects are compressed: `"none"` (default) or `"gzip"`, which Bun, Deno and Node all
+   * read. Objects of either kind are read whatever this says, so it can change at any time.
+   */
+  readonly compression?: Compression | undefined
 }
 
 /**
@@ -132,7 +136,7 @@ export interface ArchiveOptions {
  * @since 0.1.0
  * @category format
  */
-export const FORMAT = "annals.segment"
+export const FORMAT: string = SegmentObject.FORMAT
 
 /**
  * The version of the segment object format this module writes and reads.
@@ -140,18 +144,19 @@ export const FORMAT = "annals.segment"
  * @since 0.1.0
  * @category format
  */
-export const FORMAT_VERSION = 1
+export const FORMAT_VERSION: number = SegmentObject.FORMAT_VERSION
 
-const KEY_PATTERN = /^(\d{20})-(\d{20})\.msgpack$/
+const KEY_PATTERN = /^(\d{20})-(\d{20})\.msgpack(\.[a-z0-9]+)?$/
 
 /**
- * The key of the object holding `startSeq..endSeq`: `{prefix}{startSeq:020}-{endSeq:020}.msgpack`.
+ * The key of the object holding `startSeq..endSeq`: `{prefix}{startSeq:020}-{endSeq:020}.msgpack`,
+ * plus `.gz` when it is gzip-compressed.
  *
  * @since 0.1.0
  * @category format
  */
-export const segmentKey = (prefix: string, startSeq: number, endSeq: number): string =>
-  `${prefix}${String(startSeq).padStart(20, "0")}-${String(endSeq).padStart(20, "0")}.msgpack`
+export const segmentKey = (prefix: string, startSeq: number, endSeq: number, compression: Compression = "none"): string =>
+  `${prefix}${String(startSeq).padStart(20, "0")}-${String(endSeq).padStart(20, "0")}.msgpack${keySuffix(compression)}`
 
 /**
  * Parses a key made by `segmentKey` with the same prefix; `undefined` for any other key.
@@ -159,76 +164,19 @@ export const segmentKey = (prefix: string, startSeq: number, endSeq: number): st
  * @since 0.1.0
  * @category format
  */
-export const parseSegmentKey = (prefix: string, key: string): { startSeq: number; endSeq: number } | undefined => {
+export const parseSegmentKey = (
+  prefix: string,
+  key: string
+): { readonly startSeq: number; readonly endSeq: number; readonly compression: Compression } | undefined => {
   if (!key.startsWith(prefix)) return undefined
   const match = KEY_PATTERN.exec(key.slice(prefix.length))
   if (match === null) return undefined
   const startSeq = Number(match[1])
   const endSeq = Number(match[2])
-  return Number.isSafeInteger(startSeq) && Number.isSafeInteger(endSeq) ? { startSeq, endSeq } : undefined
-}
-
-/** A record as the object stores it; metadata is a msgpack map (decoded as a `Map`, see `decodeObject`). */
-type EncodedRecord<Metadata = Record<string, string>> = [
-  seq: number,
-  namespace: string,
-  id: string,
-  version: number,
-  type: string,
-  timestamp: number,
-  payload: Uint8Array,
-  metadata: Metadata | null
-]
-
-/**
- * Metadata as a plain object from the `Map` it decodes to, keys exactly as stored (`Object.fromEntries`
- * defines `"__proto__"` as an own key). Throws when it is not a map with string keys; `segmentProblem`
- * then checks the values.
- */
-const metadataFromMap = (seq: unknown, metadata: unknown): Record<string, string> => {
-  if (!(metadata instanceof Map) || [...metadata.keys()].some((key) => typeof key !== "string")) {
-    throw new Error(`record seq ${String(seq)}: its metadata is not a map with string keys`)
-  }
-  return Object.fromEntries(metadata) as Record<string, string>
-}
-
-interface SegmentObject {
-  readonly format: string
-  readonly formatVersion: number
-  readonly writerId: string
-  readonly startSeq: number
-  readonly endSeq: number
-  readonly count: number
-  readonly compression: "none"
-  /** CRC-32 over the encoded records, continued over the header fields (`headerBytes`). */
-  readonly crc32: number
-  readonly records: Uint8Array
-}
-
-const fail = (method: string, message: string, key?: string, cause?: unknown) =>
-  Effect.fail(
-    new ArchiveError({
-      method,
-      message,
-      ...(key !== undefined ? { key } : {}),
-      ...(cause !== undefined ? { cause } : {})
-    })
-  )
-
-const segmentProblem = (segment: Segment): string | undefined => {
-  const problem = integerProblem("startSeq", segment.startSeq, 1) ?? integerProblem("endSeq", segment.endSeq, 1) ??
-    (segment.endSeq < segment.startSeq ? `endSeq ${segment.endSeq} is below startSeq ${segment.startSeq}` : undefined) ??
-    (Array.isArray(segment.records) ? undefined : "records must be an array")
-  if (problem !== undefined) return problem
-  let previous = segment.startSeq - 1
-  for (const record of segment.records) {
-    const recordIssue = recordProblem(record)
-    if (recordIssue !== undefined) return `record seq ${record?.seq}: ${recordIssue}`
-    if (record.seq <= previous) return `record seq ${record.seq} is out of order or below startSeq ${segment.startSeq}`
-    if (record.seq > segment.endSeq) return `record seq ${record.seq} is above endSeq ${segment.endSeq}`
-    previous = record.seq
-  }
-  return undefined
+  const compression = compressionOfSuffix(match[3] ?? "")
+  return Number.isSafeInteger(startSeq) && Number.isSafeInteger(endSeq) && compression !== undefined
+    ? { startSeq, endSeq, compression }
+    : undefined
 }
 
 const prefixProblem = (prefix: unknown): string | undefined =>
@@ -239,75 +187,15 @@ const prefixProblem = (prefix: unknown): string | undefined =>
     ? `prefix ${JSON.stringify(prefix)} must be relative, without "." or ".." segments or NUL`
     : undefined
 
-const encodeRecords = (records: ReadonlyArray<JournalRecord>): Uint8Array =>
-  Msgpack.pack(records.map((r): EncodedRecord => [
-    r.seq,
-    r.namespace,
-    r.id,
-    r.version,
-    r.type,
-    r.timestamp,
-    r.payload,
-    r.metadata === undefined ? null : { ...r.metadata }
-  ]))
-
-/** The header fields the checksum covers besides the records, so a damaged header is detected too. */
-const headerBytes = (object: Omit<SegmentObject, "crc32" | "records">): Uint8Array =>
-  Msgpack.pack([object.format, object.formatVersion, object.writerId, object.startSeq, object.endSeq, object.count, object.compression])
-
-const checksum = (object: Omit<SegmentObject, "crc32">): number => crc32(headerBytes(object), crc32(object.records))
-
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-/**
- * Decodes and verifies a stored segment object against the range its key names. Throws a message
- * describing the damage.
- */
-const decodeObject = (bytes: Uint8Array, startSeq: number, endSeq: number): {
-  readonly object: SegmentObject
-  readonly records: ReadonlyArray<JournalRecord>
-} => {
-  const object = Msgpack.unpack(bytes) as SegmentObject
-  if (object === null || typeof object !== "object" || object.format !== FORMAT) {
-    throw new Error(`it is not an annals segment object (format tag missing)`)
-  }
-  if (object.formatVersion !== FORMAT_VERSION) {
-    throw new Error(`its format version ${object.formatVersion} is not supported (expected ${FORMAT_VERSION})`)
-  }
-  if (object.compression !== "none") throw new Error(`its compression ${String(object.compression)} is not supported`)
-  if (object.startSeq !== startSeq || object.endSeq !== endSeq) {
-    throw new Error(`it covers seqs ${object.startSeq}..${object.endSeq}, but its key names ${startSeq}..${endSeq}`)
-  }
-  if (!(object.records instanceof Uint8Array)) throw new Error("its records are missing")
-  const actual = checksum(object)
-  if (actual !== object.crc32) {
-    throw new Error(`its checksum does not match (stored ${object.crc32}, computed ${actual})`)
-  }
-  // Maps stay Maps, so that every metadata key — "__proto__" too — comes back exactly.
-  const encoded = Msgpack.unpackMaps(object.records) as ReadonlyArray<EncodedRecord<unknown>>
-  if (!Array.isArray(encoded) || encoded.length !== object.count) {
-    throw new Error(`it should hold ${object.count} records`)
-  }
-  const records = encoded.map(([seq, namespace, id, version, type, timestamp, payload, metadata]): JournalRecord => ({
-    seq,
-    namespace,
-    id,
-    version,
-    type,
-    timestamp,
-    payload: payload instanceof Uint8Array ? Msgpack.bytes(payload) : payload,
-    ...(metadata === null ? {} : { metadata: metadataFromMap(seq, metadata) })
-  }))
-  const problem = segmentProblem({ startSeq, endSeq, records })
-  if (problem !== undefined) throw new Error(problem)
-  return { object, records }
-}
-
-const describeCause = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+const fail = (method: string, message: string, key?: string, cause?: unknown) =>
+  Effect.fail(
+    new ArchiveError({
+      method,
+      message,
+      ...(key !== undefined ? { key } : {}),
+      ...(cause !== undefined ? { cause } : {})
+    })
+  )
 
 /**
  * Builds an Archive over an `ObjectStore`: the segment format, checksums and the no-overwrite rule
@@ -325,49 +213,44 @@ export const make = (
     const problem = prefixProblem(prefix)
     if (problem !== undefined) return fail("make", `Archive option ${problem}`)
     const writerId = options?.writerId ?? SecureRandom.uuidV4Unsafe()
+    const compression = options?.compression ?? "none"
+    if (!COMPRESSIONS.includes(compression)) {
+      return fail("make", `Archive option compression ${JSON.stringify(compression)} is not one of ${COMPRESSIONS.join(", ")}`)
+    }
 
-    const get = (method: string, ref: SegmentRef) =>
-      Effect.flatMap(store.get(ref.key), (bytes) => {
-        if (bytes === undefined) {
-          return fail(method, `Archive segment ${ref.key} (seqs ${ref.startSeq}..${ref.endSeq}) does not exist`, ref.key)
-        }
-        try {
-          return Effect.succeed({ ...decodeObject(bytes, ref.startSeq, ref.endSeq), size: bytes.length })
-        } catch (cause) {
-          return fail(method, `Archive segment ${ref.key} is damaged: ${describeCause(cause)}`, ref.key, cause)
-        }
-      })
+    const get = (method: string, ref: SegmentRef, keyCompression: Compression) =>
+      Effect.flatMap(store.get(ref.key), (bytes) =>
+        bytes === undefined
+          ? fail(method, `Archive segment ${ref.key} (seqs ${ref.startSeq}..${ref.endSeq}) does not exist`, ref.key)
+          : SegmentObject.decodeObject(bytes, ref.startSeq, ref.endSeq, keyCompression).pipe(
+            Effect.map((decoded) => ({ ...decoded, size: bytes.length })),
+            Effect.catch((cause) => fail(method, `Archive segment ${ref.key} is damaged: ${cause.message}`, ref.key, cause))
+          ))
 
     return Effect.succeed(Archive.of({
       put: (segment) =>
         Effect.suspend(() => {
-          const problem = segmentProblem(segment)
+          const problem = SegmentObject.segmentProblem(segment)
           if (problem !== undefined) {
             return fail("put", `Cannot archive segment ${segment?.startSeq}..${segment?.endSeq}: ${problem}`)
           }
-          const key = segmentKey(prefix, segment.startSeq, segment.endSeq)
-          const records = encodeRecords(segment.records)
-          const header = {
-            format: FORMAT,
-            formatVersion: FORMAT_VERSION,
-            writerId,
-            startSeq: segment.startSeq,
-            endSeq: segment.endSeq,
-            count: segment.records.length,
-            compression: "none" as const
-          }
-          const object: SegmentObject = { ...header, crc32: checksum({ ...header, records }), records }
-          const bytes = Msgpack.pack(object)
-          const ref: SegmentRef = { startSeq: segment.startSeq, endSeq: segment.endSeq, key, size: bytes.length }
-          return Effect.flatMap(store.putIfAbsent(key, bytes), (created) =>
-            created ? Effect.succeed(ref) : Effect.flatMap(get("put", ref), (existing) =>
-              sameBytes(existing.object.records, records)
-                ? Effect.succeed({ ...ref, size: existing.size })
-                : fail(
-                  "put",
-                  `Archive segment ${key} already exists with different records (written by ${existing.object.writerId}); it was not overwritten`,
-                  key
-                )))
+          const key = segmentKey(prefix, segment.startSeq, segment.endSeq, compression)
+          return SegmentObject.encodeObject(segment, writerId, compression).pipe(
+            Effect.catch((cause) => fail("put", `Cannot archive segment ${key}: ${cause.message}`, key, cause)),
+            Effect.flatMap(({ bytes, plain }) => {
+              const ref: SegmentRef = { startSeq: segment.startSeq, endSeq: segment.endSeq, key, size: bytes.length }
+              return Effect.flatMap(store.putIfAbsent(key, bytes), (created) =>
+                created ? Effect.succeed(ref) : Effect.flatMap(get("put", ref, compression), (existing) =>
+                  SegmentObject.sameBytes(existing.plain, plain)
+                    ? Effect.succeed({ ...ref, size: existing.size })
+                    : fail(
+                      "put",
+                      `Archive segment ${key} already exists with different records (written by ${existing.object.writerId}; ` +
+                        `this writer is ${writerId}); it was not overwritten`,
+                      key
+                    )))
+            })
+          )
         }),
       list: (fromSeq) =>
         Effect.suspend(() => {
@@ -378,7 +261,7 @@ export const make = (
             const refs: Array<SegmentRef> = []
             for (const { key, size } of objects) {
               const range = parseSegmentKey(prefix, key)
-              if (range !== undefined && range.endSeq >= from) refs.push({ ...range, key, size })
+              if (range !== undefined && range.endSeq >= from) refs.push({ startSeq: range.startSeq, endSeq: range.endSeq, key, size })
             }
             return refs.sort((a, b) => a.startSeq - b.startSeq || a.endSeq - b.endSeq)
           })
@@ -389,7 +272,7 @@ export const make = (
           if (range === undefined || range.startSeq !== ref.startSeq || range.endSeq !== ref.endSeq) {
             return fail("get", `Archive.get: ${JSON.stringify(ref?.key)} is not a segment key of this archive`, ref?.key)
           }
-          return Effect.map(get("get", ref), ({ records }) => records)
+          return Effect.map(get("get", ref, range.compression), ({ records }) => records)
         })
     }))
   })

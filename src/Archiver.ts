@@ -13,6 +13,7 @@
 import { Clock, Context, Data, Duration, Effect, Layer, Option, Schedule, Semaphore, Stream } from "effect"
 import { Archive, type ArchiveError, type SegmentRef } from "./Archive.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
+import { applySegments } from "./internal/archiveRestore.ts"
 import { integerProblem } from "./internal/validate.ts"
 import { Journal, type JournalError, type JournalRecord } from "./Journal.ts"
 
@@ -91,6 +92,21 @@ export interface RestoreResult {
   readonly records: number
   /** The highest seq restored (0 if none). */
   readonly lastSeq: number
+}
+
+/**
+ * Options of `restore`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RestoreOptions {
+  /** Restore only the records with timestamp ≤ `until` (point-in-time recovery into a fresh journal). */
+  readonly until?: number | undefined
+  /** Segments downloaded at a time (default 4). */
+  readonly concurrency?: number | undefined
+  /** Most stored bytes kept in memory to download each segment only once (default 64 MiB). */
+  readonly stagingBytes?: number | undefined
 }
 
 /**
@@ -181,16 +197,31 @@ const prefixProblem = (
  * a journal whose records are exactly the archive's first ones (every field compared) gets the rest.
  * Any other non-empty journal is refused with an `ArchiverError`, and nothing is changed.
  *
+ * Nothing is applied before every segment to restore was downloaded and verified (checksums,
+ * ranges), so a damaged or unreadable object fails the restore naming its key with the journal
+ * unchanged. When the segments' stored size is at most `stagingBytes` (default 64 MiB; the decoded
+ * records take a few times that in memory) they are downloaded once and kept until applied;
+ * beyond it they are verified in a first pass and downloaded again to be applied, so memory stays
+ * bounded at the cost of a second download. Downloads run `concurrency` at a time (default 4: an
+ * object store's latency, not its bandwidth, is what a one-at-a-time restore waits on); segments
+ * are applied strictly in seq order.
+ *
  * @since 0.1.0
  * @category restore
  */
 export const restore = (
-  options?: { readonly until?: number | undefined }
+  options?: RestoreOptions
 ): Effect.Effect<RestoreResult, ArchiverError | ArchiveError | JournalError, Journal | Archive> =>
   Effect.gen(function*() {
     const journal = yield* Journal
     const archive = yield* Archive
     const until = options?.until
+    const concurrency = options?.concurrency ?? 4
+    const stagingBytes = options?.stagingBytes ?? 64 * 1024 * 1024
+    const badOption = integerProblem("concurrency", concurrency, 1) ?? integerProblem("stagingBytes", stagingBytes, 0)
+    if (badOption !== undefined) {
+      return yield* new ArchiverError({ method: "restore", message: `Archiver.restore: ${badOption}` })
+    }
     const refs = yield* archive.list()
     const lastSeq = yield* journal.lastSeq
     if (lastSeq > 0) {
@@ -224,19 +255,12 @@ export const restore = (
         })
       }
     }
-    let segments = 0
-    let records = 0
-    let restoredThrough = lastSeq
-    for (const ref of refs) {
-      if (ref.endSeq <= lastSeq) continue
-      const segment = yield* archive.get(ref)
-      const batch = segment.filter((r) => r.seq > lastSeq && (until === undefined || r.timestamp <= until))
-      yield* journal.restore(batch)
-      segments++
-      records += batch.length
-      if (batch.length > 0) restoredThrough = batch[batch.length - 1]!.seq
-    }
-    return { segments, records, lastSeq: restoredThrough }
+    return yield* applySegments(journal, archive, refs.filter((ref) => ref.endSeq > lastSeq), {
+      keep: (r) => r.seq > lastSeq && (until === undefined || r.timestamp <= until),
+      lastSeq,
+      concurrency,
+      stagingBytes
+    })
   })
 
 /**

@@ -6,6 +6,7 @@
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
+import { test } from "node:test"
 import { Archive, Archiver, Journal, Repository } from "../src/index.ts"
 import { expectError } from "./conformance/harness.ts"
 import { append, fold, type LedgerEvent, ledger } from "./support/ledger.ts"
@@ -95,3 +96,54 @@ eachStorage("Archiver.restore refuses a journal that is not the archive's first 
       yield* expectError(Archiver.restore(), "ArchiverError", "not empty", "lacks the archive's record at seq 3")
     }).pipe(Effect.provide(location.layers("third")))
   }))
+
+test("Archiver.restore downloads segments concurrently and applies them in seq order, the first download finishing last", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const objects = new Map<string, Uint8Array>()
+    const memory = Archive.makeObjectStoreMemory(objects)
+    let inFlight = 0
+    let mostInFlight = 0
+    // Each get waits longer the lower its segment's seqs: downloads complete in reverse order.
+    const slowStore: Archive.ObjectStore = {
+      ...memory,
+      get: (key) =>
+        Effect.gen(function*() {
+          inFlight++
+          mostInFlight = Math.max(mostInFlight, inFlight)
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 60 - Number(key.slice(0, 20)))))
+          inFlight--
+          return yield* memory.get(key)
+        })
+    }
+    const archive = yield* Archive.make(slowStore)
+    const records = Array.from({ length: 40 }, (_, i): Journal.JournalRecord => ({
+      seq: i + 1, namespace: "n", id: `s${i % 3}`, version: Math.floor(i / 3) + 1, type: "E", timestamp: 1_000 + i, payload: new Uint8Array([i])
+    }))
+    for (let start = 1; start <= 40; start += 5) yield* archive.put({ startSeq: start, endSeq: start + 4, records: records.slice(start - 1, start + 4) })
+    const restored = yield* Archiver.restore({ concurrency: 4 }).pipe(
+      Effect.provideService(Archive.Archive, archive),
+      Effect.provide(Journal.layerMemory)
+    )
+    assert.deepEqual(restored, { segments: 8, records: 40, lastSeq: 40 })
+    assert.equal(mostInFlight, 4, "four downloads at a time")
+    yield* expectError(Archiver.restore({ concurrency: 0 }).pipe(Effect.provideService(Archive.Archive, archive), Effect.provide(Journal.layerMemory)), "ArchiverError", "concurrency")
+  })))
+
+test("Archiver.restore verifies every segment before applying any: a damaged one fails naming its key with the journal unchanged, staged in memory or not", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const objects = new Map<string, Uint8Array>()
+    const archive = yield* Archive.make(Archive.makeObjectStoreMemory(objects))
+    const records = Array.from({ length: 30 }, (_, i): Journal.JournalRecord => ({
+      seq: i + 1, namespace: "n", id: "s", version: i + 1, type: "E", timestamp: 1_000 + i, payload: new Uint8Array([i])
+    }))
+    for (let start = 1; start <= 30; start += 10) yield* archive.put({ startSeq: start, endSeq: start + 9, records: records.slice(start - 1, start + 9) })
+    const damaged = [...objects.keys()].sort()[2]!
+    const bytes = objects.get(damaged)!
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff
+    for (const stagingBytes of [64 * 1024 * 1024, 0]) {
+      yield* Effect.gen(function*() {
+        yield* expectError(Archiver.restore({ stagingBytes }), "ArchiveError", damaged)
+        assert.equal(yield* (yield* Journal.Journal).lastSeq, 0, `stagingBytes ${stagingBytes}: nothing applied`)
+      }).pipe(Effect.provideService(Archive.Archive, archive), Effect.provide(Journal.layerMemory))
+    }
+  })))

@@ -399,7 +399,7 @@ export const archiveCases: ReadonlyArray<Case<ArchiveStorage>> = [
         { startSeq: 1, endSeq: 10, records: [record(1), record(2), record(3, { metadata: { k: "v" } })] }
       ]
       for (const variant of variants) {
-        const error = yield* expectError(two.put(variant), "ArchiveError", ref.key)
+        const error = yield* expectError(two.put(variant), "ArchiveError", ref.key, "writer-one", "writer-two")
         assert.equal(error.key, ref.key)
         // the first writer is held to the same rule
         assert.equal((yield* expectError(one.put(variant), "ArchiveError", ref.key)).key, ref.key)
@@ -409,6 +409,45 @@ export const archiveCases: ReadonlyArray<Case<ArchiveStorage>> = [
       assertRecords(yield* two.get(ref), original.records)
       // identical is still fine afterwards
       yield* two.put(segment(1, 10, [1, 2, 3]))
+    })),
+
+  withArchive("gzip: the key ends .msgpack.gz, every field round-trips, a writer without compression reads it, and a re-put is a no-op", (_, storage) =>
+    Effect.gen(function*() {
+      const gzip = yield* openArchive(storage, { compression: "gzip", writerId: "gz" })
+      const plain = yield* openArchive(storage, { writerId: "plain" })
+      const target: Segment = {
+        startSeq: 1,
+        endSeq: 6,
+        records: [record(1, { metadata: { __proto__: "kept", k: "v" } }), record(2, { payload: new Uint8Array(0) }), record(5, { payload: new Uint8Array(5_000).fill(7) })]
+      }
+      const ref = yield* gzip.put(target)
+      assert.equal(ref.key, `${key20(1)}-${key20(6)}.msgpack.gz`)
+      const later = yield* plain.put(segment(7, 9, [7, 9]))
+      assert.equal(later.key, `${key20(7)}-${key20(9)}.msgpack`, "each writer keeps its own codec; one archive holds both")
+      assert.deepEqual((yield* plain.list()).map((r) => r.key), [ref.key, later.key])
+      assertRecords(yield* plain.get(ref), target.records)
+      assertRecords(yield* gzip.get(later), segment(7, 9, [7, 9]).records)
+      yield* gzip.put(target)
+      assert.ok((ref.size ?? 0) < 5_000, `the 5,000 repeated bytes compress (object of ${ref.size} bytes)`)
+    })),
+
+  withArchive("a damaged gzip object (every kind of damage, each on its own segment) is an ArchiveError naming its key", (_, storage) =>
+    Effect.gen(function*() {
+      const gzip = yield* openArchive(storage, { compression: "gzip" })
+      for (const [i, [kind, mutate]] of DAMAGE.entries()) {
+        const target: Segment = { ...damageTarget(), startSeq: 10 * i + 1, endSeq: 10 * i + 3, records: damageTarget().records.map((r) => ({ ...r, seq: r.seq + 10 * i })) }
+        const ref = yield* gzip.put(target)
+        yield* storage.damage(ref.key, mutate)
+        const error = yield* expectError(gzip.get(ref), "ArchiveError", ref.key)
+        assert.equal(error.key, ref.key, kind)
+      }
+    })),
+
+  withArchive("an unknown compression option fails with an ArchiveError naming it", (_, storage) =>
+    Effect.gen(function*() {
+      const opened = yield* Effect.result(Effect.scoped(openArchive(storage, { compression: "brotli" as never })))
+      assert.ok(opened._tag === "Failure")
+      assert.match(String((opened.failure as { message?: unknown }).message), /compression "brotli"/)
     })),
 
   withArchive("two writers racing to put one key: exactly one object wins, whole", (_, storage) =>
