@@ -1,0 +1,45 @@
+/**
+ * The Journal, SnapshotStore and CursorStore on one Redis, over one client: what an application
+ * that keeps everything in Redis provides.
+ *
+ * @since 0.1.0
+ */
+import { Layer } from "effect"
+import type * as EffectRedis from "effect/persistence/Redis"
+import type { CursorStore, CursorStoreError } from "../CursorStore.ts"
+import type { Journal, JournalError } from "../Journal.ts"
+import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
+import * as Client from "./RedisClient.ts"
+import * as RedisCursorStore from "./RedisCursorStore.ts"
+import * as RedisJournal from "./RedisJournal.ts"
+import * as RedisSnapshotStore from "./RedisSnapshotStore.ts"
+
+/**
+ * Options of the three stores (one `prefix` for all of them).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisStoresOptions extends RedisJournal.RedisJournalOptions, RedisSnapshotStore.RedisSnapshotStoreOptions {}
+
+/**
+ * The three stores over the `Redis` service in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient = (
+  options: RedisStoresOptions = {}
+): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError, EffectRedis.Redis> =>
+  Layer.mergeAll(RedisJournal.layerClient(options), RedisSnapshotStore.layerClient(options), RedisCursorStore.layerClient(options))
+
+/**
+ * The three stores over one client of their own (see `RedisClient.layer`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Client.RedisClientOptions & RedisStoresOptions = {}
+): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError | Client.RedisClientError> =>
+  layerClient(options).pipe(Layer.provide(Client.layer(options)))
