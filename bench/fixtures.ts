@@ -1,14 +1,15 @@
 /**
- * What the file-backed benchmarks share: the events they append, temporary directories, a journal
- * open in a scope the caller closes, and the large mixed journal (many bulk streams and one hot
- * stream spread over the whole log) that the replay, open, read and catch-up figures run over.
+ * What the benchmarks share: the events they append, writers that append them to any journal,
+ * temporary directories, a file journal open in a scope the caller closes, and the large mixed
+ * journal (many bulk streams and one hot stream spread over the whole log) that the replay, open,
+ * read and catch-up figures run over.
  */
 import { Effect, Exit, Result, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { join } from "node:path"
 import type * as Aggregate from "../src/Aggregate.ts"
-import type { EventData, Journal, StreamRef } from "../src/Journal.ts"
+import type { EventData, Journal, JournalError, StreamRef, VersionConflict } from "../src/Journal.ts"
 import { FileJournal } from "../src/file/index.ts"
 
 // ─── Events ───────────────────────────────────────────────────────────────────────────────────────
@@ -34,6 +35,32 @@ export const eventAt = (i: number): EventData => ({ type: i % 3 === 2 ? "Debited
 export const NAMESPACE = "account"
 /** A stream of the benchmarks' `account` namespace. */
 export const streamRef = (id: string): StreamRef => ({ namespace: NAMESPACE, id })
+
+// ─── Writers ──────────────────────────────────────────────────────────────────────────────────────
+/** A writer on one stream: each call makes `count` appends of `size` events, each expecting the stream's version. */
+export type JournalWriter = (count: number, size: number) => Effect.Effect<void, JournalError | VersionConflict>
+
+/** A writer on stream `id` of `journal`, starting at version 0 (the version carries over from call to call). */
+export const journalWriter = (journal: Journal, id: string): JournalWriter => {
+  const stream = streamRef(id)
+  let version = 0
+  return (count, size) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < count; i++) {
+        const events = Array.from({ length: size }, (_, k) => eventAt(version + k))
+        yield* journal.append(stream, version, events)
+        version += size
+      }
+    })
+}
+
+/** Each of `writers` making `count` appends of `size` events, all at once (one fiber each). */
+export const writeConcurrently = (
+  writers: ReadonlyArray<JournalWriter>,
+  count: number,
+  size: number
+): Effect.Effect<void, JournalError | VersionConflict> =>
+  Effect.forEach(writers, (write) => write(count, size), { concurrency: "unbounded", discard: true })
 
 // ─── Temporary directories ────────────────────────────────────────────────────────────────────────
 /** Temporary directories made by one benchmark process, removed together at its end. */

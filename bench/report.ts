@@ -1,6 +1,7 @@
 /**
  * What every benchmark shares: the runtime it runs on, its sizes from the environment, its figure
- * lines on stdout, the small statistics the figures are made of, and running the groups asked for.
+ * lines on stdout, the small statistics the figures are made of, timed and interleaved rounds, and
+ * running the groups asked for.
  *
  *   {"bench":"...","runtime":"bun|deno|node","value":…,"unit":"…","target":…,"met":true|false}
  */
@@ -48,6 +49,58 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
 
 /** The median of `values` (the lower one of an even count). */
 export const median = (values: ReadonlyArray<number>): number => percentile([...values].sort((a, b) => a - b), 0.5)
+
+/** The rounds of `interleaved` by default: ANNALS_BENCH_ROUNDS, default 5. */
+export const benchRounds = (): number => sizeFromEnv("ANNALS_BENCH_ROUNDS", 5)
+
+/** Seconds `run` takes. */
+export const timed = async (run: () => Promise<unknown>): Promise<number> => {
+  const start = performance.now()
+  await run()
+  return (performance.now() - start) / 1000
+}
+
+/** Options of `interleaved`. */
+export interface InterleavedOptions {
+  /** Measured rounds after the warm-up (default `benchRounds()`). */
+  readonly rounds?: number | undefined
+  /** Runs, untimed, before every run of a variant (the warm-up's too). */
+  readonly before?: (() => Promise<void>) | undefined
+}
+
+/**
+ * Runs each variant once (warm-up), then `rounds` interleaved rounds, so that a slow stretch of the
+ * machine hits all alike; each variant's seconds, by round: the seconds it returns, if it times
+ * itself, else how long it took.
+ */
+export const interleaved = async <K extends string>(
+  variants: Record<K, () => Promise<number | void>>,
+  options: InterleavedOptions = {}
+): Promise<Record<K, Array<number>>> => {
+  const rounds = options.rounds ?? benchRounds()
+  const before = options.before ?? (async () => {})
+  const names = Object.keys(variants) as Array<K>
+  for (const name of names) {
+    await before()
+    await variants[name]()
+  }
+  const seconds = Object.fromEntries(names.map((name) => [name, [] as Array<number>])) as Record<K, Array<number>>
+  for (let r = 0; r < rounds; r++) {
+    for (const name of names) {
+      await before()
+      const start = performance.now()
+      const own = await variants[name]()
+      seconds[name].push(typeof own === "number" ? own : (performance.now() - start) / 1000)
+    }
+  }
+  return seconds
+}
+
+/** The median of `count / seconds` over the rounds. */
+export const rate = (count: number, seconds: ReadonlyArray<number>): number => median(seconds.map((s) => count / s))
+
+/** The median over the rounds of rate(a) / rate(b), i.e. of seconds(b) / seconds(a) (each taken between neighbouring runs). */
+export const rateRatio = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => median(a.map((s, r) => b[r]! / s))
 
 /**
  * Runs the groups named on the command line (all of them when none is), in the order of `groups`,

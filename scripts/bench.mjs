@@ -10,7 +10,12 @@
 // and runs replay, open and read over it in one process —, streams and truncate), `subscription`
 // (bench/subscription.ts: groups catchup, live), `projection` (bench/projection.ts: groups catchup,
 // import) and `postgres` (bench/postgres.ts: groups append1, append100, concurrent8, load, replay,
-// follow — each process starts its own embedded PostgreSQL unless ANNALS_PG_URL names a server).
+// follow — each process starts its own embedded PostgreSQL unless ANNALS_PG_URL names a server)
+// and `s3` (bench/s3.ts: groups append, restore, compression — each process starts its own
+// radosgw unless ANNALS_S3_ENDPOINT names a server) and `redis` (bench/redis.ts: groups append1,
+// concurrent8, read, replay — against the server at ANNALS_REDIS_URL, default 127.0.0.1:6379) and
+// `nats` (bench/nats.ts: groups append1, concurrent8, read, replay, follow — against the server at
+// ANNALS_NATS_URL, default nats://127.0.0.1:4222).
 // The first argument may name the suite; the other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
@@ -20,6 +25,9 @@
 //   npm run bench -- subscription       # subscription suite, all groups
 //   npm run bench -- projection import  # projection suite, one group
 //   npm run bench -- postgres append1   # postgres suite, one group
+//   npm run bench -- s3 restore          # s3 suite, one group
+//   npm run bench -- redis replay       # redis suite, one group
+//   npm run bench -- nats follow        # nats suite, one group
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -51,7 +59,10 @@ const suites = {
   file: { script: "file", groups: ["durable", "concurrent", "os", "large", "streams", "truncate"] },
   subscription: { script: "subscription", groups: ["catchup", "live"] },
   projection: { script: "projection", groups: ["catchup", "import"] },
-  postgres: { script: "postgres", groups: ["append1", "append100", "concurrent8", "load", "replay", "follow"] }
+  postgres: { script: "postgres", groups: ["append1", "append100", "concurrent8", "load", "replay", "follow"] },
+  s3: { script: "s3", groups: ["append", "restore", "compression"] },
+  redis: { script: "redis", groups: ["append1", "concurrent8", "read", "replay"] },
+  nats: { script: "nats", groups: ["append1", "concurrent8", "read", "replay", "follow"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"

@@ -28,6 +28,9 @@ import { Effect, Layer, Schema, Stream } from "effect"
 import { Aggregate, Archive, Codec, Journal, SnapshotStore } from "annals"
 import { DirectoryArchive } from "annals/file"
 import { PgClient, PgCursorStore, PgJournal, PgSnapshotStore } from "annals/postgres"
+import { S3Archive } from "annals/s3"
+import { RedisClient } from "annals/redis"
+import { NatsClient } from "annals/nats"
 import { AggregateSpec } from "annals/testing"
 
 const Event = Schema.Union([
@@ -72,6 +75,12 @@ console.log("smoke: ok, annals/testing passes and fails an AggregateSpec")
 
 for (const [name, module] of Object.entries({ PgClient, PgCursorStore, PgJournal, PgSnapshotStore })) assert.equal(typeof module.layer, "function", name)
 console.log("smoke: ok, annals/postgres loads (with its postgres.js dependency)")
+assert.equal(typeof S3Archive.layer, "function")
+console.log("smoke: ok, annals/s3 loads (with the AWS SDK)")
+assert.equal(typeof RedisClient.layer, "function")
+console.log("smoke: ok, annals/redis loads (with ioredis)")
+assert.equal(typeof NatsClient.layer, "function")
+console.log("smoke: ok, annals/nats loads (with the @nats-io packages)")
 `
   )
   execFileSync(process.execPath, ["smoke.mjs", join(work, "archive")], { cwd: app, stdio: "inherit" })

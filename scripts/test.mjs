@@ -4,6 +4,8 @@
 // ANNALS_RUNTIMES=bun,node limits the runtimes; extra arguments are passed to every runner.
 // The PostgreSQL suites share one embedded server started here (test/support/pgServer.ts, run by Bun)
 // and stopped at the end, passed to the runners as ANNALS_PG_URL — unless ANNALS_PG_URL is already set.
+// Likewise the S3 suites share one radosgw (test/support/s3ServerMain.ts): ANNALS_S3_ENDPOINT,
+// ANNALS_S3_ACCESS_KEY and ANNALS_S3_SECRET_KEY (none is started when radosgw is not installed).
 import { spawn } from "node:child_process"
 import { readdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
@@ -13,19 +15,26 @@ const bin = (name) => join("node_modules", ".bin", name)
 const testFiles = (dir) =>
   readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f))
 
-/** Starts the embedded PostgreSQL server of the run; resolves with its URL and a function that stops it. */
-const startPostgres = () =>
+/**
+ * Runs `test/support/<script>` (by Bun), a server for the whole run that prints `NAME=value` lines
+ * once ready and stops when its stdin closes. Resolves with those variables (every one of `names`)
+ * and a function that stops it — or with undefined if it exits cleanly first (no server here: the
+ * suites then say so themselves).
+ */
+const startServer = (script, names) =>
   new Promise((resolve, reject) => {
-    const child = spawn(bin("bun"), [join("test", "support", "pgServer.ts")], { stdio: ["pipe", "pipe", "inherit"] })
+    const child = spawn(bin("bun"), [join("test", "support", script)], { stdio: ["pipe", "pipe", "inherit"] })
     let output = ""
     const exited = new Promise((done) => child.on("close", done))
     child.stdout.setEncoding("utf8")
     child.stdout.on("data", (chunk) => {
       output += chunk
-      const match = /^ANNALS_PG_URL=(\S+)$/m.exec(output)
-      if (match !== null) resolve({ url: match[1], stop: () => (child.stdin.end(), exited) })
+      const env = Object.fromEntries([...output.matchAll(/^(ANNALS_\w+)=(\S+)$/gm)].map((match) => [match[1], match[2]]))
+      if (names.every((name) => name in env)) resolve({ env, stop: () => (child.stdin.end(), exited) })
     })
-    exited.then((code) => reject(new Error(`the embedded PostgreSQL server exited (code ${code}) before it was ready: ${output}`)))
+    exited.then((code) =>
+      code === 0 ? resolve(undefined) : reject(new Error(`${script} exited (code ${code}) before it was ready: ${output}`))
+    )
   })
 
 const run = (command, args) =>
@@ -81,8 +90,11 @@ const runtimes = {
 const selected = (process.env.ANNALS_RUNTIMES ?? "bun,deno,node").split(",").map((s) => s.trim()).filter(Boolean)
 const extra = process.argv.slice(2)
 const results = []
-const postgres = process.env.ANNALS_PG_URL ? undefined : await startPostgres()
-if (postgres !== undefined) process.env.ANNALS_PG_URL = postgres.url
+const servers = (await Promise.all([
+  process.env.ANNALS_PG_URL ? undefined : startServer("pgServer.ts", ["ANNALS_PG_URL"]),
+  process.env.ANNALS_S3_ENDPOINT ? undefined : startServer("s3ServerMain.ts", ["ANNALS_S3_ENDPOINT", "ANNALS_S3_ACCESS_KEY", "ANNALS_S3_SECRET_KEY"])
+])).filter((server) => server !== undefined)
+for (const server of servers) Object.assign(process.env, server.env)
 for (const name of selected) {
   const runner = runtimes[name]
   if (runner === undefined) {
@@ -93,7 +105,7 @@ for (const name of selected) {
   results.push([name, await runner(extra)])
 }
 
-await postgres?.stop()
+await Promise.all(servers.map((server) => server.stop()))
 
 let ok = true
 console.log("")

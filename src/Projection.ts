@@ -17,14 +17,16 @@
  * **Rebuilds** are blue/green: bump `version` and run the new version beside the old one; it starts
  * from the beginning of the log (the Archive included) and reports when it has caught up
  * (`awaitCaughtUp`, `status`), while the old one keeps serving until you switch. `reset` clears a
- * version for an in-place rebuild. A fold can **export** its state as an artifact (a directory with
- * the data and a `MANIFEST.json` written last) that a new replica **imports** before following the
- * log from the artifact's cursor (`exportState`, `importLatest`).
+ * version for an in-place rebuild. A fold can **export** its state as an artifact (the data and a
+ * `MANIFEST.json` written last, in a directory or an `ArtifactStore` such as a NATS object store) that
+ * a new replica **imports** before following the log from the artifact's cursor (`exportState`,
+ * `importLatest`).
  *
  * @since 0.1.0
  */
-import { Clock, Data, Effect, Option, Result, type Schema, type Scope } from "effect"
+import { Data, Effect, Option, Result, type Schema, type Scope } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
+import type * as ArtifactStore from "./ArtifactStore.ts"
 import * as Codec from "./Codec.ts"
 import { CursorStore } from "./CursorStore.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
@@ -165,7 +167,7 @@ export interface RunningFold<S> extends Subscription {
   /** The state and the seq of the last record it has seen, in one step. */
   readonly point: Effect.Effect<{ readonly state: S; readonly seq: number; readonly timestamp: number }>
   /**
-   * Exports the state as round `round` of an artifact under `directory` (see `ExportOptions`):
+   * Exports the state as round `round` of an artifact (see `ExportOptions`):
    * `Option.none()` when this instance is not active, another replica is exporting now, or that
    * round (or a later one) was exported already — so replicas racing produce one artifact per round.
    */
@@ -173,19 +175,17 @@ export interface RunningFold<S> extends Subscription {
 }
 
 /**
- * Where and which round to export. The artifact is the directory
- * `directory/<name as hex>@<version>/<round, 20 digits>/` holding `state.msgpack` and a `MANIFEST.json`
- * written last and fsynced (after a crash mid-export there is no manifest, and the next export
- * removes what is left).
+ * Where and which round to export: a `directory`, where the artifact is the directory
+ * `directory/<name as hex>@<version>/<round, 20 digits>/` holding `state.msgpack` and a
+ * `MANIFEST.json` written last and fsynced, or an `artifacts` store (`ArtifactStore`; e.g.
+ * `NatsArtifacts.make` of `annals/nats`, objects named the same way). After a crash mid-export there
+ * is no manifest, and the next export removes what is left. `round` is an integer ≥ 0 (e.g. the hour
+ * number): one artifact per round across replicas.
  *
  * @since 0.1.0
  * @category models
  */
-export interface ExportOptions {
-  readonly directory: string
-  /** The round (an integer ≥ 0, e.g. the hour number): one artifact per round across replicas. */
-  readonly round: number
-}
+export type ExportOptions = ArtifactStore.Location & { readonly round: number }
 
 /**
  * What an artifact's `MANIFEST.json` holds: format, projection name and version, round, the cursor
@@ -304,11 +304,12 @@ export interface RunOptions {
    */
   readonly replica?: string | undefined
   /**
-   * A fold exports its state every `everyMs` milliseconds while it is active: round
-   * `floor(now / everyMs)`, so replicas export each round once between them (see `exportState`).
+   * A fold exports its state to a `directory` or an `artifacts` store (see `ExportOptions`) every
+   * `everyMs` milliseconds while it is active: round `floor(now / everyMs)`, so replicas export each
+   * round once between them (see `exportState`).
    * A failed export is logged and tried again the next round.
    */
-  readonly exports?: { readonly directory: string; readonly everyMs: number } | undefined
+  readonly exports?: (ArtifactStore.Location & { readonly everyMs: number }) | undefined
 }
 
 /** What running a projection needs. */
@@ -373,20 +374,11 @@ const runFold = <S, E, A extends boolean>(projection: Folded<S, E, A>, options: 
       Effect.flatMap(subscription.status, (status) =>
         status.state !== "active"
           ? Effect.succeedNone
-          : Exports.exportState(projection, { ...request, owner: subscription.owner, point: runtime.point }, cursors, failure(id))).pipe(
+          : Exports.exportState(projection, { location: request, round: request.round, owner: subscription.owner, point: runtime.point }, cursors, failure(id))).pipe(
           Effect.catchTag("SubscriptionError", (error) => Effect.fail(fail(id, "export", `Cannot export ${id}: ${error.message}`, error)))
         )
     const exports = options?.exports
-    if (exports !== undefined) {
-      const everyRound = Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        yield* Effect.sleep(exports.everyMs - (now % exports.everyMs))
-        const round = Math.floor((yield* Clock.currentTimeMillis) / exports.everyMs)
-        const result = yield* Effect.result(exportState({ directory: exports.directory, round }))
-        if (result._tag === "Failure") yield* Effect.logWarning(result.failure.message)
-      })
-      yield* Effect.forkScoped(Effect.forever(everyRound))
-    }
+    if (exports !== undefined) yield* Effect.forkScoped(Exports.everyRound(exports.everyMs, (round) => exportState({ ...exports, round })))
     return {
       ...subscription,
       get: Effect.sync(() => runtime.point().state),
@@ -398,10 +390,11 @@ const runFold = <S, E, A extends boolean>(projection: Folded<S, E, A>, options: 
 const failure = (projection: string): Exports.Failure<ProjectionError> => (method, message, cause) => fail(projection, method, message, cause)
 
 /**
- * Imports the newest artifact of a fold found under `directory` into a replica (default: the fold
- * without a replica name) before it runs: verifies the manifest and every file's checksum, stores
- * the state as the replica's saved state at the artifact's cursor and commits its cursor there, so
- * that `run` follows the log from the cursor instead of replaying it. `Option.none()` when there is
+ * Imports the newest artifact of a fold in a `directory` or an `artifacts` store (as `ExportOptions`
+ * name them) into a replica (default: the fold without a replica name) before it runs: verifies the
+ * manifest and every file's checksum, stores the state as the replica's saved state at the
+ * artifact's cursor and commits its cursor there, so that `run` follows the log from the cursor
+ * instead of replaying it. `Option.none()` when there is
  * no artifact or the replica is already at or past it. Fails with a `ProjectionError` naming the
  * file on a damaged artifact, and while an instance of the replica runs.
  *
@@ -410,13 +403,13 @@ const failure = (projection: string): Exports.Failure<ProjectionError> => (metho
  */
 export const importLatest = <S, E, A extends boolean>(
   projection: Folded<S, E, A>,
-  options: { readonly directory: string; readonly replica?: string | undefined }
+  options: ArtifactStore.Location & { readonly replica?: string | undefined }
 ): Effect.Effect<Option.Option<Manifest>, ProjectionError, CursorStore | SnapshotStore> =>
   Effect.gen(function*() {
     const id = subscriptionName(projection, options.replica)
     const owner = `import/${Math.random().toString(36).slice(2, 10)}`
     const services = { cursors: yield* CursorStore, snapshots: yield* SnapshotStore }
-    return yield* Exports.importLatest(projection, { directory: options.directory, id, owner }, services, failure(id))
+    return yield* Exports.importLatest(projection, { location: options, id, owner }, services, failure(id))
   })
 
 /**

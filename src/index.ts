@@ -8,6 +8,8 @@
 /** @since 0.1.0 */
 export * as Archive from "./Archive.ts"
 /** @since 0.1.0 */
+export * as ArtifactStore from "./ArtifactStore.ts"
+/** @since 0.1.0 */
 export * as Codec from "./Codec.ts"
 /** @since 0.1.0 */
 export * as CursorStore from "./CursorStore.ts"

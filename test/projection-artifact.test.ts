@@ -2,24 +2,21 @@
  * The projection export artifact (`src/internal/projectionArtifact.ts`): the write protocol's result on
  * disk, reading back, the choice of the newest round, projection names that no file system takes
  * as they are, every kind of damage reported with the file it is in, a round exported twice, and the
- * leftovers of crashed exports.
+ * leftovers of crashed exports; and where a fold's exports go: `{ artifacts: ArtifactStore.directory(root) }`
+ * is the same as `{ directory: root }`, and a bad location is a `ProjectionError` saying what is wrong.
  */
-import { Effect } from "effect"
+import { Effect, Layer, Option } from "effect"
 import assert from "node:assert/strict"
 import { Buffer } from "node:buffer"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { test } from "node:test"
-import {
-  ARTIFACT_FORMAT,
-  ARTIFACT_FORMAT_VERSION,
-  type ArtifactInput,
-  listArtifacts,
-  readLatestArtifact,
-  removeIncomplete,
-  writeArtifact
-} from "../src/internal/projectionArtifact.ts"
+import { ArtifactStore, CursorStore, Journal, Projection, SnapshotStore } from "../src/index.ts"
+import { ARTIFACT_FORMAT, ARTIFACT_FORMAT_VERSION, type ArtifactInput } from "../src/internal/projectionArtifact.ts"
+import { expectError } from "./conformance/harness.ts"
+import { appendConcurrently, balances } from "./support/balances.ts"
+import { listArtifacts, readLatestArtifact, removeIncomplete, writeArtifact } from "./support/directoryArtifacts.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
 
 /** Runs `body` with a fresh root directory, removed afterwards; `body`'s failure is the test's. */
@@ -311,3 +308,27 @@ test("projection artifact: temporary directories and manifest-less rounds are ig
     await writeArtifact(root, input("orders", 1, 3))
     assert.equal((await readLatestArtifact(root, "orders", 1))?.manifest.round, 3, "a round whose temporary directory was removed can be exported")
   }))
+
+test("projection artifact: a fold exports to { artifacts: ArtifactStore.directory(root) } as to { directory: root }; bad locations are refused", () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const root = yield* tempDirectory("artifact")
+    yield* appendConcurrently(yield* Journal.Journal, 2, 20)
+    const { projection } = balances()
+    const running = yield* Projection.run(projection, { replica: "a" })
+    yield* running.awaitCaughtUp
+    const first = Option.getOrThrow(yield* running.exportState({ artifacts: ArtifactStore.directory(root), round: 1 }))
+    const second = Option.getOrThrow(yield* running.exportState({ directory: root, round: 2 }))
+    assert.deepEqual((yield* Effect.promise(() => listArtifacts(root, "balances", 1))).map((entry) => entry.manifest), [first, second])
+    assert.deepEqual(yield* Projection.importLatest(projection, { artifacts: ArtifactStore.directory(root), replica: "b" }), Option.some(second))
+
+    const bad: ReadonlyArray<readonly [ArtifactStore.Location, string]> = [
+      [{ directory: "" }, "directory must not be empty"],
+      [{ artifacts: {} as ArtifactStore.ArtifactStore }, "artifacts must be an ArtifactStore"],
+      [{ directory: root, artifacts: ArtifactStore.directory(root) } as unknown as ArtifactStore.Location, "either directory or artifacts"]
+    ]
+    for (const [location, says] of bad) {
+      yield* expectError(running.exportState({ ...location, round: 3 }), "ProjectionError", "Cannot export balances@1", says)
+      yield* expectError(Projection.importLatest(projection, { ...location, replica: "c" }), "ProjectionError", "balances@1#c", says)
+    }
+    assert.throws(() => ArtifactStore.directory(""), /ArtifactStore\.directory: directory must not be empty/)
+  }).pipe(Effect.provide(Layer.mergeAll(Journal.layerMemory, SnapshotStore.layerMemory(), CursorStore.layerMemory))))))

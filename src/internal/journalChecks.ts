@@ -63,13 +63,20 @@ const typeProblem = (type: unknown): string | undefined =>
  * @internal
  */
 export const assignProblem = (now: number, firstSeq: number, count: number, current: number): string | undefined =>
-  !Number.isSafeInteger(now) || now < 0
-    ? `the Clock's time ${now} ms is not a safe integer ≥ 0, so it cannot be a record's timestamp`
-    : count - 1 > Number.MAX_SAFE_INTEGER - firstSeq // not `firstSeq + count - 1 > …`: that sum rounds down past 2^53
+  clockProblem(now) ?? (count - 1 > Number.MAX_SAFE_INTEGER - firstSeq // not `firstSeq + count - 1 > …`: that sum rounds down past 2^53
     ? `its ${count} record(s) would get seqs from ${firstSeq}, beyond Number.MAX_SAFE_INTEGER (${Number.MAX_SAFE_INTEGER})`
     : count > Number.MAX_SAFE_INTEGER - current
     ? `the stream is at version ${current}; ${count} more would pass Number.MAX_SAFE_INTEGER (${Number.MAX_SAFE_INTEGER})`
-    : undefined
+    : undefined)
+
+/**
+ * What is wrong with the Clock's time `now` as a record's timestamp, if anything (the first check of
+ * `assignProblem`, for a journal that checks it before the rest).
+ *
+ * @internal
+ */
+export const clockProblem = (now: number): string | undefined =>
+  !Number.isSafeInteger(now) || now < 0 ? `the Clock's time ${now} ms is not a safe integer ≥ 0, so it cannot be a record's timestamp` : undefined
 
 /**
  * Where a journal stands, for checking a `restore` batch: its last seq, its truncation point (no

@@ -2,12 +2,13 @@
  * The format of a projection export artifact: its types, where it lives, and the manifest as JSON.
  *
  * Layout under a root directory: `<root>/<projection dir>/<round>/`, holding the data files and
- * `MANIFEST.json`. The projection dir is the projection name's stem (`fileNames.ts`: the hex of its
- * UTF-8 bytes, or `sha256-` and a hash for a long name — safe whatever the name holds: `/`, `@`,
- * spaces, unicode, `..`, letters that differ only in case) plus `@<version>`; the manifest repeats the
- * name, so a reader checks it. The round dir is the round as 20 zero-padded digits. An export under way
- * lives in `.<round>.<random hex>.tmp` beside the round dirs: its leading dot keeps it from ever being
- * taken for a round.
+ * `MANIFEST.json`; an object store names its objects the same way, `<projection dir>/<round>/<file>`.
+ * The projection dir is the projection name's stem (`fileNames.ts`: the hex of its UTF-8 bytes, or
+ * `sha256-` and a hash for a long name — safe whatever the name holds: `/`, `@`, spaces, unicode,
+ * `..`, letters that differ only in case) plus `@<version>`; the manifest repeats the name, so a
+ * reader checks it. The round dir is the round as 20 zero-padded digits. An export under way in a
+ * directory lives in `.<round>.<random hex>.tmp` beside the round dirs: its leading dot keeps it from
+ * ever being taken for a round.
  *
  * The manifest is written last: a round dir with a `MANIFEST.json` is a complete artifact.
  * @internal
@@ -54,9 +55,12 @@ export interface Manifest {
   readonly files: ReadonlyArray<ArtifactFile>
 }
 
+/** The name of the directory (or object name prefix) of projection `projection` at version `version`. @internal */
+export const projectionStem = (projection: string, version: number): string => `${nameStem(projection)}@${version}`
+
 /** The directory (under `root`) of projection `projection` at version `version`. @internal */
 export const projectionDirectory = (root: string, projection: string, version: number): string =>
-  NodePath.join(root, `${nameStem(projection)}@${version}`)
+  NodePath.join(root, projectionStem(projection, version))
 
 /** The name of a round's directory. @internal */
 export const roundName = (round: number): string => String(round).padStart(20, "0")

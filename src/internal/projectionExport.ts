@@ -1,6 +1,7 @@
 /**
- * Exporting a fold's state as an artifact (`projectionArtifact.ts`) and importing the newest one
- * into a replica. An export holds the projection's export lease (in the CursorStore, renewed while
+ * Exporting a fold's state as an artifact (`projectionArtifact.ts`) to an artifact store (a
+ * directory, or an `ArtifactStore` such as a NATS object store) and importing the newest one into a
+ * replica. An export holds the projection's export lease (in the CursorStore, renewed while
  * it writes), so at most one replica exports at a time; a round already exported (or a later one) is
  * not exported again, so racing replicas produce one artifact per round. An import holds the
  * replica's own lease (so no instance of it runs meanwhile), stores the state as the replica's
@@ -8,6 +9,7 @@
  * @internal
  */
 import { Clock, Deferred, Effect, Option, Result } from "effect"
+import * as ArtifactStore from "../ArtifactStore.ts"
 import type * as Codec from "../Codec.ts"
 import type { CursorStore } from "../CursorStore.ts"
 import type { SnapshotStore } from "../SnapshotStore.ts"
@@ -35,31 +37,40 @@ export type Failure<E> = (method: string, message: string, cause?: unknown) => E
 
 const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String((cause as { message?: unknown })?.message ?? cause)
 
-/** Checks an artifact root directory and a round. */
-const argumentsProblem = (directory: unknown, round?: unknown): string | undefined =>
-  nameProblem("directory", directory) ?? (round === undefined ? undefined : integerProblem("round", round, 0))
+const STORE_METHODS = ["describe", "writeRound", "completeRounds", "read", "removeIncomplete"] as const
+
+/** The artifact store `location` names, or a sentence saying what is wrong with it. */
+const storeOf = (location: ArtifactStore.Location): ArtifactStore.ArtifactStore | string => {
+  const artifacts = location?.artifacts
+  const directory = location?.directory
+  if (artifacts !== undefined && directory !== undefined) return "give either directory or artifacts, not both"
+  if (artifacts === undefined) return nameProblem("directory", directory) ?? ArtifactStore.directory(directory!)
+  const missing = STORE_METHODS.filter((method) => typeof (artifacts as unknown as Record<string, unknown>)?.[method] !== "function")
+  return missing.length === 0 ? artifacts : `artifacts must be an ArtifactStore (ArtifactStore.directory, NatsArtifacts.make); it has no ${missing.join(", ")}`
+}
 
 /** The name of the lease that lets one replica of `name@version` export at a time. @internal */
 export const exportLeaseName = (identity: { readonly name: string; readonly version: number }): string =>
   `${identity.name}@${identity.version}/export`
 
 /**
- * Exports `point()` as round `round` under `directory`, unless another replica is exporting now or
- * that round (or a later one) is already there: then `Option.none()`. @internal
+ * Exports `point()` as round `round` to the store `location` names, unless another replica is
+ * exporting now or that round (or a later one) is already there: then `Option.none()`. @internal
  */
 export const exportState = <S, E>(
   identity: FoldIdentity<S>,
-  options: { readonly directory: string; readonly round: number; readonly owner: string; readonly point: () => FoldPoint<S> },
+  options: { readonly location: ArtifactStore.Location; readonly round: number; readonly owner: string; readonly point: () => FoldPoint<S> },
   cursors: CursorStore,
   failure: Failure<E>
 ): Effect.Effect<Option.Option<Artifact.Manifest>, E> =>
   Effect.gen(function*() {
-    const { directory, owner, round } = options
+    const { owner, round } = options
     const label = `${identity.name}@${identity.version}`
-    const problem = argumentsProblem(directory, round)
-    if (problem !== undefined) return yield* Effect.fail(failure("export", `Cannot export ${label}: ${problem}`))
-    const fsStep = <A>(what: string, run: () => Promise<A>) =>
-      Effect.tryPromise({ try: run, catch: (cause) => failure("export", `Cannot export ${label} round ${round}: ${what}: ${describe(cause)}`, cause) })
+    const artifacts = storeOf(options.location)
+    const problem = typeof artifacts === "string" ? artifacts : integerProblem("round", round, 0)
+    if (problem !== undefined || typeof artifacts === "string") return yield* Effect.fail(failure("export", `Cannot export ${label}: ${problem}`))
+    const step = <A>(what: string, effect: Effect.Effect<A, ArtifactStore.ArtifactStoreError>) =>
+      Effect.mapError(effect, (cause) => failure("export", `Cannot export ${label} round ${round}: ${what}: ${cause.message}`, cause))
     const name = exportLeaseName(identity)
     const asked = yield* Clock.currentTimeMillis
     const taken = yield* Effect.result(cursors.acquire(name, owner, EXPORT_LEASE_MS))
@@ -73,10 +84,10 @@ export const exportState = <S, E>(
       const lost = yield* Deferred.make<void>()
       yield* Effect.forkScoped(Lease.keep({ cursors, name, owner, ttlMs: EXPORT_LEASE_MS }, held, lost))
       const write = Effect.gen(function*() {
-        const existing = yield* fsStep("listing the artifacts", () => Artifact.listArtifacts(directory, identity.name, identity.version))
-        if (existing.some((entry) => entry.manifest.round >= round)) return Option.none()
+        const complete = yield* step("listing the artifacts", artifacts.completeRounds(identity.name, identity.version))
+        if (complete.length > 0 && complete[complete.length - 1]! >= round) return Option.none()
         // The lease is ours: no live export uses what a crashed one left.
-        yield* fsStep("removing what crashed exports left", () => Artifact.removeIncomplete(directory, identity.name, identity.version))
+        yield* step("removing what crashed exports left", Artifact.removeIncomplete(artifacts, identity.name, identity.version))
         // State and seq in one synchronous step: the fold never changes between them.
         const point = options.point()
         const bytes = identity.stateCodec.encode(point.state)
@@ -84,8 +95,9 @@ export const exportState = <S, E>(
           return yield* Effect.fail(failure("export", `Cannot export ${label}: its state at seq ${point.seq} does not encode: ${describe(bytes.failure)}`, bytes.failure))
         }
         const createdAt = yield* Clock.currentTimeMillis
-        const entry = yield* fsStep("writing the artifact", () =>
-          Artifact.writeArtifact(directory, {
+        const entry = yield* step(
+          "writing the artifact",
+          Artifact.writeArtifact(artifacts, {
             projection: identity.name,
             version: identity.version,
             round,
@@ -95,7 +107,8 @@ export const exportState = <S, E>(
             writer: owner,
             createdAt,
             files: [{ name: STATE_FILE, bytes: bytes.success }]
-          }))
+          })
+        )
         return Option.some(entry.manifest)
       })
       const leaseLost = Effect.andThen(
@@ -107,29 +120,41 @@ export const exportState = <S, E>(
   })
 
 /**
- * Imports the newest artifact of `identity` under `directory` into the replica `id` (its saved
- * state and cursor), unless there is none or the replica is already at or past it: then
+ * Exports round `floor(now / everyMs)` by `exportRound` at the start of every round, for ever; a
+ * failed export is logged and tried again the next round. @internal
+ */
+export const everyRound = <E extends { readonly message: string }>(
+  everyMs: number,
+  exportRound: (round: number) => Effect.Effect<unknown, E>
+): Effect.Effect<never> =>
+  Effect.forever(Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    yield* Effect.sleep(everyMs - (now % everyMs))
+    const result = yield* Effect.result(exportRound(Math.floor((yield* Clock.currentTimeMillis) / everyMs)))
+    if (result._tag === "Failure") yield* Effect.logWarning(result.failure.message)
+  }))
+
+/**
+ * Imports the newest artifact of `identity` in the store `location` names into the replica `id` (its
+ * saved state and cursor), unless there is none or the replica is already at or past it: then
  * `Option.none()`. Fails while an instance of the replica runs. @internal
  */
 export const importLatest = <S, E>(
   identity: FoldIdentity<S>,
-  options: { readonly directory: string; readonly id: string; readonly owner: string },
+  options: { readonly location: ArtifactStore.Location; readonly id: string; readonly owner: string },
   services: { readonly cursors: CursorStore; readonly snapshots: SnapshotStore },
   failure: Failure<E>
 ): Effect.Effect<Option.Option<Artifact.Manifest>, E> =>
   Effect.gen(function*() {
     const { cursors, snapshots } = services
-    const { directory, id, owner } = options
+    const { id, owner } = options
     const cannot = (message: string, cause?: unknown) => failure("import", `Cannot import into ${JSON.stringify(id)}: ${message}`, cause)
-    const problem = argumentsProblem(directory)
-    if (problem !== undefined) return yield* Effect.fail(cannot(problem))
-    const artifact = yield* Effect.tryPromise({
-      try: () => Artifact.readLatestArtifact(directory, identity.name, identity.version),
-      catch: (cause) => cannot(describe(cause), cause)
-    })
+    const store = storeOf(options.location)
+    if (typeof store === "string") return yield* Effect.fail(cannot(store))
+    const artifact = yield* Effect.mapError(Artifact.readLatestArtifact(store, identity.name, identity.version), (cause) => cannot(cause.message, cause))
     if (artifact === undefined || artifact.manifest.cursor === 0) return Option.none()
     const { manifest } = artifact
-    const where = `the artifact in ${artifact.directory}`
+    const where = `the artifact in ${artifact.location}`
     if (manifest.schemaVersion !== identity.schemaVersion) {
       return yield* Effect.fail(cannot(`${where} holds a state of schemaVersion ${manifest.schemaVersion}, not ${identity.schemaVersion}`))
     }

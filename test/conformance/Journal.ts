@@ -104,6 +104,23 @@ export const journalCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.deepEqual(record!.payload, payload)
     })),
 
+  withJournal("a read or replay Stream is a description: each run of the same value reads afresh, with max counted per run, across pages", (journal) =>
+    Effect.gen(function*() {
+      const many = Array.from({ length: 2_500 }, (_, i) => event("Added", `p-${i + 1}`))
+      yield* journal.append(cart("p"), 0, many)
+      const capped = journal.read(cart("p"), { from: 2, max: 2_200 })
+      const all = journal.read(cart("p"))
+      const replay = journal.replayFrom(0)
+      for (let run = 1; run <= 2; run++) {
+        const versions = (yield* collect(capped)).map((r) => r.version)
+        assert.equal(versions.length, 2_200, `run ${run}: max 2,200 gives 2,200 records`)
+        assert.deepEqual([versions[0], versions[versions.length - 1]], [2, 2_201])
+        assert.equal((yield* collect(all)).length, 2_500 + run - 1, `run ${run} of the whole stream sees what is there now`)
+        assert.equal((yield* collect(replay)).length, 2_500 + run - 1)
+        yield* journal.append(cart("p"), "any", [event("Added", `extra-${run}`)])
+      }
+    })),
+
   withJournal("read bounds are inclusive: from, to, max, from==to, from>to, max=0", (journal) =>
     Effect.gen(function*() {
       yield* appendMany(journal, cart("r"), 10)
@@ -546,6 +563,32 @@ export const journalCases: ReadonlyArray<Case<JournalStorage>> = [
       assert.equal(records.length + outcomes.reduce((n, o) => n + o.conflicts, 0), writers * rounds)
       for (const record of records) assert.match(text(record), new RegExp(`-v${record.version}$`))
       assert.equal(yield* journal.version(cart("hot")), records.length)
+    })),
+
+  withJournal("appends issued at once on several streams (one group commit where there is one): each gets its own result or conflict, and conflicts take no seqs", (journal) =>
+    Effect.gen(function*() {
+      const calls: ReadonlyArray<readonly [string, number | "any", number]> = [
+        ["s1", 0, 1], ["s3", "any", 1], ["s1", 0, 1], ["s2", 0, 2], ["s4", 7, 1], ["s3", "any", 1], ["s1", 0, 1], ["s2", 0, 2], ["s3", "any", 1]
+      ]
+      const results = yield* Effect.forEach(calls, ([id, expected, n], c) =>
+        Effect.result(journal.append(cart(id), expected, Array.from({ length: n }, (_, k) => event("A", `${c}.${k}`)))), { concurrency: "unbounded" })
+      const byStream = (id: string) => results.filter((_, c) => calls[c]![0] === id)
+      const conflicts = (id: string) => byStream(id).flatMap((r) => r._tag === "Failure" && r.failure._tag === "VersionConflict" ? [r.failure.actual] : [])
+      assert.deepEqual(conflicts("s1"), [1, 1], "one of three wins at version 0; the others see version 1")
+      assert.deepEqual(conflicts("s2"), [2], "one of two 2-event appends wins; the other sees version 2")
+      assert.deepEqual(conflicts("s4"), [0])
+      assert.deepEqual(byStream("s3").map((r) => r._tag === "Success" ? r.success.version : -1).sort(), [1, 2, 3])
+      const log = yield* collect(journal.replayFrom(0))
+      assert.deepEqual(log.map((r) => r.seq), [1, 2, 3, 4, 5, 6], "six records stored, seqs dense")
+      for (const result of results) {
+        if (result._tag === "Failure") continue
+        const mine = log.filter((r) => r.seq >= result.success.firstSeq && r.seq <= result.success.lastSeq)
+        assert.equal(mine[mine.length - 1]!.version, result.success.version)
+        assert.ok(mine.every((r) => r.timestamp === result.success.timestamp))
+      }
+      for (const id of ["s1", "s2", "s3"]) {
+        assert.deepEqual((yield* collect(journal.read(cart(id)))).map((r) => r.version), Array.from({ length: yield* journal.version(cart(id)) }, (_, i) => i + 1))
+      }
     })),
 
   withJournal(`concurrent "any" appends from many fibers all land, densely numbered`, (journal) =>

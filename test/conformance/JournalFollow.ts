@@ -41,16 +41,22 @@ const IDLE_MS = 200
 /**
  * Asserts that the process spends well under a third of `IDLE_MS` on the CPU while the followers
  * wait (a follower that re-checks in a loop takes all of it; one that sleeps on Effect's clock would
- * never wake, which the wall-clock bounds catch).
+ * never wake, which the wall-clock bounds catch). Up to three windows, one of which must be quiet:
+ * a spinning follower fills every window, while the process's other work (a collection, a client
+ * another test left to wind down) comes and goes — it once took 93 ms of one window on Deno.
  */
 const assertIdle = (what: string) =>
   Effect.gen(function*() {
     yield* turns(2)
-    const before = process.cpuUsage()
-    yield* wallSleep(IDLE_MS)
-    const used = process.cpuUsage(before)
-    const ms = (used.user + used.system) / 1000
-    assert.ok(ms < IDLE_MS / 3, `${what}: the process used ${ms.toFixed(0)} ms of CPU in ${IDLE_MS} ms of waiting (a follower spins)`)
+    const windows: Array<number> = []
+    while (windows.length < 3) {
+      const before = process.cpuUsage()
+      yield* wallSleep(IDLE_MS)
+      const used = process.cpuUsage(before)
+      windows.push((used.user + used.system) / 1000)
+      if (windows[windows.length - 1]! < IDLE_MS / 3) return
+    }
+    assert.fail(`${what}: the process used ${windows.map((ms) => ms.toFixed(0)).join(", ")} ms of CPU in three windows of ${IDLE_MS} ms of waiting (a follower spins)`)
   })
 
 /** Seqs 1..6 over three streams: a@1-2, b@1, a@3, c@1-2. */

@@ -175,8 +175,10 @@ export const checkpointerCases: ReadonlyArray<Case> = [
           Effect.zipWith(journal.checkpoint, replayAll(journal), (c, records) => c === 3 && records.length === 0)
         )
         yield* repo.execute("bg", append([credit(3)]))
-        yield* TestClock.adjust("1 minute")
-        yield* eventually("the second checkpoint", Effect.map(journal.checkpoint, (c) => c === 4))
+        // The first run may still be finishing its truncation (a server-backed journal shows the
+        // truncation point before it purges): its next sleep may start after any one adjustment, so
+        // the clock moves on each check until the second run is seen.
+        yield* eventually("the second checkpoint", Effect.andThen(TestClock.adjust("1 minute"), Effect.map(journal.checkpoint, (c) => c === 4)))
         assert.deepEqual(yield* repo.load("bg"), { state: fold([credit(1), credit(2), credit(3)]), version: 3 })
       }).pipe(Effect.provide(Layer.provideMerge(
         Checkpointer.layer([ledger()], { history: "discard", interval: "1 minute" }),

@@ -1,7 +1,9 @@
 /**
  * The storage combinations every runtime suite runs over, written once: memory, the file layers,
- * and PostgreSQL on every server of the run (`pgTargets`). A backend added later (Redis, NATS, S3)
- * is one more entry in `combinations`: every suite in `test/runtime/` then runs over it unchanged.
+ * the file layers with the S3 Archive (gzip; when an S3 server runs), the Redis layers (when the
+ * machine's Redis answers), the NATS layers (when the machine's nats-server answers), and PostgreSQL
+ * on every server of the run (`pgTargets`). A backend added later is one more entry in `combinations`:
+ * every suite in `test/runtime/` then runs over it unchanged.
  *
  * A combination opens a `Storage` per case: four layers (Journal, SnapshotStore, Archive,
  * CursorStore) whose every build reaches the same data — a reopen for the durable layers, the same
@@ -15,7 +17,13 @@ import * as path from "node:path"
 import { DirectoryArchive, FileCursorStore, FileJournal, FileSnapshotStore } from "../../src/file/index.ts"
 import { Archive, CursorStore, Journal, SnapshotStore } from "../../src/index.ts"
 import { PgCursorStore, PgJournal, PgSnapshotStore } from "../../src/postgres/index.ts"
+import { NatsCursorStore, NatsJournal, NatsSnapshotStore } from "../../src/nats/index.ts"
+import { RedisCursorStore, RedisJournal, RedisSnapshotStore } from "../../src/redis/index.ts"
+import { S3Archive } from "../../src/s3/index.ts"
 import { dropSchema, type PgTarget, pgTargets } from "../support/postgres.ts"
+import { type NatsTarget, natsTarget, removeNatsPrefix } from "../support/nats.ts"
+import { type RedisTarget, redisTarget, removePrefix } from "../support/redis.ts"
+import { isolatedBucket, type S3Target, s3ClientConfig, s3Target } from "../support/s3.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
 
 /** The four storage services of one combination. */
@@ -79,6 +87,10 @@ const directoryArchive: Opener<Archive.Archive> = (directory) =>
 const fileCursors: Opener<CursorStore.CursorStore> = (directory) =>
   Effect.succeed(FileCursorStore.layer({ directory: path.join(directory, "cursors") }))
 
+/** The S3 Archive in a bucket of the case's own (removed when the case ends), gzip-compressed. */
+const s3Archive = (target: S3Target): Opener<Archive.Archive> => () =>
+  Effect.map(isolatedBucket(target), (bucket) => S3Archive.layer({ bucket, compression: "gzip", clientConfig: s3ClientConfig(target) }))
+
 /**
  * The PostgreSQL layers of one machine share one schema, named after the machine's directory (so
  * every opener of that machine finds the same one); it is dropped when the case ends.
@@ -94,6 +106,34 @@ const pgSnapshots = (target: PgTarget): Opener<SnapshotStore.SnapshotStore> => (
   Effect.map(pgSchema(target, directory), (schema) => PgSnapshotStore.layer({ url: target.url, schema, max: 2, keep: options.keep }))
 const pgCursors = (target: PgTarget): Opener<CursorStore.CursorStore> => (directory) =>
   Effect.map(pgSchema(target, directory), (schema) => PgCursorStore.layer({ url: target.url, schema, max: 2 }))
+
+/**
+ * The Redis layers of one machine share one key prefix, named after the machine's directory (so
+ * every opener of that machine finds the same keys); its keys are removed when the case ends.
+ */
+const redisPrefix = (target: RedisTarget, directory: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => `annals-t-${crypto.createHash("sha256").update(directory).digest("hex").slice(0, 12)}`),
+    (prefix) => Effect.promise(() => removePrefix(target.url, prefix))
+  )
+const redisJournal = (target: RedisTarget): Opener<Journal.Journal> => (directory) =>
+  Effect.map(redisPrefix(target, directory), (prefix) => RedisJournal.layer({ url: target.url, prefix }))
+/** The NATS layers of one machine share one prefix, named after the machine's directory; its streams are removed when the case ends. */
+const natsPrefix = (target: NatsTarget, directory: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => `t${crypto.createHash("sha256").update(directory).digest("hex").slice(0, 12)}`),
+    (prefix) => Effect.promise(() => removeNatsPrefix(target.url, prefix))
+  )
+const natsJournal = (target: NatsTarget): Opener<Journal.Journal> => (directory) =>
+  Effect.map(natsPrefix(target, directory), (prefix) => NatsJournal.layer({ servers: target.url, prefix }))
+const natsSnapshots = (target: NatsTarget): Opener<SnapshotStore.SnapshotStore> => (directory, options) =>
+  Effect.map(natsPrefix(target, directory), (prefix) => NatsSnapshotStore.layer({ servers: target.url, prefix, keep: options.keep }))
+const natsCursors = (target: NatsTarget): Opener<CursorStore.CursorStore> => (directory) =>
+  Effect.map(natsPrefix(target, directory), (prefix) => NatsCursorStore.layer({ servers: target.url, prefix }))
+const redisSnapshots = (target: RedisTarget): Opener<SnapshotStore.SnapshotStore> => (directory, options) =>
+  Effect.map(redisPrefix(target, directory), (prefix) => RedisSnapshotStore.layer({ url: target.url, prefix, keep: options.keep }))
+const redisCursors = (target: RedisTarget): Opener<CursorStore.CursorStore> => (directory) =>
+  Effect.map(redisPrefix(target, directory), (prefix) => RedisCursorStore.layer({ url: target.url, prefix }))
 
 /** Builds a combination from the openers of its four services. */
 const combination = (name: string, durable: boolean, kinds: Kinds): Combination => ({
@@ -115,6 +155,10 @@ const combination = (name: string, durable: boolean, kinds: Kinds): Combination 
       return yield* machine
     })
 })
+
+const s3 = await s3Target()
+const redis = await redisTarget()
+const nats = await natsTarget()
 
 /** Every storage combination the runtime suites run over. Register a new backend here. */
 export const combinations: ReadonlyArray<Combination> = [
@@ -143,6 +187,30 @@ export const combinations: ReadonlyArray<Combination> = [
     archive: memoryArchive,
     cursors: fileCursors
   }),
+  ...(s3 === undefined ? [] : [
+    combination("file always + S3 archive (gzip)", true, {
+      journal: fileJournal({}),
+      snapshots: fileSnapshots,
+      archive: s3Archive(s3),
+      cursors: fileCursors
+    })
+  ]),
+  ...(redis === undefined ? [] : [
+    combination(redis.name, true, {
+      journal: redisJournal(redis),
+      snapshots: redisSnapshots(redis),
+      archive: directoryArchive,
+      cursors: redisCursors(redis)
+    })
+  ]),
+  ...(nats === undefined ? [] : [
+    combination(nats.name, true, {
+      journal: natsJournal(nats),
+      snapshots: natsSnapshots(nats),
+      archive: directoryArchive,
+      cursors: natsCursors(nats)
+    })
+  ]),
   ...(await pgTargets()).map((target) =>
     combination(target.name, true, {
       journal: pgJournal(target),

@@ -9,68 +9,17 @@
  * replayed everything, and folds only what came after the artifact; replicas racing to export make
  * one artifact per round; a damaged artifact is an import error naming the file.
  */
-import { Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
 import assert from "node:assert/strict"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Archiver, Checkpointer, Codec, CursorStore, Journal, Projection, Repository, SnapshotStore } from "../../src/index.ts"
 import { expectError } from "../conformance/harness.ts"
-import { append, evolve, initial, type LedgerEvent, LedgerState, ledger } from "../support/ledger.ts"
+import { appendConcurrently, Balances, balances, credit, debit, Ledger, reference } from "../support/balances.ts"
+import { append, evolve, initial, ledger } from "../support/ledger.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
 import { type Case, eventually, register, replayAll } from "./harness.ts"
 import type { Storage } from "./layers.ts"
-
-const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
-const debit = (amount: number): LedgerEvent => ({ _tag: "Debited", amount, note: `d${amount}` })
-const Ledger = ledger()
-const Balances = Schema.Record(Schema.String, LedgerState)
-type Balances = typeof Balances.Type
-
-/** A fold of every ledger stream's state by id; `calls` counts evolve calls. */
-const balances = (options: { readonly version?: number; readonly everyRecords?: number; readonly archive?: boolean } = {}) => {
-  const counter = { calls: 0 }
-  const projection = Projection.fold({
-    name: "balances",
-    version: options.version,
-    aggregates: [Ledger],
-    state: Balances,
-    initial: {} as Balances,
-    archive: options.archive,
-    snapshot: { everyRecords: options.everyRecords ?? 5 },
-    evolve: (state, event, record) => {
-      counter.calls++
-      return { ...state, [record.stream.id]: evolve(state[record.stream.id] ?? initial, event) }
-    }
-  })
-  return { projection, counter }
-}
-
-/** The reference: the plain fold of every ledger record the journal holds (or `records`), by stream id. */
-const reference = (records: ReadonlyArray<Journal.JournalRecord>): Balances => {
-  const out: Record<string, LedgerState> = {}
-  for (const record of records) {
-    if (record.namespace !== "ledger") continue
-    const event = Codec.decodeRecord(Ledger.eventCodec, record)
-    if (event._tag === "Failure") throw event.failure
-    out[record.id] = evolve(out[record.id] ?? initial, event.success)
-  }
-  return out
-}
-
-/** Appends `count` ledger events from `fibers` fibers to streams acct-0…acct-4, and a foreign record now and then. */
-const appendConcurrently = (journal: Journal.Journal, fibers: number, count: number, from = 0) =>
-  Effect.forEach(
-    Array.from({ length: fibers }, (_, f) => f),
-    (f) =>
-      Effect.gen(function*() {
-        for (let i = from + f; i < from + count; i += fibers) {
-          const event = i % 3 === 0 ? debit(i) : credit(i)
-          yield* journal.append({ namespace: "ledger", id: `acct-${i % 5}` }, "any", [{ type: event._tag, payload: Ledger.eventCodec.encode(event).pipe((r) => r._tag === "Success" ? r.success : new Uint8Array()) }])
-          if (i % 7 === 0) yield* journal.append({ namespace: "other", id: "x" }, "any", [{ type: "Noise", payload: new Uint8Array([1]) }])
-        }
-      }),
-    { concurrency: "unbounded", discard: true }
-  )
 
 const archiverLayer = (segmentSize?: number) => Archiver.layer({ segmentSize, pollInterval: "1 hour" })
 const everything = (storage: Storage) => storage.all

@@ -8,8 +8,8 @@
  * parent is gone; any failure exits with code 3.
  */
 import process from "node:process"
-import { listArtifacts, writeArtifact } from "../../src/internal/projectionArtifact.ts"
 import { CRASH_PROJECTION, CRASH_VERSION, crashArtifact } from "./artifactWorkload.ts"
+import { listArtifacts, writeArtifact } from "./directoryArtifacts.ts"
 
 const [root] = process.argv.slice(2)
 if (root === undefined) {

@@ -60,6 +60,7 @@ export const spawnChild = (script: string, args: ReadonlyArray<string>): Effect.
       let pending = ""
       let errors = ""
       let ended = false
+      let exit = ""
       child.stdout!.setEncoding("utf8")
       child.stdout!.on("data", (chunk: string) => {
         pending += chunk
@@ -75,6 +76,7 @@ export const spawnChild = (script: string, args: ReadonlyArray<string>): Effect.
       const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
         child.on("close", (code, signal) => {
           ended = true
+          exit = signal === null ? `exit code ${code}` : `signal ${signal}`
           for (const wake of waiting) wake()
           resolve({ code, signal })
         })
@@ -97,7 +99,7 @@ export const spawnChild = (script: string, args: ReadonlyArray<string>): Effect.
             }
             if (ended) {
               waiting.delete(wake)
-              reject(new Error(`the child ended before printing a line matching ${pattern}; stderr: ${errors}`))
+              reject(new Error(`the child ended (${exit || "not started"}) before printing a line matching ${pattern}; stderr: ${errors}`))
             }
           }
           waiting.add(wake)

@@ -1,6 +1,6 @@
 /**
  * A throwaway TypeScript project for the programs of a Markdown document: one file per program,
- * the document's tsconfig, `annals`, `annals/file`, `annals/testing` and `annals/postgres` mapped to this repository's `src` (never to a
+ * the document's tsconfig, `annals` and its subpaths (`file`, `testing`, `postgres`, `s3`, `redis`, `nats`) mapped to this repository's `src` (never to a
  * `dist/` that may be stale), one `tsc` over all of them, and the command that runs a program on
  * the runtime running the test.
  */
@@ -59,6 +59,10 @@ export const scriptCommand = (
 
 /** What the README says a program on the file layers needs from Deno (the README's programs run with exactly these). */
 const denoPermissions = ["--no-prompt", "--allow-read", "--allow-write", "--allow-env", "--allow-sys=hostname"]
+
+/** A program that imports a server layer also needs the network, as the README says. */
+const denoNetwork = (source: string): ReadonlyArray<string> =>
+  /from "annals\/(postgres|redis|s3|nats)"/.test(source) ? ["--allow-net"] : []
 
 const tsc = (root: string, project: string) =>
   runProcess(path.join(root, "node_modules", ".bin", "tsc"), ["-p", project, "--pretty", "false"], {
@@ -148,7 +152,15 @@ export const prepare = async (
         rootDir: path.relative(directory, root),
         outDir: "out",
         sourceMap: true,
-        paths: { annals: src("index.ts"), "annals/file": src("file/index.ts"), "annals/testing": src("testing/index.ts"), "annals/postgres": src("postgres/index.ts") }
+        paths: {
+          annals: src("index.ts"),
+          "annals/file": src("file/index.ts"),
+          "annals/testing": src("testing/index.ts"),
+          "annals/postgres": src("postgres/index.ts"),
+          "annals/s3": src("s3/index.ts"),
+          "annals/redis": src("redis/index.ts"),
+          "annals/nats": src("nats/index.ts")
+        }
       },
       files: programs.map((program) => path.basename(typescript(program)))
     }, null, 2)
@@ -160,7 +172,15 @@ export const prepare = async (
       name: "annals",
       private: true,
       type: "module",
-      exports: { ".": "./src/index.js", "./file": "./src/file/index.js", "./testing": "./src/testing/index.js" }
+      exports: {
+        ".": "./src/index.js",
+        "./file": "./src/file/index.js",
+        "./testing": "./src/testing/index.js",
+        "./postgres": "./src/postgres/index.js",
+        "./s3": "./src/s3/index.js",
+        "./redis": "./src/redis/index.js",
+        "./nats": "./src/nats/index.js"
+      }
     })
   )
 
@@ -174,7 +194,7 @@ export const prepare = async (
   const command = (program: Program) =>
     runtime === "node"
       ? scriptCommand(javascript(program))
-      : scriptCommand(typescript(program), [...denoPermissions, "--no-lock", `--config=${path.join(root, "deno.json")}`])
+      : scriptCommand(typescript(program), [...denoPermissions, ...denoNetwork(program.source), "--no-lock", `--config=${path.join(root, "deno.json")}`])
 
   return {
     directory,

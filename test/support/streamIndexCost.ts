@@ -1,11 +1,13 @@
 /**
- * Child of the file Journal's memory test: builds journals of 80,000 and 190,000 one-record
- * streams in `<directory>`, measures what holding each open takes (heap and array buffers after a
- * full collection; the least of five opens) and prints `perStream <bytes>` — the difference per stream. A process of its own,
- * so that nothing else a test runner has loaded or left running allocates during the measurement.
+ * Child of the file Journal's memory test, in two roles, each in a process of its own so that
+ * nothing else (a test runner, the garbage of building a journal) allocates during a measurement:
+ *
+ *   streamIndexCost build <directory> <count>    builds a journal of `count` one-record streams
+ *   streamIndexCost measure <directory> <count>  prints `cost <bytes>`: what holding that journal
+ *                                                open takes (heap and array buffers after a full
+ *                                                collection, before and after the open)
  */
 import { Effect } from "effect"
-import * as path from "node:path"
 import process from "node:process"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
@@ -46,18 +48,11 @@ const openCost = (directory: string, count: number) =>
     return after - before
   }))
 
-const root = process.argv[2]!
-const small = path.join(root, "small")
-const large = path.join(root, "large")
-const perStream = await Effect.runPromise(Effect.gen(function*() {
-  yield* oneRecordStreams(small, 80_000)
-  yield* oneRecordStreams(large, 190_000)
-  // The difference leaves out what every open keeps (buffers, the service); both sizes are just below
-  // where the index's arrays grow, so that the difference is not mostly their spare room.
-  // The least of a few opens each: garbage a collection left behind only ever adds to a measurement
-  // (on Bun one open in a few measures ~250 bytes per stream more than the others).
-  const least = (directory: string, count: number) =>
-    Effect.map(Effect.forEach([1, 2, 3, 4, 5], () => openCost(directory, count)), (costs) => Math.min(...costs))
-  return ((yield* least(large, 190_000)) - (yield* least(small, 80_000))) / 110_000
-}))
-process.stdout.write(`perStream ${perStream.toFixed(0)}\n`)
+const [role, directory, count] = process.argv.slice(2)
+if (role === "build") {
+  await Effect.runPromise(oneRecordStreams(directory!, Number(count)))
+  process.stdout.write("built\n")
+} else {
+  const cost = await Effect.runPromise(openCost(directory!, Number(count)))
+  process.stdout.write(`cost ${cost}\n`)
+}

@@ -12,7 +12,8 @@
  */
 import type { CursorEntry } from "../../CursorStore.ts"
 import { NAME_STEM_PATTERN, nameStem } from "../../internal/fileNames.ts"
-import { integerProblem, nameProblem } from "../../internal/validate.ts"
+import { type CursorFields, cursorEntryOf, cursorFields, cursorFieldsProblem } from "../../internal/cursorFields.ts"
+import { nameProblem } from "../../internal/validate.ts"
 import { decodeState, encodeState } from "./segmentFormat.ts"
 
 const FORMAT = "annals.cursor"
@@ -28,33 +29,13 @@ export const isCursorFileName = (file: string): boolean => FILE_NAME.test(file)
 
 /** The bytes of the entry file of `name`. @internal */
 export const encodeCursorFile = (name: string, entry: CursorEntry): Uint8Array =>
-  encodeState([
-    FORMAT,
-    FORMAT_VERSION,
-    name,
-    entry.seq ?? null,
-    entry.updatedAt ?? null,
-    entry.lease === undefined ? null : [entry.lease.owner, entry.lease.until, entry.lease.token],
-    entry.token
-  ])
-
-const optionalInteger = (what: string, value: unknown, min: number): string | undefined =>
-  value === null ? undefined : integerProblem(what, value, min)
+  encodeState([FORMAT, FORMAT_VERSION, name, ...cursorFields(entry)])
 
 /** What is wrong with a decoded body, or undefined when it is a well-formed entry. */
 const bodyProblem = (fields: unknown): string | undefined => {
   if (!Array.isArray(fields) || fields.length !== 7 || fields[0] !== FORMAT) return "it is not an annals cursor file"
   if (fields[1] !== FORMAT_VERSION) return `its format version ${String(fields[1])} is not supported`
-  const [, , name, seq, updatedAt, lease, token] = fields as Array<unknown>
-  const problem = nameProblem("its name", name) ??
-    optionalInteger("its seq", seq, 0) ??
-    optionalInteger("its updatedAt", updatedAt, 0) ??
-    ((seq === null) !== (updatedAt === null) ? "its seq and updatedAt must be both present or both absent" : undefined) ??
-    integerProblem("its token", token, 0)
-  if (problem !== undefined || lease === null) return problem
-  if (!Array.isArray(lease) || lease.length !== 3) return "its lease is not [owner, until, token]"
-  return nameProblem("its lease owner", lease[0]) ?? integerProblem("its lease expiry", lease[1], 0) ??
-    integerProblem("its lease token", lease[2], 1)
+  return nameProblem("its name", fields[2]) ?? cursorFieldsProblem(fields.slice(3))
 }
 
 /**
@@ -69,16 +50,8 @@ export const decodeCursorFile = (
   if ("problem" in decoded) return decoded
   const problem = bodyProblem(decoded.value)
   if (problem !== undefined) return { problem }
-  const [, , name, seq, updatedAt, lease, token] = decoded.value as [
-    string, number, string, number | null, number | null, [string, number, number] | null, number
-  ]
+  const body = decoded.value as ReadonlyArray<unknown>
+  const name = body[2] as string
   if (cursorFileName(name) !== file) return { problem: `it holds the cursor of ${JSON.stringify(name)}, which belongs in ${cursorFileName(name)}` }
-  return {
-    name,
-    entry: {
-      ...(seq !== null ? { seq, updatedAt: updatedAt! } : {}),
-      ...(lease !== null ? { lease: { owner: lease[0], until: lease[1], token: lease[2] } } : {}),
-      token
-    }
-  }
+  return { name, entry: cursorEntryOf(body.slice(3) as unknown as CursorFields) }
 }

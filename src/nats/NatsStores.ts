@@ -1,0 +1,44 @@
+/**
+ * The Journal, SnapshotStore and CursorStore on one NATS system, over one connection: what an
+ * application that keeps everything in JetStream provides.
+ *
+ * @since 0.1.0
+ */
+import { Layer } from "effect"
+import type { CursorStore, CursorStoreError } from "../CursorStore.ts"
+import type { Journal, JournalError } from "../Journal.ts"
+import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
+import * as Client from "./NatsClient.ts"
+import * as NatsCursorStore from "./NatsCursorStore.ts"
+import * as NatsJournal from "./NatsJournal.ts"
+import * as NatsSnapshotStore from "./NatsSnapshotStore.ts"
+
+/**
+ * Options of the three stores (one `prefix`, `replicas` and `storage` for all of them).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NatsStoresOptions extends NatsJournal.NatsJournalOptions, NatsSnapshotStore.NatsSnapshotStoreOptions {}
+
+/**
+ * The three stores over the NatsClient in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient = (
+  options: NatsStoresOptions = {}
+): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError, Client.NatsClient> =>
+  Layer.mergeAll(NatsJournal.layerClient(options), NatsSnapshotStore.layerClient(options), NatsCursorStore.layerClient(options))
+
+/**
+ * The three stores over one connection of their own (see `NatsClient.layer`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Client.NatsClientOptions & NatsStoresOptions = {}
+): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError | Client.NatsClientError> =>
+  layerClient(options).pipe(Layer.provide(Client.layer(options)))
