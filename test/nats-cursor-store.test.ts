@@ -151,7 +151,8 @@ if (target !== undefined) {
   natsTest("a server gone fails every operation with a CursorStoreError naming it, and the store works again when it is back", (prefix) =>
     Effect.gen(function*() {
       const proxy = yield* natsProxy(target)
-      const store = yield* storeAt(proxy.url, prefix)
+      // Requests to the server that is gone fail after the client's timeout (default 5 s): a short one here.
+      const store = yield* open(CursorStore.CursorStore, NatsCursorStore.layer({ servers: proxy.url, prefix, requestTimeoutMs: 1_500 }))
       yield* store.commit("orders", 1)
       proxy.stop()
       const bucket = `${prefix}_cursors`

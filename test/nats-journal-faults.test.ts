@@ -31,9 +31,15 @@ const text = (payload: Uint8Array) => new TextDecoder().decode(payload)
 const bounded = <A, E, R>(what: string, ms: number, effect: Effect.Effect<A, E, R>) =>
   Effect.timeoutOrElse(effect, { duration: ms, orElse: () => Effect.die(new Error(`${what} took over ${ms} ms`)) })
 
-/** A journal under `prefix` over `servers`, built in the current scope. */
-const journalAt = (servers: string, prefix: string, options: NatsJournal.NatsJournalOptions = {}) =>
-  open(Journal.Journal, NatsJournal.layer({ servers, prefix, ...options }))
+/**
+ * The client's request timeout in these cases (default 5 s): a request to a server that is gone
+ * fails after it, so a short one keeps the cases short.
+ */
+const REQUEST_TIMEOUT_MS = 1_500
+
+/** A journal under `prefix` over `servers` (requests timing out after REQUEST_TIMEOUT_MS), built in the current scope. */
+const journalAt = (servers: string, prefix: string, options: NatsJournal.NatsJournalOptions & NatsClient.NatsClientOptions = {}) =>
+  open(Journal.Journal, NatsJournal.layer({ servers, prefix, requestTimeoutMs: REQUEST_TIMEOUT_MS, ...options }))
 
 /** Every record of the journal, as `seq namespace/id version payload`. */
 const logOf = (journal: Journal.Journal) =>
@@ -75,8 +81,8 @@ if (target !== undefined) {
       yield* journal.append({ namespace: "slow", id: "a" }, 0, [event("before")])
       proxy.holdReplies()
       const append = yield* Effect.forkChild(journal.append({ namespace: "slow", id: "a" }, 1, [event("once")]))
-      // Past the client's request timeout (5 s): the publish is sent again with its id, whose reply is kept back too.
-      yield* wallSleep(5_600)
+      // Past the client's request timeout: the publish is sent again with its id, whose reply is kept back too.
+      yield* wallSleep(REQUEST_TIMEOUT_MS + 600)
       proxy.releaseReplies()
       const result = yield* bounded("the retried append", 30_000, Fiber.join(append))
       assert.deepEqual([result.firstSeq, result.version], [2, 2])
@@ -382,10 +388,13 @@ if (target !== undefined) {
       assert.deepEqual(yield* logOf(journal), ["4 small/s 1 small"])
     }))
 
-  natsTest("no server at open fails the build with a NatsClientError naming the address, without its password", () =>
+  natsTest("no server at open, or a bad request timeout, fails the build with a NatsClientError naming the address (without its password) or the option", () =>
     Effect.gen(function*() {
       const error = yield* expectError(Effect.scoped(journalAt("nats://user:secret@127.0.0.1:1", "nothing")), "NatsClientError", "127.0.0.1:1", "cannot connect")
       assert.ok(!error.message.includes("secret"), error.message)
+      for (const requestTimeoutMs of [0, 2.5]) {
+        yield* expectError(Effect.scoped(journalAt(target.url, "nothing", { requestTimeoutMs })), "NatsClientError", "requestTimeoutMs", String(requestTimeoutMs))
+      }
     }))
 
   /** Creates the journal stream of `prefix` by hand, as the layer would, with `changes`; `sealed` is set afterwards (a stream is never created sealed). */

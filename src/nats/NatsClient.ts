@@ -76,6 +76,11 @@ export interface NatsClientOptions {
   readonly options?: Partial<NodeConnectionOptions> | undefined
   /** An open connection to use instead (left open when the scope closes). */
   readonly connection?: NatsConnection | undefined
+  /**
+   * How long a JetStream request (a publish's ack, a KV or stream operation) waits for its reply
+   * before it fails (default 5,000 ms); while the server is unreachable, operations fail after it.
+   */
+  readonly requestTimeoutMs?: number | undefined
 }
 
 /** The default address. */
@@ -88,9 +93,9 @@ export const redactServers = (servers: string | ReadonlyArray<string>): string =
 const describe = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
 /** The JetStream client and manager of `connection`, or a failure saying JetStream is not there. */
-const withJetStream = (connection: NatsConnection, servers: string): Effect.Effect<NatsClient, NatsClientError> =>
+const withJetStream = (connection: NatsConnection, servers: string, timeout: number): Effect.Effect<NatsClient, NatsClientError> =>
   Effect.tryPromise({
-    try: async () => ({ connection, jetstream: jetstream(connection), manager: await jetstreamManager(connection), servers }),
+    try: async () => ({ connection, jetstream: jetstream(connection, { timeout }), manager: await jetstreamManager(connection, { timeout }), servers }),
     catch: (cause) =>
       new NatsClientError({ method: "make", message: `NatsClient: JetStream is not available at ${servers} (run nats-server -js): ${describe(cause)}`, cause })
   })
@@ -104,7 +109,11 @@ const withJetStream = (connection: NatsConnection, servers: string): Effect.Effe
  */
 export const make = (options: NatsClientOptions = {}): Effect.Effect<NatsClient, NatsClientError, Scope.Scope> =>
   Effect.gen(function*() {
-    if (options.connection !== undefined) return yield* withJetStream(options.connection, redactServers(options.connection.getServer()))
+    const timeout = options.requestTimeoutMs ?? 5_000
+    if (!Number.isInteger(timeout) || timeout < 1) {
+      return yield* new NatsClientError({ method: "make", message: `NatsClient: requestTimeoutMs must be a positive integer, got ${JSON.stringify(timeout)}` })
+    }
+    if (options.connection !== undefined) return yield* withJetStream(options.connection, redactServers(options.connection.getServer()), timeout)
     const servers = options.servers ?? DEFAULT_SERVERS
     const shown = redactServers(servers)
     const connection = yield* Effect.acquireRelease(
@@ -122,7 +131,7 @@ export const make = (options: NatsClientOptions = {}): Effect.Effect<NatsClient,
       }),
       (connection) => Effect.promise(() => connection.drain().catch(() => connection.close()).catch(() => undefined))
     )
-    return yield* withJetStream(connection, shown)
+    return yield* withJetStream(connection, shown, timeout)
   })
 
 /**
