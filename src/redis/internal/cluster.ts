@@ -44,7 +44,10 @@ export const clusterSend = (cluster: Cluster): Send => {
     isScriptLoad(command, args) ? loadEverywhere(cluster, args) as Effect.Effect<A, EffectRedis.RedisError> : send<A>(command, ...args)
 }
 
-/** Opens a connection of its own to the node at `address` (`host:port`). */
+/**
+ * Opens a connection of its own to the node at `address` (`host:port`); interrupted while it
+ * connects, the connection is closed (else it would go on reconnecting after its owner is gone).
+ */
 const openNode = (address: string, options: RedisOptions): Effect.Effect<IORedis, EffectRedis.RedisError> =>
   Effect.suspend(() => {
     const split = address.lastIndexOf(":")
@@ -53,7 +56,10 @@ const openNode = (address: string, options: RedisOptions): Effect.Effect<IORedis
     failInFlightOnClose(client)
     return Effect.as(
       Effect.tryPromise({
-        try: () => client.connect(),
+        try: (signal) => {
+          signal.addEventListener("abort", () => client.disconnect(), { once: true })
+          return client.connect()
+        },
         catch: (cause) => {
           client.disconnect()
           return new EffectRedis.RedisError({ cause: new Error(`RedisClient (cluster): cannot connect to node ${address}: ${describeRedisFailure(cause)}`) })
@@ -70,19 +76,25 @@ export const reservedOnCluster = (cluster: Cluster, options: RedisOptions): { re
   let last: string | undefined
   /** An open transaction: `node` undefined while its MULTI waits for the first command with keys. */
   let transaction: { node: string | undefined } | undefined
+  let closed = false
   const on = (address: string): Effect.Effect<Send, EffectRedis.RedisError> => {
     const open = nodes.get(address)
     if (open !== undefined) return Effect.succeed(open.send)
-    return Effect.map(openNode(address, options), (client) => {
+    return Effect.flatMap(openNode(address, options), (client) => {
+      // Closed while it connected: the connection is not kept.
+      if (closed) {
+        client.disconnect()
+        return refused(`the reserved connection was closed while it connected to node ${address}`)
+      }
       // Two commands may have opened it at once: the first one opened is kept.
       const first = nodes.get(address)
       if (first !== undefined) {
         client.disconnect()
-        return first.send
+        return Effect.succeed(first.send)
       }
       const node = { client, send: sender(client) }
       nodes.set(address, node)
-      return node.send
+      return Effect.succeed(node.send)
     })
   }
 
@@ -121,6 +133,7 @@ export const reservedOnCluster = (cluster: Cluster, options: RedisOptions): { re
     })
 
   const close = Effect.sync(() => {
+    closed = true
     for (const { client } of nodes.values()) client.disconnect()
     nodes.clear()
   })
