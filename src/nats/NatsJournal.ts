@@ -71,6 +71,13 @@ const HINTS = 256
 const WATCH_PULL_MS = 2_000
 
 /**
+ * How often the journal reads the stream's tail besides its watcher: a wake-up the watcher misses
+ * (its consumer lost with a restarted server and not yet replaced; seen once as a follower 40 s
+ * late) delays followers by at most this.
+ */
+const PROBE_MS = 2_000
+
+/**
  * Builds the Journal over the NatsClient in context, creating its stream if missing; the watcher
  * that wakes followers runs until the scope closes.
  *
@@ -101,23 +108,32 @@ export const make = (options: NatsJournalOptions = {}): Effect.Effect<Journal, J
     const tail = (method: string) => Effect.tap(reads.tail(method), (t) => Effect.sync(() => tracked.advance(t.position.lastSeq)))
     yield* tail("open")
 
-    // Other processes' appends: a headers-only ordered consumer of new messages (each says its last seq).
-    const watch = Effect.tryPromise(async (signal) => {
-      const consumer = await client.jetstream.consumers.get(names.journalStream, {
-        filter_subjects: names.journalSubjects,
-        deliver_policy: DeliverPolicy.New,
-        headers_only: true
+    // Other processes' appends: a headers-only ordered consumer of new messages (each says its last
+    // seq). It delivers only what comes after its creation, so each (re)start then reads the tail:
+    // appends made while no consumer watched wake followers too. Closing the messages (the journal
+    // closes, or the loop failed) ends the loop; an ordered consumer's close is not awaited.
+    const watch = Effect.gen(function*() {
+      const messages = yield* Effect.acquireRelease(
+        Effect.tryPromise(async () => {
+          const consumer = await client.jetstream.consumers.get(names.journalStream, {
+            filter_subjects: names.journalSubjects,
+            deliver_policy: DeliverPolicy.New,
+            headers_only: true
+          })
+          return consumer.consume({ max_messages: 256, expires: WATCH_PULL_MS })
+        }),
+        (messages) => Effect.sync(() => void messages.close().catch(() => undefined))
+      )
+      yield* Effect.ignore(tail("follow"))
+      yield* Effect.tryPromise(async () => {
+        for await (const msg of messages as AsyncIterable<JsMsg>) {
+          const last = Number(msg.headers?.get(LAST_SEQ_HEADER))
+          if (Number.isSafeInteger(last)) tracked.advance(last)
+        }
       })
-      const messages = await consumer.consume({ max_messages: 256, expires: WATCH_PULL_MS })
-      // Interrupted (the journal closes): closing the messages ends the loop.
-      signal.addEventListener("abort", () => void messages.close().catch(() => undefined))
-      if (signal.aborted) await messages.close()
-      for await (const msg of messages as AsyncIterable<JsMsg>) {
-        const last = Number(msg.headers?.get(LAST_SEQ_HEADER))
-        if (Number.isSafeInteger(last)) tracked.advance(last)
-      }
-    })
+    }).pipe(Effect.scoped)
     yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.ignore(watch), Effect.sleep(250))))
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(PROBE_MS), Effect.ignore(tail("follow")))))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
