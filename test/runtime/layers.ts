@@ -54,6 +54,12 @@ export interface Combination {
   readonly name: string
   /** True when every build of a layer reopens stored data (files, servers), so a reopen tests persistence. */
   readonly durable: boolean
+  /**
+   * The share of the property test's seeded runs made over this combination: all over memory, a
+   * sixth over durable storage, a fifteenth over the S3 archive (each load as of a past time there
+   * lists and downloads objects: 3-11 s a scenario).
+   */
+  readonly propertyShare: number
   readonly open: (options: StorageOptions) => Effect.Effect<Storage, unknown, Scope.Scope>
 }
 
@@ -136,9 +142,10 @@ const redisCursors = (target: RedisTarget): Opener<CursorStore.CursorStore> => (
   Effect.map(redisPrefix(target, directory), (prefix) => RedisCursorStore.layer({ url: target.url, prefix }))
 
 /** Builds a combination from the openers of its four services. */
-const combination = (name: string, durable: boolean, kinds: Kinds): Combination => ({
+const combination = (name: string, durable: boolean, kinds: Kinds, propertyShare = durable ? 1 / 6 : 1): Combination => ({
   name,
   durable,
+  propertyShare,
   open: (options) =>
     Effect.gen(function*() {
       const root = yield* tempDirectory("runtime")
@@ -193,7 +200,7 @@ export const combinations: ReadonlyArray<Combination> = [
       snapshots: fileSnapshots,
       archive: s3Archive(s3),
       cursors: fileCursors
-    })
+    }, 1 / 15)
   ]),
   ...(redis === undefined ? [] : [
     combination(redis.name, true, {

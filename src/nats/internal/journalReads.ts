@@ -17,6 +17,13 @@ import type { StoreNames } from "./names.ts"
 import type { NatsClient } from "../NatsClient.ts"
 
 /** The last message of the stream: its stream sequence and id, and the journal's position after it. */
+/**
+ * How long each pull of a read's ordered consumer lasts (the client's heartbeats come at half of
+ * it): a pull lost with a restarted server is noticed, and the consumer reset, within about two of
+ * them (with the client's default of 30 s, a read under way during a restart stalled for 40 s).
+ */
+const PULL_MS = 2_000
+
 export interface Tail {
   readonly streamSeq: number
   readonly msgId: string | undefined
@@ -138,7 +145,7 @@ export const journalReads = (client: NatsClient, names: StoreNames, payloads: Ef
               deliver_policy: DeliverPolicy.StartSequence,
               opt_start_seq: first.streamSeq + 1
             })
-            return consumer.consume({ max_messages: 1_000 })
+            return consumer.consume({ max_messages: 1_000, expires: PULL_MS })
           }),
           // Not awaited: the close of messages never iterated waits for an iteration that never comes.
           (messages) => Effect.sync(() => void messages.close().catch(() => undefined))
