@@ -173,7 +173,8 @@ const rawRecords = (data: Uint8Array): Array<RawRecord> => {
  */
 const rawReadAll = async (setup: Setup, filter: string): Promise<number> => {
   const consumer = await setup.client.jetstream.consumers.get(setup.names.journalStream, { filter_subjects: filter })
-  const messages = await consumer.consume({ max_messages: 1_000 })
+  // As the Journal's reads: at most 8 MiB asked for at once (the server closes a slow consumer past 64 MiB pending).
+  const messages = await consumer.consume({ max_bytes: 8 * 1024 * 1024, expires: 2_000 })
   let records = 0
   let bytes = 0
   for await (const msg of messages) {

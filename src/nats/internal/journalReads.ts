@@ -24,6 +24,14 @@ import type { NatsClient } from "../NatsClient.ts"
  */
 const PULL_MS = 2_000
 
+/**
+ * The most a read's consumer asks for at once, in bytes (a count of messages instead would not bound
+ * them: 1,000 large appends, up to the server's max payload each, exceed the 64 MiB a connection may
+ * have pending, and the server closes a connection past it as a slow consumer; a replay of
+ * 1,000-event appends hung so).
+ */
+const PULL_BYTES = 8 * 1024 * 1024
+
 export interface Tail {
   readonly streamSeq: number
   readonly msgId: string | undefined
@@ -145,7 +153,7 @@ export const journalReads = (client: NatsClient, names: StoreNames, payloads: Ef
               deliver_policy: DeliverPolicy.StartSequence,
               opt_start_seq: first.streamSeq + 1
             })
-            return consumer.consume({ max_messages: 1_000, expires: PULL_MS })
+            return consumer.consume({ max_bytes: PULL_BYTES, expires: PULL_MS })
           }),
           // Not awaited: the close of messages never iterated waits for an iteration that never comes.
           (messages) => Effect.sync(() => void messages.close().catch(() => undefined))
