@@ -53,7 +53,12 @@ import * as Client from "./RedisClient.ts"
 export interface RedisJournalOptions {
   /** Isolates this journal's keys (all under the hash tag `{prefix}`); default `"annals"`. */
   readonly prefix?: string | undefined
-  /** How long one `XREAD BLOCK` of the follow watcher waits before it is sent again (default 1,000 ms). */
+  /**
+   * How long one `XREAD BLOCK` of the follow watcher waits before it is sent again (default 1,000 ms).
+   * Keep it well below the client's `commandTimeout` (RedisClient's default 10,000 ms): a blocking
+   * read that outlasts it fails as timed out, and the watcher then falls back to reading the
+   * position once a second.
+   */
   readonly blockMs?: number | undefined
   /**
    * After each append, `WAIT replicas timeoutMs` (`timeoutMs` ≥ 1: Redis' 0 would wait for ever): fails
