@@ -56,8 +56,8 @@ export interface RedisJournalOptions {
   /**
    * How long one `XREAD BLOCK` of the follow watcher waits before it is sent again (default 1,000 ms).
    * Keep it well below the client's `commandTimeout` (RedisClient's default 10,000 ms): a blocking
-   * read that outlasts it fails as timed out, and the watcher then falls back to reading the
-   * position once a second.
+   * read that outlasts it fails as timed out each time, and followers then learn of other
+   * processes' appends only after each such failure (and its pause).
    */
   readonly blockMs?: number | undefined
   /**
