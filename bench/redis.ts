@@ -43,7 +43,7 @@
  *   npm run bench -- redis [groups…]   # all three runtimes, each group in a fresh process
  *   ANNALS_BENCH_APPENDS=500 ANNALS_BENCH_ROUNDS=1 ANNALS_BENCH_RECORDS=20000 bun bench/redis.ts   # a quick run
  */
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
 import { Buffer } from "node:buffer"
 import { randomBytes } from "node:crypto"
@@ -53,15 +53,13 @@ import { RedisClient, RedisJournal } from "../src/redis/index.ts"
 import { base64 } from "../src/redis/internal/journalEntries.ts"
 import { storeKeys } from "../src/redis/internal/keys.ts"
 import { redisUrl } from "../test/support/redis.ts"
-import { eventAt, type JournalWriter, journalWriter, NAMESPACE, PAYLOAD_BYTES, streamRef, writeConcurrently } from "./fixtures.ts"
-import { benchRounds, interleaved, median, rate, rateRatio, report, runGroups, sizeFromEnv, timed } from "./report.ts"
+import { eventAt, journalWriter, NAMESPACE, PAYLOAD_BYTES, writeConcurrently } from "./fixtures.ts"
+import { readGroup, replayGroup } from "./serverReads.ts"
+import { interleaved, rate, rateRatio, report, runGroups, sizeFromEnv } from "./report.ts"
 
-const ROUNDS = benchRounds()
 const APPENDS = sizeFromEnv("ANNALS_BENCH_APPENDS", 5_000)
 /** Entries per `XRANGE` of the raw reads: the Journal's own page size. */
 const RAW_PAGE = 2_000
-/** Events per append when a group builds its stream or its log. */
-const BULK = 1_000
 
 // ─── Setup ────────────────────────────────────────────────────────────────────────────────────────
 /** One group's Journal and raw client, under a prefix of the group's own. */
@@ -159,15 +157,6 @@ const rawReadAll = async (client: IORedis, key: string): Promise<number> => {
   }
 }
 
-/** Fails unless `what` returned `count` records where `expected` were due. */
-const check = (group: string, what: string, count: number, expected: number) => {
-  if (count !== expected) throw new Error(`${group}: ${what} returned ${count} records, expected ${expected}`)
-}
-
-/** `total` events appended to stream `writer` in appends of up to BULK. */
-const fill = (writer: JournalWriter, total: number) =>
-  Effect.andThen(writer(Math.floor(total / BULK), BULK), total % BULK === 0 ? Effect.void : writer(1, total % BULK))
-
 // ─── 1. Appends ───────────────────────────────────────────────────────────────────────────────────
 const append1 = async (setup: Setup) => {
   const annals = journalWriter(setup.journal, "one")
@@ -196,54 +185,12 @@ const concurrent8 = async (setup: Setup) => {
   report({ bench: "redis_concurrent8_ratio_to_raw", value: rateRatio(seconds.annals, seconds.raw), unit: "ratio" })
 }
 
-// ─── 2. Read ──────────────────────────────────────────────────────────────────────────────────────
-const read = async (setup: Setup) => {
-  const EVENTS = sizeFromEnv("ANNALS_BENCH_EVENTS", 10_000)
-  const id = "read"
-  await Effect.runPromise(fill(journalWriter(setup.journal, id), EVENTS))
-  const seconds = await interleaved({
-    annals: async () => {
-      const records = await Effect.runPromise(Stream.runCollect(setup.journal.read(streamRef(id))))
-      check("read", "read", records.length, EVENTS)
-    },
-    raw: async () => check("read", "the raw XRANGE", await rawReadAll(setup.raw, setup.keys.stream(NAMESPACE, id)), EVENTS)
-  }, { rounds: ROUNDS * 4 })
-  report({ bench: "redis_read_events", value: EVENTS, unit: "events" })
-  report({ bench: "redis_read_ms", value: median(seconds.annals) * 1000, unit: "ms", target: { max: 20 } })
-  report({ bench: "redis_read_raw_ms", value: median(seconds.raw) * 1000, unit: "ms" })
-  report({ bench: "redis_read_ratio_to_raw", value: median(seconds.annals.map((s, r) => s / seconds.raw[r]!)), unit: "ratio" })
-}
+// ─── 2. Read and 3. Replay (bench/serverReads.ts) ─────────────────────────────────────────────────
+const read = (setup: Setup) =>
+  readGroup({ name: "redis", journal: setup.journal, rawWhat: "the raw XRANGE", targetMs: 20, raw: (id) => rawReadAll(setup.raw, setup.keys.stream(NAMESPACE, id)) })
 
-// ─── 3. Replay ────────────────────────────────────────────────────────────────────────────────────
-const STREAMS = 100
-
-const replay = async (setup: Setup) => {
-  const RECORDS = sizeFromEnv("ANNALS_BENCH_RECORDS", 1_000_000)
-  const streams = Array.from({ length: STREAMS }, (_, s) => journalWriter(setup.journal, `acct-${s}`))
-  const build = await timed(() =>
-    Effect.runPromise(Effect.forEach(streams, (writer, s) => fill(writer, Math.floor(RECORDS / STREAMS) + (s < RECORDS % STREAMS ? 1 : 0)), {
-      concurrency: 4,
-      discard: true
-    }))
-  )
-  report({ bench: "redis_replay_records", value: RECORDS, unit: "records" })
-  report({ bench: "redis_replay_build_seconds", value: build, unit: "s" })
-  const seconds = await interleaved({
-    annals: () =>
-      Effect.runPromise(Effect.gen(function*() {
-        let count = 0
-        yield* Stream.runForEachArray(setup.journal.replayFrom(1), (chunk) =>
-          Effect.sync(() => {
-            count += chunk.length
-          }))
-        check("replay", "replayFrom(1)", count, RECORDS)
-      })),
-    raw: async () => check("replay", "the raw XRANGE", await rawReadAll(setup.raw, setup.keys.log), RECORDS)
-  })
-  report({ bench: "redis_replay_records_per_s", value: rate(RECORDS, seconds.annals), unit: "records/s", target: { min: 200_000 } })
-  report({ bench: "redis_replay_raw_records_per_s", value: rate(RECORDS, seconds.raw), unit: "records/s" })
-  report({ bench: "redis_replay_ratio_to_raw", value: rateRatio(seconds.annals, seconds.raw), unit: "ratio" })
-}
+const replay = (setup: Setup) =>
+  replayGroup({ name: "redis", journal: setup.journal, rawWhat: "the raw XRANGE", raw: () => rawReadAll(setup.raw, setup.keys.log) })
 
 // ─── Main ─────────────────────────────────────────────────────────────────────────────────────────
 const groups = { append1, concurrent8, read, replay }

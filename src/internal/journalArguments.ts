@@ -3,7 +3,8 @@
  * the error naming what is wrong and where, or `undefined`.
  * @internal
  */
-import type { EventData, ExpectedVersion, ReadOptions, StreamRef } from "../Journal.ts"
+import { Stream } from "effect"
+import type { EventData, ExpectedVersion, Journal, JournalRecord, ReadOptions, StreamRef } from "../Journal.ts"
 import { JournalError } from "../Journal.ts"
 import { appendProblem, readProblem } from "./journalChecks.ts"
 import { formatStream, integerProblem, streamProblem } from "./validate.ts"
@@ -46,3 +47,22 @@ export const seqArgumentError = (method: string, name: string, value: number): J
 export const replayUntilArgumentError = (fromSeq: number, untilMs: number): JournalError | undefined =>
   seqArgumentError("replayUntil", "fromSeq", fromSeq) ??
     (Number.isFinite(untilMs) ? undefined : new JournalError({ method: "replayUntil", message: `Journal.replayUntil: untilMs must be finite, got ${untilMs}` }))
+
+/**
+ * `replayFrom` and `replayUntil` over `replay(method, fromSeq)` (the log from `fromSeq` in seq
+ * order), their arguments checked first. `replayUntil` filters rather than stops at the first later
+ * record: timestamps come from each writer's clock, and restored history keeps its own order.
+ * @internal
+ */
+export const replayMethods = (
+  replay: (method: string, fromSeq: number) => Stream.Stream<JournalRecord, JournalError>
+): Pick<Journal, "replayFrom" | "replayUntil"> => ({
+  replayFrom: (fromSeq) => {
+    const bad = seqArgumentError("replayFrom", "fromSeq", fromSeq)
+    return bad !== undefined ? Stream.fail(bad) : replay("replayFrom", fromSeq)
+  },
+  replayUntil: (fromSeq, untilMs) => {
+    const bad = replayUntilArgumentError(fromSeq, untilMs)
+    return bad !== undefined ? Stream.fail(bad) : Stream.filter(replay("replayUntil", fromSeq), (record) => record.timestamp <= untilMs)
+  }
+})

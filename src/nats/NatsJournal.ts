@@ -31,7 +31,7 @@ import { Journal, JournalError, JournalTruncated, VersionConflict } from "../Jou
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
 import { InFlightPosition } from "../internal/inFlightPosition.ts"
 import { appendedRecords, assignProblem, clockProblem, nextSeq } from "../internal/journalChecks.ts"
-import { appendArgumentError, readArgumentError, replayUntilArgumentError, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { appendArgumentError, readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
 import { describeNatsFailure } from "./internal/errors.ts"
 import { type Decision, journalChain, type Known, storedNothing, withBlob } from "./internal/journalChain.ts"
@@ -200,17 +200,7 @@ export const make = (options: NatsJournalOptions = {}): Effect.Effect<Journal, J
         )
       }))
 
-    const replayFrom: Journal["replayFrom"] = (fromSeq) => {
-      const bad = seqArgumentError("replayFrom", "fromSeq", fromSeq)
-      return bad !== undefined ? Stream.fail(bad) : replay("replayFrom", fromSeq)
-    }
-
-    const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
-      const bad = replayUntilArgumentError(fromSeq, untilMs)
-      if (bad !== undefined) return Stream.fail(bad)
-      // Timestamps come from each writer's clock: filter rather than stop at the first later one.
-      return Stream.filter(replay("replayUntil", fromSeq), (record) => record.timestamp <= untilMs)
-    }
+    const { replayFrom, replayUntil } = replayMethods(replay)
 
     const read: Journal["read"] = (stream, options) => {
       const invalid = readArgumentError(stream, options)

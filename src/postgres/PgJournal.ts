@@ -23,7 +23,7 @@ import type { AppendResult, JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, type VersionConflict } from "../Journal.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
 import { clockProblem, restoreBatch } from "../internal/journalChecks.ts"
-import { appendArgumentError, readArgumentError, replayUntilArgumentError, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { appendArgumentError, readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem, streamKey } from "../internal/validate.ts"
 import { describeFailure } from "./internal/errors.ts"
 import { fromRow, RECORD_COLUMNS, type RecordRow, toColumns, toNumber } from "./internal/journalRows.ts"
@@ -165,23 +165,10 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
         }))
 
 
-    const replayFrom: Journal["replayFrom"] = (fromSeq) => {
-      const bad = seqArgumentError("replayFrom", "fromSeq", fromSeq)
-      if (bad !== undefined) return Stream.fail(bad)
-      return pages("replayFrom", fromSeq, (from) =>
+    const { replayFrom, replayUntil } = replayMethods((method, fromSeq) =>
+      pages(method, fromSeq, (from) =>
         sql.unsafe(`SELECT ${RECORD_COLUMNS} FROM ${tables.records} WHERE seq >= $1 ORDER BY seq LIMIT ${REPLAY_PAGE}`, [String(from)]) as never)
-    }
-
-    const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
-      const bad = replayUntilArgumentError(fromSeq, untilMs)
-      if (bad !== undefined) return Stream.fail(bad)
-      // Pages by seq, filtered here: restored history may keep another writer's timestamp order.
-      return Stream.filter(
-        pages("replayUntil", fromSeq, (from) =>
-          sql.unsafe(`SELECT ${RECORD_COLUMNS} FROM ${tables.records} WHERE seq >= $1 ORDER BY seq LIMIT ${REPLAY_PAGE}`, [String(from)]) as never),
-        (record) => record.timestamp <= untilMs
-      )
-    }
+    )
 
     const read: Journal["read"] = (stream, options) => {
       const invalid = readArgumentError(stream, options)

@@ -28,7 +28,7 @@
 import { Effect, Layer, Option, type Scope, Stream } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
 import { FOLLOW_PAGE_RECORDS, follow as followLog } from "../internal/follow.ts"
-import { readArgumentError, replayUntilArgumentError, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
 import type { JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated } from "../Journal.ts"
@@ -166,18 +166,7 @@ export const make = (options: RedisJournalOptions = {}): Effect.Effect<Journal, 
           })))
 
 
-    const replayFrom: Journal["replayFrom"] = (fromSeq) => {
-      const bad = seqArgumentError("replayFrom", "fromSeq", fromSeq)
-      if (bad !== undefined) return Stream.fail(bad)
-      return logPages("replayFrom", fromSeq)
-    }
-
-    const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
-      const bad = replayUntilArgumentError(fromSeq, untilMs)
-      if (bad !== undefined) return Stream.fail(bad)
-      // Timestamps come from each writer's clock: filter rather than stop at the first later one.
-      return Stream.filter(logPages("replayUntil", fromSeq), (record) => record.timestamp <= untilMs)
-    }
+    const { replayFrom, replayUntil } = replayMethods(logPages)
 
     const read: Journal["read"] = (stream, options) => {
       const invalid = readArgumentError(stream, options)
