@@ -87,11 +87,35 @@ export const make = (options: S3ArchiveOptions): Effect.Effect<Archive, ArchiveE
 export const layer = (options: S3ArchiveOptions): Layer.Layer<Archive, ArchiveError> => Layer.effect(Archive, make(options))
 
 /**
- * The options the environment gives, under the usual names: `S3_BUCKET` (required), `S3_PREFIX`
- * (default `""`), `S3_COMPRESSION` (`none` or `gzip`), `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`
- * (for R2, MinIO …; path-style addressing then, unless `S3_FORCE_PATH_STYLE=false`), `AWS_REGION` or
- * `AWS_DEFAULT_REGION` (default `us-east-1`), and `AWS_ACCESS_KEY_ID` with `AWS_SECRET_ACCESS_KEY`
- * (redacted; without them the SDK's own chain — profiles, instance roles — finds credentials).
+ * The client configuration the environment gives, under the usual AWS names: `AWS_ENDPOINT_URL_S3`
+ * or `AWS_ENDPOINT_URL` (for R2, MinIO …; path-style addressing then, unless
+ * `S3_FORCE_PATH_STYLE=false`), `AWS_REGION` or `AWS_DEFAULT_REGION` (default `us-east-1`), and
+ * `AWS_ACCESS_KEY_ID` with `AWS_SECRET_ACCESS_KEY` (redacted; without them the SDK's own chain —
+ * profiles, instance roles — finds credentials).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const clientConfig: Config.Config<S3ClientConfig> = Config.all({
+  endpoint: Config.option(Config.String("AWS_ENDPOINT_URL_S3").pipe(Config.orElse(() => Config.String("AWS_ENDPOINT_URL")))),
+  forcePathStyle: Config.option(Config.Boolean("S3_FORCE_PATH_STYLE")),
+  region: Config.String("AWS_REGION").pipe(Config.orElse(() => Config.String("AWS_DEFAULT_REGION")), Config.withDefault("us-east-1")),
+  accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
+  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+}).pipe(Config.map((c): S3ClientConfig => ({
+  region: c.region,
+  ...Option.match(c.endpoint, {
+    onNone: () => ({}),
+    onSome: (endpoint) => ({ endpoint, forcePathStyle: Option.getOrElse(c.forcePathStyle, () => true) })
+  }),
+  ...(Option.isSome(c.accessKeyId) && Option.isSome(c.secretAccessKey)
+    ? { credentials: { accessKeyId: c.accessKeyId.value, secretAccessKey: Redacted.value(c.secretAccessKey.value) } }
+    : {})
+})))
+
+/**
+ * The options the environment gives: `S3_BUCKET` (required), `S3_PREFIX` (default `""`),
+ * `S3_COMPRESSION` (`none` or `gzip`), and the client's settings from `clientConfig`.
  *
  * @since 0.1.0
  * @category config
@@ -100,26 +124,8 @@ export const config: Config.Config<S3ArchiveOptions> = Config.all({
   bucket: Config.String("S3_BUCKET"),
   prefix: Config.String("S3_PREFIX").pipe(Config.withDefault("")),
   compression: Config.Literals(["none", "gzip"], "S3_COMPRESSION").pipe(Config.withDefault("none" as const)),
-  endpoint: Config.option(Config.String("AWS_ENDPOINT_URL_S3").pipe(Config.orElse(() => Config.String("AWS_ENDPOINT_URL")))),
-  forcePathStyle: Config.option(Config.Boolean("S3_FORCE_PATH_STYLE")),
-  region: Config.String("AWS_REGION").pipe(Config.orElse(() => Config.String("AWS_DEFAULT_REGION")), Config.withDefault("us-east-1")),
-  accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
-  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
-}).pipe(Config.map((c): S3ArchiveOptions => ({
-  bucket: c.bucket,
-  prefix: c.prefix,
-  compression: c.compression,
-  clientConfig: {
-    region: c.region,
-    ...Option.match(c.endpoint, {
-      onNone: () => ({}),
-      onSome: (endpoint) => ({ endpoint, forcePathStyle: Option.getOrElse(c.forcePathStyle, () => true) })
-    }),
-    ...(Option.isSome(c.accessKeyId) && Option.isSome(c.secretAccessKey)
-      ? { credentials: { accessKeyId: c.accessKeyId.value, secretAccessKey: Redacted.value(c.secretAccessKey.value) } }
-      : {})
-  }
-})))
+  clientConfig
+})
 
 /**
  * The Archive configured from the environment (see `config`); `overrides` replace what it read.

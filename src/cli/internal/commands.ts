@@ -1,0 +1,273 @@
+/**
+ * The `annals` command and its subcommands, on `effect/cli`. Every command opens the stores named
+ * by `--store` (default `ANNALS_STORE`, else `./data`) and, where it needs one, the archive named by
+ * `--archive` (default `ANNALS_ARCHIVE`, else the file store's `archive/`). Commands that only read
+ * open a file store read-only: no lock, nothing written, its writer may keep running.
+ * @internal
+ */
+import { Config, Data, Effect, Layer, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import type { Archive } from "../../Archive.ts"
+import { Archive as ArchiveService } from "../../Archive.ts"
+import { Journal } from "../../Journal.ts"
+import { redactUrl } from "../../internal/redactUrl.ts"
+import * as Stores from "../../Stores.ts"
+import * as Inspect from "./inspect.ts"
+import { file, type Output, showTime, stdout, table } from "./output.ts"
+import * as Progress from "./progress.ts"
+import * as Transfer from "./transfer.ts"
+import { type ArchiveCheck, type Problem, report, verifyArchive, verifyJournal } from "./verify.ts"
+
+/** A command ended unsuccessfully: what to print (may be empty) and the process' exit status. @internal */
+export class CommandFailed extends Data.TaggedError("CommandFailed")<{ readonly message: string; readonly exitCode: number }> {}
+
+/** Exit statuses. @internal */
+export const ExitCode = { problems: 1, usage: 2, store: 3, failed: 4 } as const
+
+const usage = (message: string) => new CommandFailed({ message, exitCode: ExitCode.usage })
+
+const shared = {
+  store: Flag.String("store").pipe(
+    Flag.withAlias("s"),
+    Flag.withDescription("The store: a directory (./data), memory:, postgres://…, redis://… or nats://… (default: $ANNALS_STORE, else ./data)"),
+    Flag.withFallbackConfig(Config.String("ANNALS_STORE")),
+    Flag.withDefault("data")
+  ),
+  archive: Flag.String("archive").pipe(
+    Flag.withDescription("The archive: s3://bucket/prefix, a directory or memory: (default: $ANNALS_ARCHIVE, else <store>/archive)"),
+    Flag.withFallbackConfig(Config.String("ANNALS_ARCHIVE")),
+    Flag.optional
+  ),
+  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("Print JSON (one object a line) instead of text")),
+  quiet: Flag.Boolean("quiet").pipe(Flag.withDefault(false), Flag.withAlias("q"), Flag.withDescription("No progress display"))
+}
+
+const annals = Command.make("annals").pipe(
+  Command.withDescription("Inspect, verify, export, import and restore annals stores."),
+  Command.withSharedFlags(shared)
+)
+
+/** Runs `effect` over the stores of `--store` (read-only unless `write`), mapping failures to exit statuses. */
+const withStores = <A, E, R>(
+  store: string,
+  readOnly: boolean,
+  effect: Effect.Effect<A, E, R>
+) =>
+  effect.pipe(
+    Effect.provide(Stores.layerUrl(store, { readOnly })),
+    Effect.mapError((error) =>
+      error instanceof Stores.StoresError ? new CommandFailed({ message: error.message, exitCode: ExitCode.store }) : error
+    )
+  )
+
+const archiveLayer = (store: string, archive: Option.Option<string>): Layer.Layer<Archive, Stores.StoresError | CommandFailed> => {
+  const url = Option.getOrUndefined(archive) ?? Stores.defaultArchiveUrl(store)
+  return url === undefined
+    ? Layer.effect(ArchiveService, Effect.fail(usage(`The store ${store} has no archive of its own: name one with --archive (or ANNALS_ARCHIVE)`)))
+    : Stores.layerArchiveUrl(url)
+}
+
+const failed = (error: { readonly message: string }) => new CommandFailed({ message: error.message, exitCode: ExitCode.failed })
+
+/** Any failure that is not already a `CommandFailed` becomes one with status `failed`. */
+const finish = <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.mapError(effect, (error): CommandFailed => error instanceof CommandFailed ? error : failed(error))
+
+const print = (text: string) => stdout.write(text)
+const printJson = (value: unknown) => print(JSON.stringify(value) + "\n")
+
+const progressFor = (quiet: boolean, label: string, unit: string) => Progress.make(label, unit, undefined, Progress.modeOf(quiet))
+
+const streams = Command.make("streams", {
+  namespace: Flag.String("namespace").pipe(Flag.withAlias("n"), Flag.withDescription("Only this namespace"), Flag.optional)
+}, ({ namespace }) =>
+  Effect.gen(function*() {
+    const { json, quiet, store } = yield* annals
+    const progress = yield* progressFor(quiet, "streams", "records")
+    const found = yield* withStores(store, true, Inspect.streams(progress, Option.getOrUndefined(namespace)))
+    if (json) return yield* Effect.forEach(found, printJson, { discard: true })
+    yield* print(table(
+      ["namespace", "id", "version", "records", "first seq", "last seq", "last append"],
+      found.map((s) => [s.namespace, s.id, s.version, s.records, s.firstSeq, s.lastSeq, showTime(s.lastTimestamp)])
+    ))
+  }).pipe(finish)).pipe(Command.withDescription("List the streams: namespaces, ids, versions and record counts"))
+
+const optionalBound = (flag: string, value: Option.Option<string>) =>
+  Option.match(value, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (text) => {
+      const bound = Transfer.parseBound(flag, text)
+      return typeof bound === "string" ? Effect.fail(usage(bound)) : Effect.succeed(bound)
+    }
+  })
+
+const versionOptions = (from: Option.Option<number>, to: Option.Option<number>) => ({
+  ...(Option.isSome(from) ? { from: from.value } : {}),
+  ...(Option.isSome(to) ? { to: to.value } : {})
+})
+
+const read = Command.make("read", {
+  namespace: Argument.String("namespace"),
+  id: Argument.String("id"),
+  from: Flag.Int("from").pipe(Flag.withDescription("First version"), Flag.optional),
+  to: Flag.Int("to").pipe(Flag.withDescription("Last version"), Flag.optional)
+}, ({ from, id, namespace, to }) =>
+  Effect.gen(function*() {
+    const { store } = yield* annals
+    yield* withStores(
+      store,
+      true,
+      Effect.flatMap(Journal, (journal) => Transfer.lines(journal.read({ namespace, id }, versionOptions(from, to)), Transfer.readableLine, stdout))
+    )
+  }).pipe(finish)).pipe(Command.withDescription("Print one stream's records as JSON lines, payloads decoded"))
+
+const boundFlags = {
+  from: Flag.String("from").pipe(Flag.withDescription("From this seq (an integer) or time (ISO 8601)"), Flag.optional),
+  until: Flag.String("until").pipe(Flag.withDescription("Up to this seq or time, inclusive"), Flag.optional),
+  output: Flag.String("output").pipe(Flag.withAlias("o"), Flag.withDescription("Write to this file instead of standard output"), Flag.optional)
+}
+
+/** `dump` and `export`: the records between the bounds, as lines of `format`. */
+const writeCommand = (name: "dump" | "export", format: (record: import("../../Journal.ts").JournalRecord) => string) =>
+  Command.make(name, boundFlags, ({ from, output, until }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const { quiet, store } = yield* annals
+      const bounds = [yield* optionalBound("--from", from), yield* optionalBound("--until", until)] as const
+      const target: Output = Option.isSome(output) ? yield* file(output.value) : stdout
+      const progress = yield* progressFor(quiet, name, "records")
+      yield* withStores(store, true, Transfer.write(format, target, progress, ...bounds))
+    })).pipe(finish))
+
+const dump = writeCommand("dump", Transfer.readableLine).pipe(
+  Command.withDescription("Print the journal as JSON lines, one record a line, payloads decoded from msgpack (for jq)")
+)
+
+const exportCommand = writeCommand("export", Transfer.exportLine).pipe(
+  Command.withDescription("Write the journal as exact JSON lines (payload bytes in base64) for `annals import` into any backend")
+)
+
+const importCommand = Command.make("import", {
+  file: Argument.String("file").pipe(Argument.withDescription("An export file, or - for standard input"))
+}, ({ file: path }) =>
+  Effect.gen(function*() {
+    const { json, quiet, store } = yield* annals
+    const progress = yield* progressFor(quiet, "import", "records")
+    const imported = yield* withStores(store, false, Transfer.importFile(path, progress))
+    yield* json ? printJson({ imported }) : print(`imported ${imported.toLocaleString("en-US")} records into ${redactUrl(store)}\n`)
+  }).pipe(finish)).pipe(Command.withDescription("Import an export file into an empty journal, keeping seqs, versions and timestamps"))
+
+const tail = Command.make("tail", {
+  from: Flag.Int("from").pipe(Flag.withDescription("From this seq (default: only records appended from now on)"), Flag.optional)
+}, ({ from }) =>
+  Effect.gen(function*() {
+    const { store } = yield* annals
+    yield* withStores(
+      store,
+      true,
+      Effect.gen(function*() {
+        const journal = yield* Journal
+        const fromSeq = Option.isSome(from) ? from.value : (yield* journal.lastSeq) + 1
+        yield* Transfer.lines(journal.follow(fromSeq), Transfer.readableLine, stdout)
+      })
+    )
+  }).pipe(finish)).pipe(Command.withDescription("Follow the journal: print each record as it is appended (Ctrl-C stops)"))
+
+const verifyCommand = Command.make("verify", {
+  noArchive: Flag.Boolean("no-archive").pipe(Flag.withDefault(false), Flag.withDescription("Do not check the archive"))
+}, ({ noArchive }) =>
+  Effect.gen(function*() {
+    const { archive, json, quiet, store } = yield* annals
+    const progress = yield* progressFor(quiet, "verify", "records")
+    const journal = yield* verifyJournal(progress).pipe(
+      Effect.provide(Stores.layerUrl(store, { readOnly: true })),
+      Effect.catch((error): Effect.Effect<Problem> => Effect.succeed({ where: "store", problem: error.message }))
+    )
+    const archiveUrl = Option.getOrUndefined(archive) ?? Stores.defaultArchiveUrl(store)
+    const archived = noArchive || archiveUrl === undefined ? undefined : yield* verifyArchive(
+      yield* progressFor(quiet, "verify archive", "segments")
+    ).pipe(
+      Effect.provide(Stores.layerArchiveUrl(archiveUrl)),
+      Effect.catch((error): Effect.Effect<ArchiveCheck> =>
+        Effect.succeed({ segments: 0, archivedThrough: 0, problems: [{ where: "archive", problem: error.message }] }))
+    )
+    const result = report(journal, archived)
+    if (json) yield* printJson(result)
+    else {
+      yield* print(
+        `${result.records.toLocaleString("en-US")} records in ${result.streams.toLocaleString("en-US")} streams, ` +
+          `${result.snapshots} snapshots, ${result.segments} archive segments checked\n` +
+          result.problems.map((p) => `✗ ${p.where}: ${p.problem}\n`).join("") +
+          result.notes.map((n) => `note: ${n}\n`).join("") +
+          (result.ok ? "ok: no problems found\n" : `${result.problems.length} problem${result.problems.length === 1 ? "" : "s"} found\n`)
+      )
+    }
+    if (!result.ok) return yield* new CommandFailed({ message: "", exitCode: ExitCode.problems })
+  }).pipe(finish)).pipe(Command.withDescription("Check every record, stream version, snapshot and archive segment; exit status 1 if anything is wrong"))
+
+const stats = Command.make("stats", {}, () =>
+  Effect.gen(function*() {
+    const { json, quiet, store } = yield* annals
+    const progress = yield* progressFor(quiet, "stats", "records")
+    const s = yield* withStores(store, true, Inspect.stats(progress))
+    if (json) return yield* printJson(s)
+    yield* print(
+      `last seq ${s.lastSeq.toLocaleString("en-US")}, checkpoint ${s.checkpoint.toLocaleString("en-US")}\n` +
+        `${s.records.toLocaleString("en-US")} records (${s.payloadBytes.toLocaleString("en-US")} payload bytes) in ${s.streams.toLocaleString("en-US")} streams, ` +
+        `from ${showTime(s.firstTimestamp)} to ${showTime(s.lastTimestamp)}\n` +
+        table(["namespace", "streams", "records"], Object.entries(s.namespaces).map(([ns, n]) => [ns, n.streams, n.records]))
+    )
+  }).pipe(finish)).pipe(Command.withDescription("Count records, streams and namespaces"))
+
+const subscriptions = Command.make("subscriptions", {}, () =>
+  Effect.gen(function*() {
+    const { json, store } = yield* annals
+    const found = yield* withStores(store, true, Inspect.subscriptions)
+    if (json) return yield* Effect.forEach(found, printJson, { discard: true })
+    yield* print(table(["name", "cursor", "lag (records)", "updated"], found.map((c) => [c.name, c.seq, c.lag, showTime(c.updatedAt)])))
+  }).pipe(finish)).pipe(Command.withDescription("List the subscriptions' cursors and how far each is behind the journal"))
+
+const archiveStatus = Command.make("status", {}, () =>
+  Effect.gen(function*() {
+    const { archive, json, store } = yield* annals
+    const s = yield* withStores(store, true, Effect.provide(Inspect.archiveStatus, archiveLayer(store, archive)))
+    if (json) return yield* printJson(s)
+    yield* print(
+      `${s.segments} segments, seqs ${s.firstSeq ?? "-"}..${s.archivedThrough}` +
+        (s.bytes !== null ? `, ${s.bytes.toLocaleString("en-US")} bytes` : "") + "\n" +
+        `journal: last seq ${s.journalLastSeq.toLocaleString("en-US")}, checkpoint ${s.journalCheckpoint.toLocaleString("en-US")}\n` +
+        `lag: ${s.lag.toLocaleString("en-US")} seqs not archived yet\n`
+    )
+  }).pipe(finish)).pipe(Command.withDescription("How far the archive has got behind the journal"))
+
+const archiveCommand = Command.make("archive").pipe(
+  Command.withDescription("The archive"),
+  Command.withSubcommands([archiveStatus])
+)
+
+const restore = Command.make("restore", {
+  to: Flag.String("to").pipe(Flag.withDescription("The fresh store to restore into (a directory, postgres://…, …)")),
+  until: Flag.String("until").pipe(Flag.withDescription("Restore records up to this time (ISO 8601), inclusive"), Flag.optional),
+  archiveOnly: Flag.Boolean("archive-only").pipe(Flag.withDefault(false), Flag.withDescription("Only the archive, not the --store journal's later records"))
+}, ({ archiveOnly, to, until }) =>
+  Effect.gen(function*() {
+    const { archive, json, quiet, store } = yield* annals
+    const bound = yield* optionalBound("--until", until)
+    if (bound !== undefined && "seq" in bound) return yield* usage("--until takes a time (ISO 8601), not a seq")
+    const progress = yield* progressFor(quiet, "restore", "records")
+    const result = yield* Effect.gen(function*() {
+      const sourceArchive = yield* ArchiveService
+      const run = (journal: Journal | undefined) => withStores(to, false, Transfer.restore(sourceArchive, journal, bound?.time, progress))
+      return archiveOnly ? yield* run(undefined) : yield* withStores(store, true, Effect.flatMap(Journal, run))
+    }).pipe(Effect.provide(archiveLayer(store, archive)))
+    yield* json
+      ? printJson(result)
+      : print(
+        `restored ${(result.fromArchive + result.fromJournal).toLocaleString("en-US")} records into ${redactUrl(to)}: ` +
+          `${result.fromArchive.toLocaleString("en-US")} from ${result.segments} archive segments, ${result.fromJournal.toLocaleString("en-US")} from the journal\n`
+      )
+  }).pipe(Effect.scoped, finish)).pipe(Command.withDescription("Restore the archive (and the journal's later records) up to a time into a fresh store"))
+
+/** The `annals` command with every subcommand. @internal */
+export const command = annals.pipe(
+  Command.withSubcommands([streams, read, dump, tail, verifyCommand, stats, subscriptions, archiveCommand, restore, exportCommand, importCommand])
+)

@@ -1,0 +1,59 @@
+/**
+ * Where a command writes its data: standard output or a file, waiting for the reader to keep up
+ * (a dump piped into `jq` or `head` must not buffer the whole journal), and tables for people.
+ * @internal
+ */
+import { Effect, Scope } from "effect"
+import * as fs from "node:fs"
+import process from "node:process"
+
+/** A writable destination. @internal */
+export interface Output {
+  /** Writes `text` as it is, once the destination has taken what came before. */
+  readonly write: (text: string) => Effect.Effect<void, OutputError>
+}
+
+/** Writing failed (a full disk, a closed pipe). @internal */
+export class OutputError extends Error {
+  readonly _tag = "OutputError"
+}
+
+const writeTo = (stream: NodeJS.WritableStream, where: string) => (text: string) =>
+  Effect.callback<void, OutputError>((resume) => {
+    // The callback runs once the text is handed on: one write in flight at a time.
+    stream.write(text, (error) =>
+      resume(error ? Effect.fail(new OutputError(`Cannot write to ${where}: ${error.message}`)) : Effect.void))
+  })
+
+/** Standard output. @internal */
+export const stdout: Output = { write: writeTo(process.stdout, "standard output") }
+
+/** A new file at `path` (replaced if it exists), flushed and closed with the scope. @internal */
+export const file = (path: string): Effect.Effect<Output, OutputError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => fs.createWriteStream(path, { flags: "w" }),
+      catch: (error) => new OutputError(`Cannot create ${path}: ${(error as Error).message}`)
+    }).pipe(
+      Effect.flatMap((stream) =>
+        Effect.callback<fs.WriteStream, OutputError>((resume) => {
+          stream.once("open", () => resume(Effect.succeed(stream)))
+          stream.once("error", (error) => resume(Effect.fail(new OutputError(`Cannot create ${path}: ${error.message}`))))
+        })
+      )
+    ),
+    (stream) => Effect.callback<void>((resume) => void stream.end(() => resume(Effect.void)))
+  ).pipe(Effect.map((stream): Output => ({ write: writeTo(stream, path) })))
+
+/** Rows as an aligned text table with a header, numbers aligned right. @internal */
+export const table = (columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
+  const cells = rows.map((row) => row.map((cell) => typeof cell === "number" ? cell.toLocaleString("en-US") : cell))
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)))
+  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((row) => typeof row[i] === "number"))
+  const line = (row: ReadonlyArray<string>) =>
+    row.map((cell, i) => numeric[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)).join("  ").trimEnd()
+  return [line(columns), ...cells.map(line)].join("\n") + "\n"
+}
+
+/** A time for people: ISO 8601 in UTC to the second, or `-`. @internal */
+export const showTime = (ms: number | null): string => ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")

@@ -1,0 +1,189 @@
+/**
+ * `annals verify`: reads everything the stores hold and reports each problem with where it is —
+ * records out of order or with holes in a stream's versions, a journal that cannot be read (the
+ * layer's error names file and offset, or key), stream versions that disagree with their records,
+ * snapshots ahead of their stream or from another timeline, archive segments that are damaged,
+ * overlap or leave holes.
+ * @internal
+ */
+import { Effect, Option, Stream } from "effect"
+import { Archive, type SegmentRef } from "../../Archive.ts"
+import { Journal, type JournalRecord } from "../../Journal.ts"
+import { SnapshotStore } from "../../SnapshotStore.ts"
+import { scan } from "./inspect.ts"
+import type { Progress } from "./progress.ts"
+
+/** One problem found: where (a stream, a key, a file and offset) and what. @internal */
+export interface Problem {
+  readonly where: string
+  readonly problem: string
+}
+
+/** What `verify` read and what it found. @internal */
+export interface Report {
+  readonly ok: boolean
+  readonly records: number
+  readonly streams: number
+  readonly snapshots: number
+  readonly segments: number
+  readonly problems: ReadonlyArray<Problem>
+  /** Not problems, but worth knowing (history truncated without an archive holding it). */
+  readonly notes: ReadonlyArray<string>
+}
+
+const streamName = (r: { readonly namespace: string; readonly id: string }) => `${r.namespace}/${r.id}`
+
+const messageOf = (error: unknown) => (error as { readonly message?: string }).message ?? String(error)
+
+/** What the archive check found. @internal */
+export interface ArchiveCheck {
+  readonly segments: number
+  readonly archivedThrough: number
+  readonly problems: ReadonlyArray<Problem>
+}
+
+/** Checks the archive's segments: readable (checksums), in range, chaining from seq 1 without holes. @internal */
+export const verifyArchive = (progress: Progress): Effect.Effect<ArchiveCheck, never, Archive> =>
+  Effect.gen(function*() {
+    const problems: Array<Problem> = []
+    const archive = yield* Archive
+    const refs = yield* Effect.catch(archive.list(), (error) =>
+      Effect.sync(() => {
+        problems.push({ where: "archive", problem: `cannot be listed: ${messageOf(error)}` })
+        return [] as ReadonlyArray<SegmentRef>
+      }))
+    yield* progress.expect(refs.length)
+    let previous: SegmentRef | undefined
+    for (const ref of refs) {
+      if (previous === undefined && ref.startSeq !== 1) {
+        problems.push({ where: ref.key, problem: `the first segment starts at seq ${ref.startSeq}, not 1: seqs 1..${ref.startSeq - 1} are missing` })
+      } else if (previous !== undefined && ref.startSeq <= previous.endSeq) {
+        problems.push({ where: ref.key, problem: `overlaps ${previous.key} (seqs ${ref.startSeq}..${previous.endSeq})` })
+      } else if (previous !== undefined && ref.startSeq !== previous.endSeq + 1) {
+        problems.push({ where: ref.key, problem: `seqs ${previous.endSeq + 1}..${ref.startSeq - 1} are missing after ${previous.key}` })
+      }
+      const records = yield* Effect.result(archive.get(ref))
+      if (records._tag === "Failure") {
+        problems.push({ where: ref.key, problem: messageOf(records.failure) })
+      } else {
+        const outside = records.success.find((r) => r.seq < ref.startSeq || r.seq > ref.endSeq)
+        if (outside !== undefined) problems.push({ where: ref.key, problem: `holds seq ${outside.seq}, outside its range` })
+      }
+      previous = ref
+      yield* progress.advance(1)
+    }
+    yield* progress.done
+    return { segments: refs.length, archivedThrough: previous?.endSeq ?? 0, problems }
+  })
+
+/** Checks one namespace's snapshots against the journal. */
+const verifySnapshots = (namespace: string, problems: Array<Problem>) =>
+  Effect.gen(function*() {
+    const journal = yield* Journal
+    const snapshots = yield* Stream.runCollect((yield* SnapshotStore).scan(namespace))
+    for (const snapshot of snapshots) {
+      const stream = { namespace: snapshot.namespace, id: snapshot.id }
+      const where = `snapshot ${streamName(stream)}@${snapshot.version}`
+      const version = yield* journal.version(stream)
+      if (snapshot.version > version) {
+        problems.push({ where, problem: `is ahead of its stream (version ${version} in the journal)` })
+        continue
+      }
+      const record = yield* Stream.runHead(journal.read(stream, { from: snapshot.version, to: snapshot.version }))
+      if (Option.isSome(record) && record.value.seq !== snapshot.seq) {
+        problems.push({
+          where,
+          problem: `was taken on another timeline: it names seq ${snapshot.seq}, the journal's record at that version is seq ${record.value.seq}`
+        })
+      }
+    }
+    return snapshots.length
+  })
+
+/** What the journal and snapshot check found. @internal */
+export interface JournalCheck {
+  readonly records: number
+  readonly streams: number
+  readonly snapshots: number
+  readonly checkpoint: number
+  readonly problems: ReadonlyArray<Problem>
+}
+
+/**
+ * Checks every record of the journal (seq order, dense versions, the stream versions the journal
+ * reports) and the snapshots of every namespace it holds. @internal
+ */
+export const verifyJournal = (progress: Progress): Effect.Effect<JournalCheck, never, Journal | SnapshotStore> =>
+  Effect.gen(function*() {
+    const journal = yield* Journal
+    const problems: Array<Problem> = []
+    const lastVersion = new Map<string, { readonly namespace: string; readonly id: string; version: number }>()
+    let previous: JournalRecord | undefined
+    let records = 0
+    const read = yield* Effect.result(Stream.runForEach(scan(progress), (r) =>
+      Effect.sync(() => {
+        records++
+        if (previous !== undefined && r.seq <= previous.seq) {
+          problems.push({ where: `seq ${r.seq}`, problem: `comes after seq ${previous.seq}: seqs must increase` })
+        }
+        const key = `${r.namespace}\u0000${r.id}`
+        const last = lastVersion.get(key)
+        if (last !== undefined && r.version !== last.version + 1) {
+          problems.push({
+            where: `${streamName(r)} seq ${r.seq}`,
+            problem: `has version ${r.version} after version ${last.version}: versions must be 1, 2, 3 …`
+          })
+        }
+        if (last === undefined) lastVersion.set(key, { namespace: r.namespace, id: r.id, version: r.version })
+        else last.version = r.version
+        previous = r
+      })))
+    yield* progress.done
+    if (read._tag === "Failure") problems.push({ where: "journal", problem: messageOf(read.failure) })
+    const checks = Effect.gen(function*() {
+      for (const stream of lastVersion.values()) {
+        const version = yield* journal.version(stream)
+        if (version !== stream.version) {
+          problems.push({ where: streamName(stream), problem: `the journal says version ${version}, its last record has version ${stream.version}` })
+        }
+      }
+      let snapshots = 0
+      for (const namespace of new Set([...lastVersion.values()].map((s) => s.namespace))) {
+        snapshots += yield* verifySnapshots(namespace, problems)
+      }
+      return { snapshots, checkpoint: yield* journal.checkpoint }
+    })
+    const counted = yield* Effect.catch(checks, (error) =>
+      Effect.sync(() => {
+        problems.push({ where: "stores", problem: messageOf(error) })
+        return { snapshots: 0, checkpoint: 0 }
+      }))
+    return { records, streams: lastVersion.size, ...counted, problems }
+  })
+
+/**
+ * The report of both checks; `journal` is a problem instead when the stores could not be opened,
+ * and `archive` undefined when no archive was checked. @internal
+ */
+export const report = (journal: JournalCheck | Problem, archive: ArchiveCheck | undefined): Report => {
+  const notes: Array<string> = []
+  const checked = "problem" in journal ? undefined : journal
+  if (checked === undefined) notes.push("the snapshots were not checked: the journal could not be opened")
+  else if (checked.checkpoint > 1 && (archive?.archivedThrough ?? 0) < checked.checkpoint - 1) {
+    notes.push(
+      `the journal was truncated before seq ${checked.checkpoint}; ` +
+        (archive !== undefined ? `the archive holds seqs up to ${archive.archivedThrough} only` : "no archive was checked") +
+        ": history before that is only in snapshots"
+    )
+  }
+  const problems = [...(checked === undefined ? [journal as Problem] : checked.problems), ...(archive?.problems ?? [])]
+  return {
+    ok: problems.length === 0,
+    records: checked?.records ?? 0,
+    streams: checked?.streams ?? 0,
+    snapshots: checked?.snapshots ?? 0,
+    segments: archive?.segments ?? 0,
+    problems,
+    notes
+  }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * The `annals` command line (`npx annals`, `bunx annals`, `deno run -A npm:annals`): inspect,
+ * verify, export, import and restore the stores of an annals application on any backend. `annals
+ * --help` lists the commands; the README's "Operating annals" shows them at work.
+ *
+ * Exit status: 0 done; 1 `verify` found problems; 2 bad arguments; 3 the store or archive could not
+ * be opened (missing, unreachable, damaged beyond opening); 4 the command failed on the way.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect, Exit } from "effect"
+import { Command } from "effect/cli"
+import process from "node:process"
+import { command, ExitCode } from "./internal/commands.ts"
+import * as Platform from "./internal/platform.ts"
+
+const VERSION = "0.1.0"
+
+const args = process.argv.slice(2)
+
+const exit = await Effect.runPromiseExit(Command.run(command, { version: VERSION }).pipe(Effect.provide(Platform.layer(args))))
+
+if (Exit.isFailure(exit)) {
+  const failure = exit.cause.reasons.find(Cause.isFailReason)?.error as { readonly _tag?: string; readonly message?: string; readonly exitCode?: number } | undefined
+  if (failure?._tag === "CommandFailed") {
+    if (failure.message !== "") process.stderr.write(`annals: ${failure.message}\n`)
+    process.exitCode = failure.exitCode ?? ExitCode.failed
+  } else if (failure !== undefined) {
+    // effect/cli has printed what was wrong with the arguments, and the help.
+    process.exitCode = ExitCode.usage
+  } else if (Cause.hasInterruptsOnly(exit.cause)) {
+    process.exitCode = 130
+  } else {
+    process.stderr.write(`annals: unexpected failure\n${Cause.pretty(exit.cause)}\n`)
+    process.exitCode = ExitCode.failed
+  }
+}
