@@ -5,8 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Effect, Layer, type Scope } from "effect"
+import { Config, Context, Data, Effect, Layer, Redacted, type Scope } from "effect"
 import postgres from "postgres"
+import { checkedString, integerAtLeast } from "../internal/config.ts"
 import type { TaggedErrorClass } from "../internal/errors.ts"
 import { identifierProblem, quoteIdentifier } from "./internal/identifiers.ts"
 
@@ -120,3 +121,26 @@ const isDuplicateSchema = (cause: unknown): boolean => {
  * @category layers
  */
 export const layer = (options: PgClientOptions): Layer.Layer<PgClient, PgClientError> => Layer.effect(PgClient, make(options))
+
+/**
+ * The client's options from `Config`: `DATABASE_URL` (required, redacted:
+ * `postgres://user:password@host:port/database`), `ANNALS_PG_SCHEMA` (default `public`),
+ * `ANNALS_PG_TABLE_PREFIX` (default `annals_`) and `ANNALS_PG_MAX`, the pool's size (≥ 1, default 10).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<PgClientOptions> = Config.all({
+  url: Config.map(Config.Redacted("DATABASE_URL"), Redacted.value),
+  schema: checkedString("ANNALS_PG_SCHEMA", (schema) => identifierProblem("schema", schema)),
+  tablePrefix: checkedString("ANNALS_PG_TABLE_PREFIX", (prefix) => identifierProblem("tablePrefix", prefix, { allowEmpty: true })),
+  max: integerAtLeast("ANNALS_PG_MAX", 1)
+})
+
+/**
+ * `layer` with its options from `config` (the environment by default).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<PgClient, PgClientError | Config.ConfigError> = Layer.effect(PgClient, Effect.flatMap(config, make))
