@@ -10,9 +10,12 @@ import { Config, Effect, Layer, Option, Schema } from "effect"
 export const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), Option.getOrUndefined)
 
-/** An integer ≥ `min` at `name`; absent: `undefined`. @internal */
-export const integerAtLeast = (name: string, min: number): Config.Config<number | undefined> =>
-  optional(Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(min)), name))
+/** An integer from `min` to `max` at `name`; absent: `undefined`. @internal */
+export const integerBetween = (name: string, min: number, max: number): Config.Config<number | undefined> =>
+  optional(Config.schema(Schema.Int.check(Schema.isBetween({ minimum: min, maximum: max })), name))
+
+/** A safe integer ≥ `min` at `name`; absent: `undefined`. @internal */
+export const integerAtLeast = (name: string, min: number): Config.Config<number | undefined> => integerBetween(name, min, Number.MAX_SAFE_INTEGER)
 
 /** A string at `name` that `problem` accepts (its sentence, naming the variable, is the error otherwise); absent: `undefined`. @internal */
 export const checkedString = (name: string, problem: (value: string) => string | undefined): Config.Config<string | undefined> =>
