@@ -4,18 +4,22 @@
  * `ConfigError` naming its variable.
  * @internal
  */
-import { Config, Effect, Layer, Option, Schema } from "effect"
+import { Config, Effect, Layer, Option, Schema, type SchemaAST } from "effect"
 
 /** The value at `name`, or `undefined` when it is absent (a present, bad value still fails). @internal */
 export const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), Option.getOrUndefined)
 
+/** An integer at `name` that passes `check`; absent: `undefined`. */
+const integer = (name: string, check: SchemaAST.Filter<number>): Config.Config<number | undefined> =>
+  optional(Config.schema(Schema.Int.check(check), name))
+
+/** An integer ≥ `min` at `name`; absent: `undefined`. @internal */
+export const integerAtLeast = (name: string, min: number): Config.Config<number | undefined> => integer(name, Schema.isGreaterThanOrEqualTo(min))
+
 /** An integer from `min` to `max` at `name`; absent: `undefined`. @internal */
 export const integerBetween = (name: string, min: number, max: number): Config.Config<number | undefined> =>
-  optional(Config.schema(Schema.Int.check(Schema.isBetween({ minimum: min, maximum: max })), name))
-
-/** A safe integer ≥ `min` at `name`; absent: `undefined`. @internal */
-export const integerAtLeast = (name: string, min: number): Config.Config<number | undefined> => integerBetween(name, min, Number.MAX_SAFE_INTEGER)
+  integer(name, Schema.isBetween({ minimum: min, maximum: max }))
 
 /** A string at `name` that `problem` accepts (its sentence, naming the variable, is the error otherwise); absent: `undefined`. @internal */
 export const checkedString = (name: string, problem: (value: string) => string | undefined): Config.Config<string | undefined> =>
