@@ -9,6 +9,7 @@ import { Config, Context, Data, Effect, Layer, Redacted, type Scope } from "effe
 import postgres from "postgres"
 import { checkedString, integerAtLeast } from "../internal/config.ts"
 import type { TaggedErrorClass } from "../internal/errors.ts"
+import { redactUrl } from "../internal/redact.ts"
 import { identifierProblem, quoteIdentifier } from "./internal/identifiers.ts"
 
 /**
@@ -91,7 +92,11 @@ export const make = (options: PgClientOptions): Effect.Effect<PgClient, PgClient
     const problem = identifierProblem("schema", schema) ?? identifierProblem("tablePrefix", tablePrefix, { allowEmpty: true })
     if (problem !== undefined) return yield* bad(problem)
     const sql = options.sql ?? (yield* Effect.acquireRelease(
-      Effect.sync(() => postgres(options.url!, { max: options.max ?? 10, onnotice: () => {} })),
+      Effect.try({
+        try: () => postgres(options.url!, { max: options.max ?? 10, onnotice: () => {} }),
+        // The driver's error may hold the URL itself (a TypeError's `input`, Deno's message): only its message is kept, redacted.
+        catch: (cause) => bad(redactUrl(`cannot open a pool for ${options.url}: ${cause instanceof Error ? cause.message : String(cause)}`))
+      }),
       (pool) => Effect.promise(() => pool.end({ timeout: 5 }))
     ))
     yield* Effect.tryPromise({
