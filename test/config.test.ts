@@ -213,6 +213,31 @@ if (pg !== undefined) {
     }))))
 }
 
+/**
+ * Exercises the three stores of a server backend's combined layer, then opens each store's own
+ * layer with the same `env` and finds what the combined one wrote (the same prefix).
+ */
+const combinedThenEach = <E1, E2, E3, E4>(layers: {
+  readonly stores: Layer.Layer<Journal.Journal | SnapshotStore.SnapshotStore | CursorStore.CursorStore, E1>
+  readonly journal: Layer.Layer<Journal.Journal, E2>
+  readonly snapshots: Layer.Layer<SnapshotStore.SnapshotStore, E3>
+  readonly cursors: Layer.Layer<CursorStore.CursorStore, E4>
+}, env: Record<string, string>) =>
+  Effect.gen(function*() {
+    const stores = yield* Layer.build(withEnv(layers.stores, env))
+    yield* exercise({
+      journal: Context.get(stores, Journal.Journal),
+      snapshots: Context.get(stores, SnapshotStore.SnapshotStore),
+      cursors: Context.get(stores, CursorStore.CursorStore)
+    }, 2)
+    const journal = yield* open(Journal.Journal, withEnv(layers.journal, env))
+    assert.equal(yield* journal.lastSeq, 2, "the Journal's own layer reads the same prefix")
+    const snapshots = yield* open(SnapshotStore.SnapshotStore, withEnv(layers.snapshots, env))
+    assert.ok(Option.isSome(yield* snapshots.get("cart", "c1", { maxVersion: 1 })))
+    const cursors = yield* open(CursorStore.CursorStore, withEnv(layers.cursors, env))
+    assert.equal(Option.getOrThrow(yield* cursors.get("orders")).seq, 2)
+  })
+
 const redis = await redisTarget()
 if (redis !== undefined) {
   test(`Redis layerConfig [${redis.name}]: REDIS_URL, ANNALS_REDIS_PREFIX, ANNALS_REDIS_BLOCK_MS and keep, for RedisStores and each store`, () =>
@@ -220,18 +245,12 @@ if (redis !== undefined) {
       const prefix = yield* isolatedPrefix(redis)
       const env = { REDIS_URL: redis.url, ANNALS_REDIS_PREFIX: prefix, ANNALS_REDIS_BLOCK_MS: "200", ANNALS_SNAPSHOT_KEEP: "2" }
       assert.deepEqual(yield* parse(RedisStores.config, env), { url: redis.url, prefix, blockMs: 200, keep: 2 })
-      const stores = yield* Layer.build(withEnv(RedisStores.layerConfig(), env))
-      yield* exercise({
-        journal: Context.get(stores, Journal.Journal),
-        snapshots: Context.get(stores, SnapshotStore.SnapshotStore),
-        cursors: Context.get(stores, CursorStore.CursorStore)
-      }, 2)
-      const journal = yield* open(Journal.Journal, withEnv(RedisJournal.layerConfig(), env))
-      assert.equal(yield* journal.lastSeq, 2, "the Journal's own layer reads the same prefix")
-      const snapshots = yield* open(SnapshotStore.SnapshotStore, withEnv(RedisSnapshotStore.layerConfig(), env))
-      assert.ok(Option.isSome(yield* snapshots.get("cart", "c1", { maxVersion: 1 })))
-      const cursors = yield* open(CursorStore.CursorStore, withEnv(RedisCursorStore.layerConfig(), env))
-      assert.equal(Option.getOrThrow(yield* cursors.get("orders")).seq, 2)
+      yield* combinedThenEach({
+        stores: RedisStores.layerConfig(),
+        journal: RedisJournal.layerConfig(),
+        snapshots: RedisSnapshotStore.layerConfig(),
+        cursors: RedisCursorStore.layerConfig()
+      }, env)
       const removed = yield* Effect.scoped(Effect.provide(RedisClient.removeStore(prefix), withEnv(RedisClient.layerConfig, env)))
       assert.ok(removed >= 3, `the keys are under the prefix (${removed} removed)`)
     }))))
@@ -244,18 +263,12 @@ if (nats !== undefined) {
       const prefix = yield* isolatedNatsPrefix(nats)
       const env = { NATS_URL: nats.url, ANNALS_NATS_PREFIX: prefix, ANNALS_NATS_STORAGE: "memory", ANNALS_NATS_REPLICAS: "1", ANNALS_SNAPSHOT_KEEP: "2" }
       assert.deepEqual(yield* parse(NatsStores.config, env), { servers: [nats.url], prefix, storage: "memory", replicas: 1, keep: 2 })
-      const stores = yield* Layer.build(withEnv(NatsStores.layerConfig(), env))
-      yield* exercise({
-        journal: Context.get(stores, Journal.Journal),
-        snapshots: Context.get(stores, SnapshotStore.SnapshotStore),
-        cursors: Context.get(stores, CursorStore.CursorStore)
-      }, 2)
-      const journal = yield* open(Journal.Journal, withEnv(NatsJournal.layerConfig(), env))
-      assert.equal(yield* journal.lastSeq, 2, "the Journal's own layer reads the same prefix")
-      const snapshots = yield* open(SnapshotStore.SnapshotStore, withEnv(NatsSnapshotStore.layerConfig(), env))
-      assert.ok(Option.isSome(yield* snapshots.get("cart", "c1", { maxVersion: 1 })))
-      const cursors = yield* open(CursorStore.CursorStore, withEnv(NatsCursorStore.layerConfig(), env))
-      assert.equal(Option.getOrThrow(yield* cursors.get("orders")).seq, 2)
+      yield* combinedThenEach({
+        stores: NatsStores.layerConfig(),
+        journal: NatsJournal.layerConfig(),
+        snapshots: NatsSnapshotStore.layerConfig(),
+        cursors: NatsCursorStore.layerConfig()
+      }, env)
       const { manager } = yield* open(NatsClient.NatsClient, withEnv(NatsClient.layerConfig, env))
       const info = yield* Effect.promise(() => manager.streams.info(`KV_${prefix}_cursors`))
       assert.equal(info.config.storage, "memory", "the buckets are created in memory")
