@@ -7,10 +7,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Config, Effect, Layer } from "effect"
 import { SecureRandom } from "effect/crypto"
 import * as NodePath from "node:path"
 import { Archive, ArchiveError, type ArchiveOptions, make, type ObjectStore } from "../Archive.ts"
+import { layerFromConfig, optional } from "../internal/config.ts"
+import { dataDirectory } from "./internal/config.ts"
 import { attempt as attemptFs, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "./internal/fs.ts"
 import * as fs from "node:fs/promises"
 
@@ -116,3 +118,27 @@ export const layer = (options: DirectoryArchiveOptions): Layer.Layer<Archive, Ar
       () => make(makeObjectStore(options.directory), options)
     )
   )
+
+/**
+ * The options from `Config`: `ANNALS_ARCHIVE_DIR` (default `archive` below `ANNALS_DATA_DIR`, whose
+ * default is `data`), `ANNALS_ARCHIVE_PREFIX` (default `""`) and `ANNALS_ARCHIVE_COMPRESSION`
+ * (`none`, the default, or `gzip`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<DirectoryArchiveOptions> = Config.all({
+  directory: dataDirectory("ANNALS_ARCHIVE_DIR", "archive"),
+  prefix: optional(Config.String("ANNALS_ARCHIVE_PREFIX")),
+  compression: optional(Config.Literals(["none", "gzip"], "ANNALS_ARCHIVE_COMPRESSION"))
+})
+
+/**
+ * The directory archive with its options from `config` (the environment by default); `overrides`
+ * replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (overrides?: Partial<DirectoryArchiveOptions>): Layer.Layer<Archive, ArchiveError | Config.ConfigError> =>
+  layerFromConfig(config, layer, overrides)

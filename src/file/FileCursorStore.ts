@@ -22,9 +22,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, type Scope } from "effect"
+import { Config, Effect, Layer, type Scope } from "effect"
 import * as NodePath from "node:path"
 import { CursorStore, CursorStoreError, make as makeStore } from "../CursorStore.ts"
+import { layerFromConfig } from "../internal/config.ts"
+import { dataDirectory } from "./internal/config.ts"
 import { openCursorDirectory } from "./internal/cursorDirectory.ts"
 
 /**
@@ -57,3 +59,22 @@ export const make = (options: FileCursorStoreOptions): Effect.Effect<CursorStore
  */
 export const layer = (options: FileCursorStoreOptions): Layer.Layer<CursorStore, CursorStoreError> =>
   Layer.effect(CursorStore, make(options))
+
+/**
+ * The options from `Config`: `ANNALS_CURSOR_DIR` (default `cursors` below `ANNALS_DATA_DIR`, whose
+ * default is `data`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<FileCursorStoreOptions> = Config.all({ directory: dataDirectory("ANNALS_CURSOR_DIR", "cursors") })
+
+/**
+ * The file CursorStore with its options from `config` (the environment by default); `overrides`
+ * replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (overrides?: Partial<FileCursorStoreOptions>): Layer.Layer<CursorStore, CursorStoreError | Config.ConfigError> =>
+  layerFromConfig(config, layer, overrides)

@@ -37,9 +37,11 @@
  *
  * @since 0.1.0
  */
-import { type Effect, Layer, type Scope } from "effect"
+import { Config, type Effect, Layer, type Scope } from "effect"
+import { dataDirectory } from "./internal/config.ts"
 import { nodeFileIo } from "./internal/fileIo.ts"
-import { open } from "./internal/fileJournal.ts"
+import { MIN_SEGMENT_BYTES, open } from "./internal/fileJournal.ts"
+import { integerAtLeast, layerFromConfig, optional } from "../internal/config.ts"
 import { Journal, type JournalError } from "../Journal.ts"
 
 /**
@@ -75,3 +77,29 @@ export const make = (options: FileJournalOptions): Effect.Effect<Journal, Journa
  * @category layers
  */
 export const layer = (options: FileJournalOptions): Layer.Layer<Journal, JournalError> => Layer.effect(Journal, make(options))
+
+/**
+ * The options from `Config`: `ANNALS_JOURNAL_DIR` (default `journal` below `ANNALS_DATA_DIR`, whose
+ * default is `data`), `ANNALS_JOURNAL_DURABILITY` (`always`, `interval` or `os`),
+ * `ANNALS_JOURNAL_SYNC_INTERVAL_MS` (≥ 1) and `ANNALS_JOURNAL_SEGMENT_BYTES` (≥ 256); an option whose
+ * variable is absent keeps its default.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<FileJournalOptions> = Config.all({
+  directory: dataDirectory("ANNALS_JOURNAL_DIR", "journal"),
+  durability: optional(Config.Literals(["always", "interval", "os"], "ANNALS_JOURNAL_DURABILITY")),
+  syncIntervalMs: integerAtLeast("ANNALS_JOURNAL_SYNC_INTERVAL_MS", 1),
+  segmentBytes: integerAtLeast("ANNALS_JOURNAL_SEGMENT_BYTES", MIN_SEGMENT_BYTES)
+})
+
+/**
+ * The file Journal with its options from `config` (the environment by default); `overrides`
+ * replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (overrides?: Partial<FileJournalOptions>): Layer.Layer<Journal, JournalError | Config.ConfigError> =>
+  layerFromConfig(config, layer, overrides)

@@ -14,8 +14,10 @@
  *
  * @since 0.1.0
  */
-import { type Effect, Layer } from "effect"
+import { Config, type Effect, Layer } from "effect"
+import { layerFromConfig, snapshotKeep } from "../internal/config.ts"
 import { SnapshotStore, type SnapshotStoreError, type SnapshotStoreOptions } from "../SnapshotStore.ts"
+import { dataDirectory } from "./internal/config.ts"
 import { nodeSnapshotReads, open } from "./internal/snapshotDirectory.ts"
 
 /**
@@ -46,3 +48,25 @@ export const make = (options: FileSnapshotStoreOptions): Effect.Effect<SnapshotS
  */
 export const layer = (options: FileSnapshotStoreOptions): Layer.Layer<SnapshotStore, SnapshotStoreError> =>
   Layer.effect(SnapshotStore, make(options))
+
+/**
+ * The options from `Config`: `ANNALS_SNAPSHOT_DIR` (default `snapshots` below `ANNALS_DATA_DIR`,
+ * whose default is `data`) and `ANNALS_SNAPSHOT_KEEP` (≥ 1, default 1).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<FileSnapshotStoreOptions> = Config.all({
+  directory: dataDirectory("ANNALS_SNAPSHOT_DIR", "snapshots"),
+  keep: snapshotKeep
+})
+
+/**
+ * The file SnapshotStore with its options from `config` (the environment by default); `overrides`
+ * replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (overrides?: Partial<FileSnapshotStoreOptions>): Layer.Layer<SnapshotStore, SnapshotStoreError | Config.ConfigError> =>
+  layerFromConfig(config, layer, overrides)

@@ -21,12 +21,14 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { type Config, Effect, Layer } from "effect"
 import { type CursorEntry, CursorStore, CursorStoreError, type EntryStore, make as makeStore } from "../CursorStore.ts"
+import { layerFromConfig, merged } from "../internal/config.ts"
 import { type CursorFields, cursorEntryOf, cursorFields, cursorFieldsProblem } from "../internal/cursorFields.ts"
 import { MAX_NAME_LENGTH } from "../internal/validate.ts"
 import { bucketProblem, droppingProblem, listKeys, type NatsStorageOptions, openKv, resolveStoreOptions } from "./internal/buckets.ts"
 import { LOST, orLost, untilWon } from "./internal/compareAndSet.ts"
+import { natsStoreOptions } from "./internal/config.ts"
 import { describeNatsFailure } from "./internal/errors.ts"
 import { storeNames, token } from "./internal/names.ts"
 import * as Client from "./NatsClient.ts"
@@ -194,3 +196,24 @@ export const layerClient = (options: NatsCursorStoreOptions = {}): Layer.Layer<C
 export const layer = (
   options: Client.NatsClientOptions & NatsCursorStoreOptions = {}
 ): Layer.Layer<CursorStore, CursorStoreError | Client.NatsClientError> => layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (`NATS_URL`, see `NatsClient.config`),
+ * `ANNALS_NATS_PREFIX` (default `annals`), `ANNALS_NATS_REPLICAS` (1 to 5, default 1) and
+ * `ANNALS_NATS_STORAGE` (`file`, the default, or `memory`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.NatsClientOptions & NatsCursorStoreOptions> = merged(Client.config, natsStoreOptions)
+
+/**
+ * The CursorStore over a connection of its own, with the options from `config` (the environment
+ * by default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.NatsClientOptions & NatsCursorStoreOptions>
+): Layer.Layer<CursorStore, CursorStoreError | Client.NatsClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

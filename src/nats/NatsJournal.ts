@@ -24,15 +24,17 @@
  * @since 0.1.0
  */
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
-import { Effect, Layer, type Scope, Stream } from "effect"
+import { Config, Effect, Layer, type Scope, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import type { AppendResult, JournalRecord, StreamRef } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, VersionConflict } from "../Journal.ts"
+import { layerFromConfig, merged } from "../internal/config.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
 import { InFlightPosition } from "../internal/inFlightPosition.ts"
 import { appendedRecords, assignProblem, clockProblem, nextSeq } from "../internal/journalChecks.ts"
 import { appendArgumentError, readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
+import { natsStoreOptions } from "./internal/config.ts"
 import { describeNatsFailure } from "./internal/errors.ts"
 import { type Decision, journalChain, type Known, storedNothing, withBlob } from "./internal/journalChain.ts"
 import { type JournalMessage, LAST_SEQ_HEADER, type Position } from "./internal/journalMessages.ts"
@@ -373,3 +375,24 @@ export const layerClient = (options: NatsJournalOptions = {}): Layer.Layer<Journ
  */
 export const layer = (options: Client.NatsClientOptions & NatsJournalOptions = {}): Layer.Layer<Journal, JournalError | Client.NatsClientError> =>
   layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (`NATS_URL`, see `NatsClient.config`),
+ * `ANNALS_NATS_PREFIX` (default `annals`), `ANNALS_NATS_REPLICAS` (1 to 5, default 1) and
+ * `ANNALS_NATS_STORAGE` (`file`, the default, or `memory`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.NatsClientOptions & NatsJournalOptions> = merged(Client.config, natsStoreOptions)
+
+/**
+ * The Journal over a connection of its own, with the options from `config` (the environment by
+ * default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.NatsClientOptions & NatsJournalOptions>
+): Layer.Layer<Journal, JournalError | Client.NatsClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

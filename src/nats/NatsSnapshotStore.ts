@@ -33,12 +33,14 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import { Config, Effect, Layer, Option, Stream } from "effect"
+import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import { resolveKeep, scanProblem, snapshotProblem, streamArgsProblem } from "../internal/snapshotChecks.ts"
 import { failIf, formatStream } from "../internal/validate.ts"
 import { type Snapshot, type SnapshotCriteria, SnapshotStore, SnapshotStoreError, type SnapshotStoreOptions } from "../SnapshotStore.ts"
 import { bucketProblem, listKeys, type NatsStorageOptions, objectStoreProblem, openKv, openObjectStore, resolveStoreOptions } from "./internal/buckets.ts"
 import { LOST, orLost, untilWon } from "./internal/compareAndSet.ts"
+import { natsStoreOptions } from "./internal/config.ts"
 import { describeNatsFailure } from "./internal/errors.ts"
 import { fromToken, storeNames, token } from "./internal/names.ts"
 import * as Values from "./internal/snapshotValues.ts"
@@ -280,3 +282,27 @@ export const layerClient = (options: NatsSnapshotStoreOptions = {}): Layer.Layer
 export const layer = (
   options: Client.NatsClientOptions & NatsSnapshotStoreOptions = {}
 ): Layer.Layer<SnapshotStore, SnapshotStoreError | Client.NatsClientError> => layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (`NATS_URL`, see `NatsClient.config`),
+ * `ANNALS_NATS_PREFIX` (default `annals`), `ANNALS_NATS_REPLICAS` (1 to 5, default 1) and
+ * `ANNALS_NATS_STORAGE` (`file`, the default, or `memory`), and `ANNALS_SNAPSHOT_KEEP` (≥ 1, default 1).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.NatsClientOptions & NatsSnapshotStoreOptions> = merged(
+  Client.config,
+  merged(natsStoreOptions, Config.all({ keep: snapshotKeep }))
+)
+
+/**
+ * The SnapshotStore over a connection of its own, with the options from `config` (the environment
+ * by default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.NatsClientOptions & NatsSnapshotStoreOptions>
+): Layer.Layer<SnapshotStore, SnapshotStoreError | Client.NatsClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

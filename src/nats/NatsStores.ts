@@ -4,8 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Layer } from "effect"
+import { Config, Layer } from "effect"
 import type { CursorStore, CursorStoreError } from "../CursorStore.ts"
+import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import type { Journal, JournalError } from "../Journal.ts"
 import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
 import * as Client from "./NatsClient.ts"
@@ -42,3 +43,25 @@ export const layer = (
   options: Client.NatsClientOptions & NatsStoresOptions = {}
 ): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError | Client.NatsClientError> =>
   layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the Journal's (`NATS_URL`, `ANNALS_NATS_PREFIX`,
+ * `ANNALS_NATS_REPLICAS`, `ANNALS_NATS_STORAGE`, see `NatsJournal.config`) and
+ * `ANNALS_SNAPSHOT_KEEP` (≥ 1, default 1).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.NatsClientOptions & NatsStoresOptions> = merged(NatsJournal.config, Config.all({ keep: snapshotKeep }))
+
+/**
+ * The three stores over one connection of their own, with the options from `config` (the
+ * environment by default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.NatsClientOptions & NatsStoresOptions>
+): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError | Client.NatsClientError | Config.ConfigError> =>
+  layerFromConfig(config, layer, overrides)

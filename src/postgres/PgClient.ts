@@ -5,9 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Effect, Layer, type Scope } from "effect"
+import { Config, Context, Data, Effect, Layer, Redacted, type Scope } from "effect"
 import postgres from "postgres"
+import { checkedString, integerAtLeast } from "../internal/config.ts"
 import type { TaggedErrorClass } from "../internal/errors.ts"
+import { redactUrl } from "../internal/redact.ts"
 import { identifierProblem, quoteIdentifier } from "./internal/identifiers.ts"
 
 /**
@@ -90,7 +92,11 @@ export const make = (options: PgClientOptions): Effect.Effect<PgClient, PgClient
     const problem = identifierProblem("schema", schema) ?? identifierProblem("tablePrefix", tablePrefix, { allowEmpty: true })
     if (problem !== undefined) return yield* bad(problem)
     const sql = options.sql ?? (yield* Effect.acquireRelease(
-      Effect.sync(() => postgres(options.url!, { max: options.max ?? 10, onnotice: () => {} })),
+      Effect.try({
+        try: () => postgres(options.url!, { max: options.max ?? 10, onnotice: () => {} }),
+        // The driver's error may hold the URL itself (a TypeError's `input`, Deno's message): only its message is kept, redacted.
+        catch: (cause) => bad(redactUrl(`cannot open a pool for ${options.url}: ${cause instanceof Error ? cause.message : String(cause)}`))
+      }),
       (pool) => Effect.promise(() => pool.end({ timeout: 5 }))
     ))
     yield* Effect.tryPromise({
@@ -120,3 +126,26 @@ const isDuplicateSchema = (cause: unknown): boolean => {
  * @category layers
  */
 export const layer = (options: PgClientOptions): Layer.Layer<PgClient, PgClientError> => Layer.effect(PgClient, make(options))
+
+/**
+ * The client's options from `Config`: `DATABASE_URL` (required, redacted:
+ * `postgres://user:password@host:port/database`), `ANNALS_PG_SCHEMA` (default `public`),
+ * `ANNALS_PG_TABLE_PREFIX` (default `annals_`) and `ANNALS_PG_MAX`, the pool's size (≥ 1, default 10).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<PgClientOptions> = Config.all({
+  url: Config.map(Config.Redacted("DATABASE_URL"), Redacted.value),
+  schema: checkedString("ANNALS_PG_SCHEMA", (schema) => identifierProblem("schema", schema)),
+  tablePrefix: checkedString("ANNALS_PG_TABLE_PREFIX", (prefix) => identifierProblem("tablePrefix", prefix, { allowEmpty: true })),
+  max: integerAtLeast("ANNALS_PG_MAX", 1)
+})
+
+/**
+ * `layer` with its options from `config` (the environment by default).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<PgClient, PgClientError | Config.ConfigError> = Layer.effect(PgClient, Effect.flatMap(config, make))

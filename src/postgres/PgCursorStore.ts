@@ -12,8 +12,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { type Config, Effect, Layer } from "effect"
 import { CursorStore, type CursorStoreError, make as makeStore } from "../CursorStore.ts"
+import { layerFromConfig } from "../internal/config.ts"
 import { openCursorTable } from "./internal/cursorTable.ts"
 import { PgClient, type PgClientError, type PgClientOptions } from "./PgClient.ts"
 import * as Client from "./PgClient.ts"
@@ -44,3 +45,13 @@ export const layerClient: Layer.Layer<CursorStore, CursorStoreError, PgClient> =
  */
 export const layer = (options: PgClientOptions): Layer.Layer<CursorStore, CursorStoreError | PgClientError> =>
   layerClient.pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The CursorStore over a client of its own, with the options from `PgClient.config` (the
+ * environment by default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (overrides?: Partial<PgClientOptions>): Layer.Layer<CursorStore, CursorStoreError | PgClientError | Config.ConfigError> =>
+  layerFromConfig(Client.config, layer, overrides)

@@ -17,11 +17,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import { Config, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import type { AppendResult, JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, type VersionConflict } from "../Journal.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
+import { integerAtLeast, layerFromConfig, merged } from "../internal/config.ts"
 import { clockProblem, restoreBatch } from "../internal/journalChecks.ts"
 import { appendArgumentError, readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem, streamKey } from "../internal/validate.ts"
@@ -344,3 +345,26 @@ export const layer = (options: PgClientOptions & PgJournalOptions): Layer.Layer<
  * @category layers
  */
 export const layerClient = (options: PgJournalOptions = {}): Layer.Layer<Journal, JournalError, PgClient> => Layer.effect(Journal, make(options))
+
+/**
+ * The options of `layer` from `Config`: the client's (see `PgClient.config`) and
+ * `ANNALS_PG_POLL_INTERVAL_MS` (≥ 1, default 500).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<PgClientOptions & PgJournalOptions> = merged(
+  Client.config,
+  Config.all({ pollIntervalMs: integerAtLeast("ANNALS_PG_POLL_INTERVAL_MS", 1) })
+)
+
+/**
+ * The Journal over a client of its own, with the options from `config` (the environment by
+ * default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<PgClientOptions & PgJournalOptions>
+): Layer.Layer<Journal, JournalError | PgClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

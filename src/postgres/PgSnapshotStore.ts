@@ -12,8 +12,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import { Config, Effect, Layer, Option, Stream } from "effect"
 import { createHash } from "node:crypto"
+import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import { resolveKeep, scanProblem, snapshotProblem, streamArgsProblem } from "../internal/snapshotChecks.ts"
 import { failIf, formatStream } from "../internal/validate.ts"
 import { type Snapshot, SnapshotStore, SnapshotStoreError, type SnapshotStoreOptions } from "../SnapshotStore.ts"
@@ -161,3 +162,23 @@ export const layerClient = (options: SnapshotStoreOptions = {}): Layer.Layer<Sna
  */
 export const layer = (options: PgClientOptions & SnapshotStoreOptions): Layer.Layer<SnapshotStore, SnapshotStoreError | PgClientError> =>
   layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (see `PgClient.config`) and
+ * `ANNALS_SNAPSHOT_KEEP` (≥ 1, default 1).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<PgClientOptions & SnapshotStoreOptions> = merged(Client.config, Config.all({ keep: snapshotKeep }))
+
+/**
+ * The SnapshotStore over a client of its own, with the options from `config` (the environment by
+ * default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<PgClientOptions & SnapshotStoreOptions>
+): Layer.Layer<SnapshotStore, SnapshotStoreError | PgClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

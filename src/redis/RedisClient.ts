@@ -18,6 +18,7 @@ import { Cause, Config, Data, Effect, Layer, Option, Redacted, type Scope } from
 import * as EffectRedis from "effect/persistence/Redis"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis as IORedis, type RedisOptions } from "ioredis"
 import type { TaggedErrorClass } from "../internal/errors.ts"
+import { redactUrl } from "../internal/redact.ts"
 import { integerProblem } from "../internal/validate.ts"
 import { clusterSend, reservedOnCluster } from "./internal/cluster.ts"
 import { type Commander, failInFlightOnClose, quit, sender } from "./internal/connection.ts"
@@ -71,7 +72,7 @@ export interface RedisClientOptions {
 export const DEFAULT_URL = "redis://127.0.0.1:6379"
 
 /** `url` without its password, for messages. */
-export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
+export { redactUrl }
 
 const defaults: RedisOptions = {
   lazyConnect: true,

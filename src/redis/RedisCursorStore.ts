@@ -17,10 +17,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Random } from "effect"
+import { Config, Effect, Layer, Random } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
 import { type CursorEntry, CursorStore, CursorStoreError, type EntryStore, make as makeStore } from "../CursorStore.ts"
+import { layerFromConfig, merged } from "../internal/config.ts"
 import { type CursorFields, cursorEntryOf, cursorFields, cursorFieldsProblem } from "../internal/cursorFields.ts"
+import { redisPrefix } from "./internal/config.ts"
 import * as Scripts from "./internal/cursorScripts.ts"
 import { describeRedisFailure, isReplyError } from "./internal/errors.ts"
 import { evictionProblem } from "./internal/eviction.ts"
@@ -148,3 +150,23 @@ export const layerClient = (options: RedisCursorStoreOptions = {}): Layer.Layer<
 export const layer = (
   options: Client.RedisClientOptions & RedisCursorStoreOptions = {}
 ): Layer.Layer<CursorStore, CursorStoreError | Client.RedisClientError> => layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (`REDIS_URL`, see `RedisClient.config`) and
+ * `ANNALS_REDIS_PREFIX` (default `annals`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.RedisClientOptions & RedisCursorStoreOptions> = merged(Client.config, Config.all({ prefix: redisPrefix }))
+
+/**
+ * The CursorStore over a client of its own, with the options from `config` (the environment by
+ * default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.RedisClientOptions & RedisCursorStoreOptions>
+): Layer.Layer<CursorStore, CursorStoreError | Client.RedisClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

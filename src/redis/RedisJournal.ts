@@ -25,13 +25,15 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, type Scope, Stream } from "effect"
+import { Config, Effect, Layer, Option, type Scope, Stream } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
+import { integerAtLeast, layerFromConfig, merged } from "../internal/config.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog } from "../internal/follow.ts"
 import { readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
 import type { JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated } from "../Journal.ts"
+import { redisPrefix } from "./internal/config.ts"
 import { evictionProblem } from "./internal/eviction.ts"
 import { Followers } from "./internal/followers.ts"
 import { makeAppend } from "./internal/journalAppend.ts"
@@ -287,3 +289,26 @@ export const layerClient = (options: RedisJournalOptions = {}): Layer.Layer<Jour
  */
 export const layer = (options: Client.RedisClientOptions & RedisJournalOptions = {}): Layer.Layer<Journal, JournalError | Client.RedisClientError> =>
   layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (`REDIS_URL`, see `RedisClient.config`),
+ * `ANNALS_REDIS_PREFIX` (default `annals`) and `ANNALS_REDIS_BLOCK_MS` (≥ 1, default 1,000).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.RedisClientOptions & RedisJournalOptions> = merged(
+  Client.config,
+  Config.all({ prefix: redisPrefix, blockMs: integerAtLeast("ANNALS_REDIS_BLOCK_MS", 1) })
+)
+
+/**
+ * The Journal over a client of its own, with the options from `config` (the environment by
+ * default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.RedisClientOptions & RedisJournalOptions>
+): Layer.Layer<Journal, JournalError | Client.RedisClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

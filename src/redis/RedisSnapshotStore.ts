@@ -17,11 +17,13 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import { Config, Effect, Layer, Option, Stream } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
+import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import { resolveKeep, scanProblem, snapshotProblem, streamArgsProblem } from "../internal/snapshotChecks.ts"
 import { failIf, formatStream } from "../internal/validate.ts"
 import { type Snapshot, SnapshotStore, SnapshotStoreError, type SnapshotStoreOptions } from "../SnapshotStore.ts"
+import { redisPrefix } from "./internal/config.ts"
 import { describeRedisFailure } from "./internal/errors.ts"
 import { DEFAULT_PREFIX, prefixProblem, storeKeys } from "./internal/keys.ts"
 import { serverLimits } from "./internal/limits.ts"
@@ -173,3 +175,26 @@ export const layerClient = (options: RedisSnapshotStoreOptions = {}): Layer.Laye
 export const layer = (
   options: Client.RedisClientOptions & RedisSnapshotStoreOptions = {}
 ): Layer.Layer<SnapshotStore, SnapshotStoreError | Client.RedisClientError> => layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the client's (`REDIS_URL`, see `RedisClient.config`),
+ * `ANNALS_REDIS_PREFIX` (default `annals`) and `ANNALS_SNAPSHOT_KEEP` (≥ 1, default 1).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.RedisClientOptions & RedisSnapshotStoreOptions> = merged(
+  Client.config,
+  Config.all({ prefix: redisPrefix, keep: snapshotKeep })
+)
+
+/**
+ * The SnapshotStore over a client of its own, with the options from `config` (the environment by
+ * default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.RedisClientOptions & RedisSnapshotStoreOptions>
+): Layer.Layer<SnapshotStore, SnapshotStoreError | Client.RedisClientError | Config.ConfigError> => layerFromConfig(config, layer, overrides)

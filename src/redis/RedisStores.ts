@@ -4,9 +4,10 @@
  *
  * @since 0.1.0
  */
-import { Layer } from "effect"
+import { Config, Layer } from "effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import type { CursorStore, CursorStoreError } from "../CursorStore.ts"
+import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import type { Journal, JournalError } from "../Journal.ts"
 import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"
 import * as Client from "./RedisClient.ts"
@@ -43,3 +44,24 @@ export const layer = (
   options: Client.RedisClientOptions & RedisStoresOptions = {}
 ): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError | Client.RedisClientError> =>
   layerClient(options).pipe(Layer.provide(Client.layer(options)))
+
+/**
+ * The options of `layer` from `Config`: the Journal's (`REDIS_URL`, `ANNALS_REDIS_PREFIX`,
+ * `ANNALS_REDIS_BLOCK_MS`, see `RedisJournal.config`) and `ANNALS_SNAPSHOT_KEEP` (≥ 1, default 1).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Client.RedisClientOptions & RedisStoresOptions> = merged(RedisJournal.config, Config.all({ keep: snapshotKeep }))
+
+/**
+ * The three stores over one client of their own, with the options from `config` (the environment
+ * by default); `overrides` replace what it read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Client.RedisClientOptions & RedisStoresOptions>
+): Layer.Layer<Journal | SnapshotStore | CursorStore, JournalError | SnapshotStoreError | CursorStoreError | Client.RedisClientError | Config.ConfigError> =>
+  layerFromConfig(config, layer, overrides)

@@ -25,12 +25,15 @@ import { Writer } from "./writer.ts"
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 const DEFAULT_SYNC_INTERVAL_MS = 100
 
+/** The smallest `segmentBytes`. @internal */
+export const MIN_SEGMENT_BYTES = 256
+
 const optionsProblem = (options: FileJournalOptions): string | undefined => {
   if (typeof options.directory !== "string" || options.directory.length === 0) return "directory must be a non-empty path"
   if (options.durability !== undefined && !["always", "interval", "os"].includes(options.durability)) {
     return `durability must be "always", "interval" or "os", got ${JSON.stringify(options.durability)}`
   }
-  return (options.segmentBytes === undefined ? undefined : integerProblem("segmentBytes", options.segmentBytes, 256)) ??
+  return (options.segmentBytes === undefined ? undefined : integerProblem("segmentBytes", options.segmentBytes, MIN_SEGMENT_BYTES)) ??
     (options.syncIntervalMs === undefined ? undefined : integerProblem("syncIntervalMs", options.syncIntervalMs, 1))
 }
 

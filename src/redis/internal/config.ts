@@ -1,0 +1,10 @@
+/**
+ * What the Redis stores' `config` shares: `ANNALS_REDIS_PREFIX`, the key prefix of every store.
+ * @internal
+ */
+import type { Config } from "effect"
+import { checkedString } from "../../internal/config.ts"
+import { prefixProblem } from "./keys.ts"
+
+/** `ANNALS_REDIS_PREFIX` (checked as the layers check `prefix`). @internal */
+export const redisPrefix: Config.Config<string | undefined> = checkedString("ANNALS_REDIS_PREFIX", prefixProblem)
