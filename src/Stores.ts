@@ -14,7 +14,7 @@ import { Config, Data, Effect, Layer, Option } from "effect"
 import { Archive, layerMemory as archiveMemory } from "./Archive.ts"
 import { CursorStore, layerMemory as cursorsMemory } from "./CursorStore.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
-import { redactUrl } from "./internal/redactUrl.ts"
+import { redactUrl } from "./internal/redact.ts"
 import { Journal, layerMemory as journalMemory } from "./Journal.ts"
 import { layerMemory as snapshotsMemory, SnapshotStore } from "./SnapshotStore.ts"
 
