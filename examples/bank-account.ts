@@ -3,7 +3,8 @@
  * on one account (optimistic concurrency with automatic retry), automatic snapshots, a checkpoint
  * that archives and truncates the journal, and a statement "as of" a past date read back from the
  * archive. The data goes to the file layers in a fresh temporary directory, removed at the end
- * (`--keep` keeps it); swap the layers without touching the domain.
+ * (`--keep` keeps it) — or wherever ANNALS_STORE and ANNALS_ARCHIVE say (section 4): one variable
+ * moves it to PostgreSQL and S3 without touching the domain.
  *
  * Runs unchanged on all three runtimes (`npm start` is the first):
  *
@@ -14,11 +15,9 @@
  * Time is simulated with Effect's TestClock (a calendar we move by hand), so the dates printed and
  * the time-travel query give the same output on every run; the example says so when it starts.
  */
-import { Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore } from "annals"
-import { DirectoryArchive, FileJournal, FileSnapshotStore } from "annals/file"
-import { Console, Deferred, Effect, Layer, Option } from "effect"
+import { Archive, Archiver, Checkpointer, Journal, Repository, SnapshotStore, Stores } from "annals"
+import { Config, Console, Deferred, Effect, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
-import { join } from "node:path"
 import { type AccountClosed, type AccountCommand, type AccountEvent, BankAccount, deposit, type InsufficientFunds, open, withdraw } from "./domain/bankAccount.ts"
 import { dataDirectory } from "./support/dataDirectory.ts"
 
@@ -136,25 +135,21 @@ const program = Effect.gen(function*() {
   }
 })
 
-// ─── 4. Wiring: the embedded file layers ─────────────────────────────────────────────────────────
-// In a fresh temporary directory, so that every run starts from nothing (the memory layers —
-// Journal.layerMemory and friends — suit tests).
-const layers = (data: string) => {
-  const storage = Layer.mergeAll(
-    FileJournal.layer({ directory: join(data, "journal") }),
-    DirectoryArchive.layer({ directory: join(data, "archive") })
-  )
-  return Layer.mergeAll(
-    FileSnapshotStore.layer({ directory: join(data, "snapshots") }),
-    // The Archiver uploads every 4 records as a segment in the background; the Checkpointer flushes the
-    // rest. It looks for full segments every hour of simulated time: under the TestClock its background
-    // fiber wakes once per interval the calendar moves, so a 1-second interval would wake it 86,400 times a day.
-    Archiver.layer({ segmentSize: 4, pollInterval: "1 hour" }).pipe(Layer.provideMerge(storage))
-  )
-}
+// ─── 4. Wiring: the storage the environment names ───────────────────────────────────────────────
+// Stores.layerConfig reads ANNALS_STORE and ANNALS_ARCHIVE. Unset, the file layers run in a fresh
+// temporary directory, so that every run starts from nothing; ANNALS_STORE=postgres://… (a fresh
+// schema: `?schema=bank`) with ANNALS_ARCHIVE=s3://bucket/bank/ runs the same program on PostgreSQL
+// and S3, with no change to this file.
+const layers = (data: string) =>
+  // The Archiver uploads every 4 records as a segment in the background; the Checkpointer flushes the
+  // rest. It looks for full segments every hour of simulated time: under the TestClock its background
+  // fiber wakes once per interval the calendar moves, so a 1-second interval would wake it 86,400 times a day.
+  Archiver.layer({ segmentSize: 4, pollInterval: "1 hour" }).pipe(Layer.provideMerge(Stores.layerConfig({ store: data })))
 
 const main = Effect.gen(function*() {
   const data = yield* dataDirectory("bank")
+  const store = yield* Config.option(Config.String("ANNALS_STORE"))
+  if (Option.isSome(store)) yield* Console.log(`ANNALS_STORE is set: the data goes to ${store.value.replace(/\/\/([^:@/]*):.*@/, "//$1:***@")} instead`)
   yield* Console.log(
     "The clock is simulated (Effect's TestClock): the dates below are a calendar this example moves by hand,\n" +
       "and they are the timestamps the journal records."

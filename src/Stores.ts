@@ -250,16 +250,18 @@ const archiveOf = (url: string): Effect.Effect<Layer.Layer<Archive, StoresError>
 export const layerArchiveUrl = (url: string): Layer.Layer<Archive, StoresError> => Layer.unwrap(archiveOf(url))
 
 /**
- * The URLs `layerConfig` reads: `ANNALS_STORE` (default `data`, the file layers in `./data`) and
- * `ANNALS_ARCHIVE` (default: `<directory>/archive` for a file store; other stores have no default).
+ * The URLs `layerConfig` reads: `ANNALS_STORE` (default `store`, else `data`: the file layers in
+ * `./data`) and `ANNALS_ARCHIVE` (default: `<directory>/archive` for a file store, the memory
+ * archive for `memory:`; a server has none).
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<{ readonly store: string; readonly archive: Option.Option<string> }> = Config.all({
-  store: Config.String("ANNALS_STORE").pipe(Config.withDefault("data")),
-  archive: Config.option(Config.String("ANNALS_ARCHIVE"))
-})
+export const config = (store = "data"): Config.Config<{ readonly store: string; readonly archive: Option.Option<string> }> =>
+  Config.all({
+    store: Config.String("ANNALS_STORE").pipe(Config.withDefault(store)),
+    archive: Config.option(Config.String("ANNALS_ARCHIVE"))
+  })
 
 /**
  * The archive URL of `store` when none is configured: the store's own `archive/` directory for a
@@ -274,20 +276,28 @@ export const defaultArchiveUrl = (store: string): string | undefined => {
 }
 
 /**
- * The stores named by `ANNALS_STORE`, and the Archive named by `ANNALS_ARCHIVE` (see `config`).
- * Unset, the application runs on the file layers in `./data`; `ANNALS_STORE=postgres://…` with
- * `ANNALS_ARCHIVE=s3://bucket/journal/` moves it to PostgreSQL and S3.
+ * The stores named by `ANNALS_STORE` and the Archive named by `ANNALS_ARCHIVE` (see `config`;
+ * `options.store` is the store when `ANNALS_STORE` is unset). Unset, the application runs on the file
+ * layers in `./data`; `ANNALS_STORE=postgres://…` with `ANNALS_ARCHIVE=s3://bucket/journal/` moves
+ * it to PostgreSQL and S3 with no change to its code.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<Stores | Archive, StoresError | Config.ConfigError> = Layer.unwrap(
-  Effect.gen(function*() {
-    const { archive, store } = yield* config
-    const archiveUrl = Option.getOrUndefined(archive) ?? defaultArchiveUrl(store)
-    if (archiveUrl === undefined) {
-      return yield* failure("layerConfig", store, `ANNALS_STORE is ${redactUrl(store)}, which has no archive of its own: set ANNALS_ARCHIVE (s3://bucket/prefix or a directory)`)
-    }
-    return Layer.merge(layerUrl(store), layerArchiveUrl(archiveUrl))
-  })
-)
+export const layerConfig = (
+  options: { readonly store?: string | undefined } = {}
+): Layer.Layer<Stores | Archive, StoresError | Config.ConfigError> =>
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const { archive, store } = yield* config(options.store)
+      const archiveUrl = Option.getOrUndefined(archive) ?? defaultArchiveUrl(store)
+      if (archiveUrl === undefined) {
+        return yield* failure(
+          "layerConfig",
+          store,
+          `ANNALS_STORE is ${redactUrl(store)}, which has no archive of its own: set ANNALS_ARCHIVE (s3://bucket/prefix or a directory)`
+        )
+      }
+      return Layer.merge(layerUrl(store), layerArchiveUrl(archiveUrl))
+    })
+  )

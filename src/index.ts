@@ -1,6 +1,7 @@
 /**
  * annals: event sourcing on Effect. The core entry point: storage contracts with their in-memory
- * layers, and codecs. Durable layers live in `annals/file` (and, later, `annals/postgres`, `annals/s3`).
+ * layers, the runtime, codecs, and `Stores` (the storage named by a URL). Durable layers live in
+ * `annals/file`, `annals/postgres`, `annals/s3`, `annals/redis` and `annals/nats`.
  *
  * @since 0.1.0
  */
@@ -29,3 +30,5 @@ export * as Checkpointer from "./Checkpointer.ts"
 export * as Subscription from "./Subscription.ts"
 /** @since 0.1.0 */
 export * as Projection from "./Projection.ts"
+/** @since 0.1.0 */
+export * as Stores from "./Stores.ts"

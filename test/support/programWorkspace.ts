@@ -25,12 +25,12 @@ export interface Finished {
 export const runProcess = (
   command: string,
   args: ReadonlyArray<string>,
-  options: { readonly cwd: string; readonly timeoutMs: number }
+  options: { readonly cwd: string; readonly timeoutMs: number; readonly env?: Record<string, string> | undefined }
 ): Promise<Finished> =>
   new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...options.env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
