@@ -2,6 +2,7 @@
 // Packaging smoke test: `npm pack` this package, install the tarball into a fresh temporary Node
 // project, and run a few appends and reads, an AggregateSpec of annals/testing, and load annals/postgres, through the
 // compiled JavaScript that npm users get.
+import assert from "node:assert/strict"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -84,6 +85,21 @@ console.log("smoke: ok, annals/nats loads (with the @nats-io packages)")
 `
   )
   execFileSync(process.execPath, ["smoke.mjs", join(work, "archive")], { cwd: app, stdio: "inherit" })
+  // The command line, as `npx annals` runs it from the installed package (the store: a directory).
+  const npx = process.platform === "win32" ? "npx.cmd" : "npx"
+  const cli = (args) => execFileSync(npx, ["--no-install", "annals", ...args], { cwd: app, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" })
+  writeFileSync(join(work, "export.jsonl"), JSON.stringify({ seq: 1, namespace: "account", id: "42", version: 1, type: "Deposited", timestamp: 0, payload: "3gABpmFtb3VudGQ=" }) + "\n")
+  cli(["import", join(work, "export.jsonl"), "--store", join(work, "data"), "--quiet"])
+  const streams = JSON.parse(cli(["streams", "--store", join(work, "data"), "--json", "--quiet"]))
+  assert.deepEqual([streams.namespace, streams.id, streams.version], ["account", "42", 1])
+  console.log("smoke: ok, npx annals imports and lists a file store")
+  const bunx = execFileSync(join(root, "node_modules", ".bin", "bun"), ["x", "--bun", "annals", "stats", "--store", join(work, "data"), "--json", "--quiet"], {
+    cwd: app,
+    stdio: ["ignore", "pipe", "inherit"],
+    encoding: "utf8"
+  })
+  assert.equal(JSON.parse(bunx).records, 1)
+  console.log("smoke: ok, bunx --bun annals reads it on Bun")
 } finally {
   rmSync(work, { recursive: true, force: true })
 }
