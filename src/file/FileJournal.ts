@@ -37,12 +37,13 @@
  *
  * @since 0.1.0
  */
-import { Config, type Effect, Layer, type Scope } from "effect"
+import { Config, Effect, Layer, type Scope } from "effect"
 import { dataDirectory } from "./internal/config.ts"
 import { nodeFileIo } from "./internal/fileIo.ts"
 import { MIN_SEGMENT_BYTES, open } from "./internal/fileJournal.ts"
+import { verifyDirectory } from "./internal/verifier.ts"
 import { integerAtLeast, layerFromConfig, optional } from "../internal/config.ts"
-import { Journal, type JournalError } from "../Journal.ts"
+import { Journal, JournalError } from "../Journal.ts"
 
 /**
  * Options of the file Journal.
@@ -103,3 +104,33 @@ export const config: Config.Config<FileJournalOptions> = Config.all({
  */
 export const layerConfig = (overrides?: Partial<FileJournalOptions>): Layer.Layer<Journal, JournalError | Config.ConfigError> =>
   layerFromConfig(config, layer, overrides)
+
+/**
+ * What `verify` found in a journal directory: each problem (and each note, such as an append still
+ * being written at the end) with its file and byte offset.
+ *
+ * @since 0.1.0
+ * @category verify
+ */
+export interface VerifyReport {
+  readonly segments: number
+  readonly records: number
+  readonly problems: ReadonlyArray<{ readonly file: string; readonly offset?: number | undefined; readonly problem: string }>
+  readonly notes: ReadonlyArray<{ readonly file: string; readonly offset?: number | undefined; readonly problem: string }>
+}
+
+/**
+ * Checks every segment file of the journal in `directory` — headers, every record's checksum and
+ * fields, seqs in order within and across segments — without opening it: no lock is taken and
+ * nothing is written, so its writer may keep running. Past a damaged record it looks for the next
+ * intact one, so that the report names every damaged place. Fails only when the directory cannot be
+ * read.
+ *
+ * @since 0.1.0
+ * @category verify
+ */
+export const verify = (directory: string): Effect.Effect<VerifyReport, JournalError> =>
+  Effect.try({
+    try: () => verifyDirectory(directory, nodeFileIo),
+    catch: (cause) => new JournalError({ method: "verify", message: `Cannot verify the journal in ${directory}: ${String(cause)}`, cause })
+  })

@@ -16,7 +16,7 @@ import * as Inspect from "./inspect.ts"
 import { file, type Output, showTime, stdout, table } from "./output.ts"
 import * as Progress from "./progress.ts"
 import * as Transfer from "./transfer.ts"
-import { type ArchiveCheck, type Problem, report, verifyArchive, verifyJournal } from "./verify.ts"
+import { type ArchiveCheck, type Problem, report, verifyArchive, verifyJournal, verifySegments } from "./verify.ts"
 
 /** A command ended unsuccessfully: what to print (may be empty) and the process' exit status. @internal */
 export class CommandFailed extends Data.TaggedError("CommandFailed")<{ readonly message: string; readonly exitCode: number }> {}
@@ -190,7 +190,8 @@ const verifyCommand = Command.make("verify", {
       Effect.catch((error): Effect.Effect<ArchiveCheck> =>
         Effect.succeed({ segments: 0, archivedThrough: 0, problems: [{ where: "archive", problem: error.message }] }))
     )
-    const result = report(journal, archived)
+    const segments = yield* verifySegments(store)
+    const result = report(journal, archived, segments)
     if (json) yield* printJson(result)
     else {
       yield* print(

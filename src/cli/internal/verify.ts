@@ -10,6 +10,7 @@ import { Effect, Option, Stream } from "effect"
 import { Archive, type SegmentRef } from "../../Archive.ts"
 import { Journal, type JournalRecord } from "../../Journal.ts"
 import { SnapshotStore } from "../../SnapshotStore.ts"
+import * as Stores from "../../Stores.ts"
 import { scan } from "./inspect.ts"
 import type { Progress } from "./progress.ts"
 
@@ -34,6 +35,29 @@ export interface Report {
 const streamName = (r: { readonly namespace: string; readonly id: string }) => `${r.namespace}/${r.id}`
 
 const messageOf = (error: unknown) => (error as { readonly message?: string }).message ?? String(error)
+
+/** What the check of a file journal's segment files found (`FileJournal.verify`). @internal */
+export interface FileCheck {
+  readonly problems: ReadonlyArray<Problem>
+  readonly notes: ReadonlyArray<string>
+}
+
+const place = (finding: { readonly file: string; readonly offset?: number | undefined }) =>
+  finding.offset === undefined ? finding.file : `${finding.file}, byte offset ${finding.offset}`
+
+/**
+ * For a file store, every segment file checked in place (all damage named, not only the first);
+ * `undefined` for other backends. @internal
+ */
+export const verifySegments = (store: string): Effect.Effect<FileCheck | undefined> =>
+  Stores.backendOf(store) !== "file" ? Effect.succeed(undefined) : Effect.promise(() => import("../../file/index.ts")).pipe(
+    Effect.flatMap((file) => file.FileJournal.verify(`${Stores.directoryOf(store)}/journal`)),
+    Effect.map((verified): FileCheck => ({
+      problems: verified.problems.map((f) => ({ where: place(f), problem: f.problem })),
+      notes: verified.notes.map((f) => `${place(f)}: ${f.problem}`)
+    })),
+    Effect.catch((error) => Effect.succeed<FileCheck>({ problems: [{ where: "journal", problem: error.message }], notes: [] }))
+  )
 
 /** What the archive check found. @internal */
 export interface ArchiveCheck {
@@ -165,8 +189,8 @@ export const verifyJournal = (progress: Progress): Effect.Effect<JournalCheck, n
  * The report of both checks; `journal` is a problem instead when the stores could not be opened,
  * and `archive` undefined when no archive was checked. @internal
  */
-export const report = (journal: JournalCheck | Problem, archive: ArchiveCheck | undefined): Report => {
-  const notes: Array<string> = []
+export const report = (journal: JournalCheck | Problem, archive: ArchiveCheck | undefined, files: FileCheck | undefined): Report => {
+  const notes: Array<string> = [...(files?.notes ?? [])]
   const checked = "problem" in journal ? undefined : journal
   if (checked === undefined) notes.push("the snapshots were not checked: the journal could not be opened")
   else if (checked.checkpoint > 1 && (archive?.archivedThrough ?? 0) < checked.checkpoint - 1) {
@@ -176,7 +200,9 @@ export const report = (journal: JournalCheck | Problem, archive: ArchiveCheck | 
         ": history before that is only in snapshots"
     )
   }
-  const problems = [...(checked === undefined ? [journal as Problem] : checked.problems), ...(archive?.problems ?? [])]
+  // A journal that would not open because of damage the file check names is not a second problem.
+  const opening = checked !== undefined ? checked.problems : files !== undefined && files.problems.length > 0 ? [] : [journal as Problem]
+  const problems = [...(files?.problems ?? []), ...opening, ...(archive?.problems ?? [])]
   return {
     ok: problems.length === 0,
     records: checked?.records ?? 0,
