@@ -13,12 +13,13 @@
  * - damage in the middle of a segment fails with the file and offset; writes and a missing
  *   directory fail with a typed error naming the directory.
  */
-import { Effect, Fiber, Logger, References, Stream } from "effect"
+import { Effect, Fiber, Logger, Option, References, Stream } from "effect"
 import assert from "node:assert/strict"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { test } from "node:test"
-import { FileJournal } from "../src/file/index.ts"
+import { Archive } from "../src/Archive.ts"
+import { DirectoryArchive, FileCursorStore, FileJournal, FileSnapshotStore } from "../src/file/index.ts"
 import type { Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
 import { spawnChild, withTimeout } from "./support/childProcess.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
@@ -38,11 +39,13 @@ const appendSome = (journal: Journal, count: number, label: string) =>
   Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) =>
     journal.append(streamOf(i % 3), "any", [{ type: "Written", payload: encoder.encode(`${label}${i}`) }]), { discard: true })
 
-/** Every file of `directory` with its size and bytes (hex), sorted by name. */
-const listing = (directory: string) =>
-  fs.readdirSync(directory).sort().map((name) => {
-    const bytes = fs.readFileSync(path.join(directory, name))
-    return { name, size: bytes.length, bytes: bytes.toString("hex") }
+/** Every file below `directory` (its path inside it) with its size and bytes (hex), sorted by path. */
+const listing = (directory: string): Array<{ name: string; size: number; bytes: string }> =>
+  fs.readdirSync(directory).sort().flatMap((name) => {
+    const file = path.join(directory, name)
+    if (fs.statSync(file).isDirectory()) return listing(file).map((entry) => ({ ...entry, name: `${name}/${entry.name}` }))
+    const bytes = fs.readFileSync(file)
+    return [{ name, size: bytes.length, bytes: bytes.toString("hex") }]
   })
 
 /** The byte offsets of the frames of a segment file's bytes. */
@@ -66,12 +69,15 @@ const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provideService
 
 const run = <A, E>(effect: Effect.Effect<A, E, import("effect").Scope.Scope>) => Effect.runPromise(quiet(Effect.scoped(effect)))
 
-/** The failure of `effect`, which must fail with a JournalError. */
-const journalError = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
+/** The failure of `effect`, which must fail with an error tagged `tag`. */
+const failure = <A, E extends { readonly _tag: string }, R>(tag: string, effect: Effect.Effect<A, E, R>) =>
   Effect.map(Effect.flip(effect), (error) => {
-    assert.equal(error._tag, "JournalError", String(error))
+    assert.equal(error._tag, tag, String(error))
     return error as E & { readonly message: string; readonly method: string }
   })
+
+/** The failure of `effect`, which must fail with a JournalError. */
+const journalError = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) => failure("JournalError", effect)
 
 test("FileJournal read-only: follows a writer child process through segment rotations, every record once and in order; reads agree with the writer", () =>
   run(Effect.gen(function*() {
@@ -251,4 +257,80 @@ test("FileJournal read-only: writes fail with a JournalError naming the director
     assert.equal(fs.existsSync(missing), false, "not created")
     yield* journalError(Effect.scoped(FileJournal.makeReadOnly({ directory: "" })))
     yield* journalError(Effect.scoped(FileJournal.makeReadOnly({ directory, pollMs: 0 })))
+  })))
+
+test("FileSnapshotStore, FileCursorStore and DirectoryArchive read-only: reads work, writes fail with the module's error, nothing on disk changes", () =>
+  run(Effect.gen(function*() {
+    const root = yield* tempDirectory("ro-stores")
+    const snapshots = path.join(root, "snapshots")
+    const cursors = path.join(root, "cursors")
+    const archive = path.join(root, "archive")
+    const snapshot = (version: number) => ({ namespace: "ro", id: "s0", version, seq: version, timestamp: version, schemaVersion: 1, state: new Uint8Array([version]) })
+    const writable = yield* FileSnapshotStore.make({ directory: snapshots, keep: 2 })
+    yield* writable.put(snapshot(1))
+    yield* writable.put(snapshot(2))
+    const streamDirectory = path.join(snapshots, fs.readdirSync(snapshots)[0]!)
+    fs.writeFileSync(path.join(streamDirectory, fs.readdirSync(streamDirectory)[0]!, "left-by-a-crash.tmp"), "x")
+    // The cursor store's writer holds its lock while the reader opens beside it.
+    const cursorWriter = yield* FileCursorStore.make({ directory: cursors })
+    yield* cursorWriter.commit("projection", 7)
+    fs.writeFileSync(path.join(cursors, "left-by-a-crash.tmp"), "x")
+    const records = (yield* Effect.scoped(Effect.gen(function*() {
+      const journal = yield* FileJournal.make({ directory: path.join(root, "journal"), durability: "os" })
+      yield* appendSome(journal, 3, "r")
+      return yield* Stream.runCollect(journal.replayFrom(1))
+    })))
+    const archived = yield* Effect.provide(
+      Effect.gen(function*() {
+        return yield* (yield* Archive).put({ startSeq: 1, endSeq: 3, records })
+      }),
+      DirectoryArchive.layer({ directory: archive })
+    )
+    const before = listing(root)
+
+    const snapshotReader = yield* FileSnapshotStore.makeReadOnly({ directory: snapshots })
+    assert.deepEqual(Option.map(yield* snapshotReader.get("ro", "s0"), (s) => s.version), Option.some(2))
+    assert.deepEqual(Option.map(yield* snapshotReader.get("ro", "s0", { maxVersion: 1 }), (s) => s.version), Option.some(1))
+    assert.deepEqual((yield* Stream.runCollect(snapshotReader.scan("ro"))).map((s) => s.version), [2])
+    const snapshotWrites: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [snapshotReader.put(snapshot(3)), snapshotReader.delete("ro", "s0")]
+    for (const write of snapshotWrites) {
+      const error = yield* failure("SnapshotStoreError", write)
+      assert.ok(error.message.includes(snapshots) && error.message.includes("read-only"), error.message)
+    }
+
+    const cursorReader = yield* FileCursorStore.makeReadOnly({ directory: cursors })
+    assert.deepEqual(Option.map(yield* cursorReader.get("projection"), (c) => c.seq), Option.some(7))
+    yield* cursorWriter.commit("projection", 9)
+    assert.deepEqual(Option.map(yield* cursorReader.get("projection"), (c) => c.seq), Option.some(9), "reads see the writer's later commits")
+    assert.deepEqual((yield* cursorReader.list).map((c) => [c.name, c.seq]), [["projection", 9]])
+    const afterCommit = listing(root)
+    const cursorWrites: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>> = [
+      cursorReader.commit("projection", 10),
+      cursorReader.acquire("projection", "cli", 1000),
+      cursorReader.delete("projection")
+    ]
+    for (const write of cursorWrites) {
+      const error = yield* failure("CursorStoreError", write)
+      assert.ok(error.message.includes(cursors) && error.message.includes("read-only"), error.message)
+    }
+
+    yield* Effect.provide(
+      Effect.gen(function*() {
+        const reader = yield* Archive
+        assert.deepEqual(yield* reader.list(), [archived])
+        assert.deepEqual((yield* reader.get(archived)).map((r) => r.seq), [1, 2, 3])
+        const error = yield* failure("ArchiveError", reader.put({ startSeq: 4, endSeq: 4, records: [{ ...records[0]!, seq: 4 }] }))
+        assert.ok(error.message.includes(archive) && error.message.includes("read-only"), error.message)
+      }),
+      DirectoryArchive.layerReadOnly({ directory: archive })
+    )
+    assert.deepEqual(listing(root).filter((f) => !f.name.startsWith("cursors/")), before.filter((f) => !f.name.startsWith("cursors/")), "nothing changed")
+    assert.deepEqual(listing(root), afterCommit, "nothing changed but the writer's own commit")
+
+    const missing = path.join(root, "nowhere")
+    assert.ok((yield* failure("SnapshotStoreError", FileSnapshotStore.makeReadOnly({ directory: missing }))).message.includes(missing))
+    assert.ok((yield* failure("CursorStoreError", FileCursorStore.makeReadOnly({ directory: missing }))).message.includes(missing))
+    const archiveError = yield* failure("ArchiveError", Effect.provide(Effect.asVoid(Archive.use(() => Effect.void)), DirectoryArchive.layerReadOnly({ directory: missing })))
+    assert.ok(archiveError.message.includes(missing), archiveError.message)
+    assert.equal(fs.existsSync(missing), false, "not created")
   })))
