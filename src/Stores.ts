@@ -161,13 +161,17 @@ const storesOf = (url: string, options: StoresOptions): Effect.Effect<Layer.Laye
         return opening(
           method,
           url,
-          Layer.mergeAll(
-            readOnly
-              ? file.FileJournal.layer({ directory: `${directory}/journal` }) /* TEMP until read-only lands */
-              : file.FileJournal.layer({ directory: `${directory}/journal` }),
-            file.FileSnapshotStore.layer({ directory: `${directory}/snapshots` }),
-            file.FileCursorStore.layer({ directory: `${directory}/cursors` })
-          )
+          readOnly
+            ? Layer.mergeAll(
+              file.FileJournal.layerReadOnly({ directory: `${directory}/journal` }),
+              file.FileSnapshotStore.layerReadOnly({ directory: `${directory}/snapshots` }),
+              file.FileCursorStore.layerReadOnly({ directory: `${directory}/cursors` })
+            )
+            : Layer.mergeAll(
+              file.FileJournal.layer({ directory: `${directory}/journal` }),
+              file.FileSnapshotStore.layer({ directory: `${directory}/snapshots` }),
+              file.FileCursorStore.layer({ directory: `${directory}/cursors` })
+            )
         )
       })
     case "postgres":
@@ -214,7 +218,7 @@ const storesOf = (url: string, options: StoresOptions): Effect.Effect<Layer.Laye
 export const layerUrl = (url: string, options: StoresOptions = {}): Layer.Layer<Stores, StoresError> =>
   Layer.unwrap(storesOf(url, options))
 
-const archiveOf = (url: string): Effect.Effect<Layer.Layer<Archive, StoresError>, StoresError> => {
+const archiveOf = (url: string, readOnly: boolean): Effect.Effect<Layer.Layer<Archive, StoresError>, StoresError> => {
   const method = "layerArchiveUrl"
   switch (backendOf(url)) {
     case "memory":
@@ -222,7 +226,10 @@ const archiveOf = (url: string): Effect.Effect<Layer.Layer<Archive, StoresError>
     case "file":
       return Effect.map(
         load(method, url, () => import("./file/index.ts")),
-        (file) => opening(method, url, file.DirectoryArchive.layer({ directory: directoryOf(url) }))
+        (file) => {
+          const options = { directory: directoryOf(url) }
+          return opening(method, url, readOnly ? file.DirectoryArchive.layerReadOnly(options) : file.DirectoryArchive.layer(options))
+        }
       )
     case "s3":
       return Effect.gen(function*() {
@@ -242,12 +249,14 @@ const archiveOf = (url: string): Effect.Effect<Layer.Layer<Archive, StoresError>
 
 /**
  * The Archive `url` names: `s3://bucket/prefix` (endpoint, region and credentials from the usual AWS
- * variables, see `S3Archive.clientConfig`), a directory, or `memory:`.
+ * variables, see `S3Archive.clientConfig`), a directory, or `memory:`. With `readOnly`, a directory
+ * is neither created nor written (`put` fails).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerArchiveUrl = (url: string): Layer.Layer<Archive, StoresError> => Layer.unwrap(archiveOf(url))
+export const layerArchiveUrl = (url: string, options: StoresOptions = {}): Layer.Layer<Archive, StoresError> =>
+  Layer.unwrap(archiveOf(url, options.readOnly === true))
 
 /**
  * The URLs `layerConfig` reads: `ANNALS_STORE` (default `store`, else `data`: the file layers in

@@ -256,20 +256,21 @@ test("annals: a read-only open next to the running writer (no lock taken); tail 
     const { args, command } = cliCommand()
     const child = spawn(command, [...args, "tail", "--from", "29", "-s", directory], { stdio: ["ignore", "pipe", "pipe"] })
     let output = ""
+    let waiting: (() => void) | undefined
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk
+      waiting?.()
+    })
     const seen = (n: number) =>
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`tail printed ${output}`)), 30_000)
-        const check = () => {
+        waiting = () => {
           if (lines(output).length >= n) {
             clearTimeout(timer)
             resolve()
           }
         }
-        child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-          output += chunk
-          check()
-        })
-        check()
+        waiting()
       })
     yield* Effect.promise(() => seen(2))
     yield* journal.append({ namespace: "cart", id: "live" }, 0, [{ type: "ItemAdded", payload: pack({ sku: "new" }) }])

@@ -3,7 +3,8 @@
  * (`{prefix}{startSeq:020}-{endSeq:020}.msgpack`; a `/` in the prefix makes subdirectories). Usable
  * without S3, e.g. on a mounted backup volume. Objects are written to a temporary file, fsynced,
  * then hard-linked to their name — an atomic create that fails if the name is taken — so a crash
- * never leaves a partial object, and a second writer never replaces one.
+ * never leaves a partial object, and a second writer never replaces one. `layerReadOnly` reads an
+ * existing directory (the CLI) and never writes to it.
  *
  * @since 0.1.0
  */
@@ -142,3 +143,26 @@ export const config: Config.Config<DirectoryArchiveOptions> = Config.all({
  */
 export const layerConfig = (overrides?: Partial<DirectoryArchiveOptions>): Layer.Layer<Archive, ArchiveError | Config.ConfigError> =>
   layerFromConfig(config, layer, overrides)
+
+/**
+ * The Archive in the existing `options.directory`, read-only: `list` and `get` read the files as
+ * they are; `put` fails with an `ArchiveError`, and nothing on disk is created or changed (a missing
+ * directory fails with an `ArchiveError` naming it).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerReadOnly = (options: DirectoryArchiveOptions): Layer.Layer<Archive, ArchiveError> =>
+  Layer.effect(
+    Archive,
+    Effect.flatMap(
+      attemptFs(`open directory ${options.directory}`, () => fs.readdir(options.directory), (message, cause) =>
+        archiveFailure("layer", undefined, message, cause)),
+      () =>
+        make({
+          ...makeObjectStore(options.directory),
+          putIfAbsent: (key) =>
+            Effect.fail(archiveFailure("put", key, `in ${options.directory} is open read-only: cannot put ${key}`, undefined))
+        }, options)
+    )
+  )

@@ -14,7 +14,8 @@
  * One process per directory: the store takes the directory's `LOCK` (as the file Journal does) for
  * its lifetime, and a second open — another process, or another layer in this one — fails with a
  * `CursorStoreError` naming the owner; a lock left by a dead process is taken over. Processes
- * (on one machine or several) share cursors through the server backends instead. Every entry is read at open and reads are served from memory; a damaged
+ * (on one machine or several) share cursors through the server backends instead; a reader beside
+ * the owner (the CLI) opens the directory with `makeReadOnly`, without the lock. Every entry is read at open and reads are served from memory; a damaged
  * or unreadable entry file fails the open with an error naming the file, and nothing is deleted.
  *
  * Leases persist across a reopen: a process restarted after a crash finds its predecessor's lease
@@ -24,10 +25,10 @@
  */
 import { Config, Effect, Layer, type Scope } from "effect"
 import * as NodePath from "node:path"
-import { CursorStore, CursorStoreError, make as makeStore } from "../CursorStore.ts"
+import { CursorStore, CursorStoreError, type EntryStore, make as makeStore } from "../CursorStore.ts"
 import { layerFromConfig } from "../internal/config.ts"
 import { dataDirectory } from "./internal/config.ts"
-import { openCursorDirectory } from "./internal/cursorDirectory.ts"
+import { openCursorDirectory, openCursorDirectoryReadOnly } from "./internal/cursorDirectory.ts"
 
 /**
  * Options of the file CursorStore.
@@ -47,9 +48,28 @@ export interface FileCursorStoreOptions {
  * @category constructors
  */
 export const make = (options: FileCursorStoreOptions): Effect.Effect<CursorStore, CursorStoreError, Scope.Scope> =>
+  openWith(options, openCursorDirectory)
+
+/**
+ * Opens the CursorStore in the existing `options.directory` read-only, beside the process that
+ * holds it (the CLI): takes no lock and changes nothing on disk. `get` and `list` read the files
+ * as they are at each call; `commit`, `acquire`, `release` and `delete` fail with a
+ * `CursorStoreError`, and so does a missing directory.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReadOnly = (options: FileCursorStoreOptions): Effect.Effect<CursorStore, CursorStoreError> =>
+  openWith(options, openCursorDirectoryReadOnly)
+
+/** The store over the entries `open` gives for the directory of `options`, once its path is checked. */
+const openWith = <R>(
+  options: FileCursorStoreOptions,
+  open: (directory: string) => Effect.Effect<EntryStore, CursorStoreError, R>
+): Effect.Effect<CursorStore, CursorStoreError, R> =>
   typeof options?.directory !== "string" || options.directory.length === 0
     ? Effect.fail(new CursorStoreError({ method: "open", message: "Cannot open a file cursor store: directory must be a non-empty path" }))
-    : Effect.map(openCursorDirectory(NodePath.resolve(options.directory)), makeStore)
+    : Effect.map(open(NodePath.resolve(options.directory)), makeStore)
 
 /**
  * The file CursorStore as a layer.
@@ -78,3 +98,12 @@ export const config: Config.Config<FileCursorStoreOptions> = Config.all({ direct
  */
 export const layerConfig = (overrides?: Partial<FileCursorStoreOptions>): Layer.Layer<CursorStore, CursorStoreError | Config.ConfigError> =>
   layerFromConfig(config, layer, overrides)
+
+/**
+ * The read-only file CursorStore as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerReadOnly = (options: FileCursorStoreOptions): Layer.Layer<CursorStore, CursorStoreError> =>
+  Layer.effect(CursorStore, makeReadOnly(options))

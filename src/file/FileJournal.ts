@@ -29,7 +29,8 @@
  * One writer per directory: a `LOCK` file names the owning process and thread; a second open
  * (another process, another layer or worker thread in this one, another path to the directory)
  * fails while the owner lives, and a lock left by a dead process is taken over, by one process
- * only. A failed write or fsync fails that append and every later write until the journal is
+ * only. Readers — the CLI, a second process — open the directory with `makeReadOnly` beside the
+ * writer: no lock, and nothing written. A failed write or fsync fails that append and every later write until the journal is
  * reopened (with `"always"` also the appends waiting for a flush, which are cut back): an fsync is never retried and assumed to have worked. Closing flushes what was written
  * and acknowledges the appends that flush covered; if it fails, they fail and are cut back. An
  * append whose fiber is interrupted after its write may still commit. Timestamps never go backwards
@@ -41,6 +42,7 @@ import { Config, Effect, Layer, type Scope } from "effect"
 import { dataDirectory } from "./internal/config.ts"
 import { nodeFileIo } from "./internal/fileIo.ts"
 import { MIN_SEGMENT_BYTES, open } from "./internal/fileJournal.ts"
+import { openReadOnly } from "./internal/readOnlyJournal.ts"
 import { verifyDirectory } from "./internal/verifier.ts"
 import { integerAtLeast, layerFromConfig, optional } from "../internal/config.ts"
 import { Journal, JournalError } from "../Journal.ts"
@@ -134,3 +136,41 @@ export const verify = (directory: string): Effect.Effect<VerifyReport, JournalEr
     try: () => verifyDirectory(directory, nodeFileIo),
     catch: (cause) => new JournalError({ method: "verify", message: `Cannot verify the journal in ${directory}: ${String(cause)}`, cause })
   })
+
+/**
+ * Options of a read-only open of a file Journal.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileJournalReadOnlyOptions {
+  /** The journal's directory; it must exist (it is never created). */
+  readonly directory: string
+  /** How often `follow` looks for records the writer added, in milliseconds (default 100). */
+  readonly pollMs?: number | undefined
+}
+
+/**
+ * Opens the journal in `options.directory` read-only, beside its writer (another process, or
+ * none): takes no lock and never writes — no recovery, no cleanup, no directory creation. Reads
+ * take in what the writer has written since the last one (only the new bytes and segments); an
+ * append is seen once all of its records are in the file, a partial one at the tail is not written
+ * yet (with durability `"always"` an append may be seen shortly before its flush returns to the
+ * writer). Damage in the middle of a segment or in a sealed one fails reads with a `JournalError`
+ * naming file and offset. `append`, `truncateBefore`, `setCheckpoint` and `restore` fail with a
+ * `JournalError`; `follow` polls every `pollMs` and ends when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReadOnly = (options: FileJournalReadOnlyOptions): Effect.Effect<Journal, JournalError, Scope.Scope> =>
+  openReadOnly(options, nodeFileIo)
+
+/**
+ * The read-only file Journal as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerReadOnly = (options: FileJournalReadOnlyOptions): Layer.Layer<Journal, JournalError> =>
+  Layer.effect(Journal, makeReadOnly(options))

@@ -12,6 +12,9 @@
  * file it listed gone (a concurrent put's retention removed it for a newer one) lists the directory
  * again, so it never misses the snapshot that replaced it.
  *
+ * `makeReadOnly` opens an existing directory beside its writer (the CLI, another process) and
+ * changes nothing: no directory created, no temp file removed; `put` and `delete` fail.
+ *
  * @since 0.1.0
  */
 import { Config, type Effect, Layer } from "effect"
@@ -70,3 +73,23 @@ export const config: Config.Config<FileSnapshotStoreOptions> = Config.all({
  */
 export const layerConfig = (overrides?: Partial<FileSnapshotStoreOptions>): Layer.Layer<SnapshotStore, SnapshotStoreError | Config.ConfigError> =>
   layerFromConfig(config, layer, overrides)
+
+/**
+ * Opens the file SnapshotStore in the existing `options.directory` read-only: reads see what the
+ * directory holds at each call; `put` and `delete` fail with a `SnapshotStoreError`, and nothing on
+ * disk is changed (a missing directory fails with a `SnapshotStoreError` naming it).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReadOnly = (options: Pick<FileSnapshotStoreOptions, "directory">): Effect.Effect<SnapshotStore, SnapshotStoreError> =>
+  open(options, nodeSnapshotReads, true)
+
+/**
+ * The read-only file SnapshotStore as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerReadOnly = (options: Pick<FileSnapshotStoreOptions, "directory">): Layer.Layer<SnapshotStore, SnapshotStoreError> =>
+  Layer.effect(SnapshotStore, makeReadOnly(options))

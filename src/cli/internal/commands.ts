@@ -64,7 +64,7 @@ const archiveLayer = (store: string, archive: Option.Option<string>): Layer.Laye
   const url = Option.getOrUndefined(archive) ?? Stores.defaultArchiveUrl(store)
   return url === undefined
     ? Layer.effect(ArchiveService, Effect.fail(usage(`The store ${store} has no archive of its own: name one with --archive (or ANNALS_ARCHIVE)`)))
-    : Stores.layerArchiveUrl(url)
+    : Stores.layerArchiveUrl(url, { readOnly: true })
 }
 
 const failed = (error: { readonly message: string }) => new CommandFailed({ message: error.message, exitCode: ExitCode.failed })
@@ -186,7 +186,7 @@ const verifyCommand = Command.make("verify", {
     const archived = noArchive || archiveUrl === undefined ? undefined : yield* verifyArchive(
       yield* progressFor(quiet, "verify archive", "segments")
     ).pipe(
-      Effect.provide(Stores.layerArchiveUrl(archiveUrl)),
+      Effect.provide(Stores.layerArchiveUrl(archiveUrl, { readOnly: true })),
       Effect.catch((error): Effect.Effect<ArchiveCheck> =>
         Effect.succeed({ segments: 0, archivedThrough: 0, problems: [{ where: "archive", problem: error.message }] }))
     )

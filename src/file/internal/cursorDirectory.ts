@@ -16,30 +16,37 @@ import { makeDirectoryDurably } from "../../internal/durableFs.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message } from "./errors.ts"
 import { nodeFileIo } from "./fileIo.ts"
-import { attempt, fsyncDirectory, removeQuietly, writeFileDurably } from "./fs.ts"
+import { attempt, fsyncDirectory, isNotFound, removeQuietly, writeFileDurably } from "./fs.ts"
 import { cursorFileName, decodeCursorFile, encodeCursorFile, isCursorFileName } from "./cursorFormat.ts"
 
 const TEMP_SUFFIX = ".tmp"
 
+/** The entry in the file `file` of `directory` (`undefined` if it is gone); throws an Error naming a file that cannot be read or is damaged. */
+const readEntryFile = async (directory: string, file: string): Promise<{ readonly name: string; readonly entry: CursorEntry } | undefined> => {
+  const path = NodePath.join(directory, file)
+  let bytes: Uint8Array
+  try {
+    bytes = new Uint8Array(await fs.readFile(path))
+  } catch (cause) {
+    if (isNotFound(cause)) return undefined
+    throw new Error(`could not read ${path}: ${message(cause)}`)
+  }
+  const decoded = decodeCursorFile(file, bytes)
+  if ("problem" in decoded) throw new Error(`${path} is damaged: ${decoded.problem}; nothing was changed (restore or remove the file)`)
+  return decoded
+}
+
 /**
- * Removes the temporary files a crash left (the lock is ours: no live writer uses them) and reads
- * every entry file; throws an Error naming the file that cannot be read or is damaged.
+ * Reads every entry file, and with `clean` first removes the temporary files a crash left (the lock
+ * is ours: no live writer uses them); throws an Error naming the file that cannot be read or is damaged.
  */
-const load = async (directory: string): Promise<Map<string, CursorEntry>> => {
+const load = async (directory: string, clean: boolean): Promise<Map<string, CursorEntry>> => {
   const cache = new Map<string, CursorEntry>()
   for (const file of await fs.readdir(directory)) {
-    const path = NodePath.join(directory, file)
-    if (file.endsWith(TEMP_SUFFIX)) await removeQuietly(path)
+    if (clean && file.endsWith(TEMP_SUFFIX)) await removeQuietly(NodePath.join(directory, file))
     if (!isCursorFileName(file)) continue
-    let bytes: Uint8Array
-    try {
-      bytes = new Uint8Array(await fs.readFile(path))
-    } catch (cause) {
-      throw new Error(`could not read ${path}: ${message(cause)}`)
-    }
-    const decoded = decodeCursorFile(file, bytes)
-    if ("problem" in decoded) throw new Error(`${path} is damaged: ${decoded.problem}; nothing was changed (restore or remove the file)`)
-    cache.set(decoded.name, decoded.entry)
+    const decoded = await readEntryFile(directory, file)
+    if (decoded !== undefined) cache.set(decoded.name, decoded.entry)
   }
   return cache
 }
@@ -57,7 +64,7 @@ export const openCursorDirectory = (directory: string): Effect.Effect<EntryStore
       Effect.try({ try: () => lockDirectory(nodeFileIo, directory), catch: openFailure }),
       (release) => Effect.sync(release)
     )
-    const cache = yield* Effect.tryPromise({ try: () => load(directory), catch: openFailure })
+    const cache = yield* Effect.tryPromise({ try: () => load(directory, true), catch: openFailure })
     const locks = yield* RcMap.make({ lookup: (_name: string) => Semaphore.make(1) })
 
     /** Durably replaces (or, for `null`, removes) the file of `name`. */
@@ -102,3 +109,22 @@ export const openCursorDirectory = (directory: string): Effect.Effect<EntryStore
       entries: Effect.sync(() => Array.from(cache))
     } satisfies EntryStore
   })
+
+/**
+ * Opens the existing cursor directory `directory` (an absolute path) read-only, beside the process
+ * that holds it: no lock taken, nothing cleaned up or written. Every read reads the files as they
+ * are then; every update fails. @internal
+ */
+export const openCursorDirectoryReadOnly = (directory: string): Effect.Effect<EntryStore, CursorStoreError> => {
+  const failure = (method: string) => (cause: unknown) =>
+    new CursorStoreError({ method, message: `CursorStore.${method}: cannot read the cursor store in ${directory}: ${message(cause)}`, cause })
+  return Effect.as(
+    Effect.tryPromise({ try: () => fs.readdir(directory), catch: failure("open") }),
+    {
+      read: (name) => Effect.tryPromise({ try: async () => (await readEntryFile(directory, cursorFileName(name)))?.entry, catch: failure("get") }),
+      update: (method) =>
+        Effect.fail(new CursorStoreError({ method, message: `CursorStore.${method}: the cursor store in ${directory} is open read-only` })),
+      entries: Effect.tryPromise({ try: async () => Array.from(await load(directory, false)), catch: failure("list") })
+    } satisfies EntryStore
+  )
+}

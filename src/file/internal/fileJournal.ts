@@ -4,13 +4,12 @@
  * `annals/file`'s `FileJournal` runs it on `node:fs`; the crash tests run it on a simulated file system.
  * @internal
  */
-import { Clock, Effect, Scope, Stream } from "effect"
+import { Clock, Effect, type Scope } from "effect"
 import * as path from "node:path"
 import type { FileJournalOptions } from "../FileJournal.ts"
-import { type AppendResult, Journal, JournalError, type JournalRecord, JournalTruncated, type StreamRef, VersionConflict } from "../../Journal.ts"
-import { follow as followLog, FOLLOW_PAGE_RECORDS } from "../../internal/follow.ts"
-import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "../../internal/journalChecks.ts"
-import { formatStream, integerProblem, streamProblem } from "../../internal/validate.ts"
+import { type AppendResult, Journal, JournalError, VersionConflict } from "../../Journal.ts"
+import { appendedRecords, appendProblem, assignProblem, nextSeq, restoreBatch } from "../../internal/journalChecks.ts"
+import { formatStream, integerProblem } from "../../internal/validate.ts"
 import { CheckpointFile } from "./checkpointFile.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message, Unrecoverable } from "./errors.ts"
@@ -19,6 +18,7 @@ import { Reader } from "./reader.ts"
 import { RecordIndex } from "./recordIndex.ts"
 import { recover } from "./recovery.ts"
 import { SegmentSet } from "./segments.ts"
+import { invalid, readOperations, seqArgument } from "./journalReads.ts"
 import { FrameCodec } from "./segmentFormat.ts"
 import { Writer } from "./writer.ts"
 
@@ -113,19 +113,6 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
 
 /** The Journal service over the parts of an open journal. */
 const service = ({ index, state, writer, reader }: Parts): Journal => {
-  const invalid = (method: string, text: string, stream?: StreamRef) =>
-    Effect.fail(
-      new JournalError({
-        method,
-        message: text,
-        ...(stream !== undefined && streamProblem(stream) === undefined ? { stream: { namespace: stream.namespace, id: stream.id } } : {})
-      })
-    )
-  const seqArgument = (method: string, what: string, value: number) => {
-    const problem = integerProblem(what, value, 0)
-    return problem === undefined ? undefined : invalid(method, `Journal.${method}: ${problem}`)
-  }
-
   const append: Journal["append"] = (stream, expectedVersion, events) => {
     const problem = appendProblem(stream, expectedVersion, events)
     if (problem !== undefined) return invalid("append", `Cannot append to stream ${formatStream(stream)}: ${problem}`, stream)
@@ -158,50 +145,6 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
     })
   }
 
-  const read: Journal["read"] = (stream, options) => {
-    const problem = readProblem(stream, options)
-    if (problem !== undefined) {
-      return Stream.fromEffect(invalid("read", `Cannot read stream ${formatStream(stream)}: ${problem}`, stream))
-    }
-    return reader.readStream(stream, options?.from ?? 1, options?.to ?? Number.MAX_SAFE_INTEGER, options?.max ?? Number.MAX_SAFE_INTEGER)
-  }
-
-  const replayFrom: Journal["replayFrom"] = (fromSeq) => {
-    const bad = seqArgument("replayFrom", "fromSeq", fromSeq)
-    return bad !== undefined ? Stream.fromEffect(bad) : reader.replay("replayFrom", fromSeq)
-  }
-
-  const replayUntil: Journal["replayUntil"] = (fromSeq, untilMs) => {
-    const bad = seqArgument("replayUntil", "fromSeq", fromSeq) ??
-      (Number.isFinite(untilMs) ? undefined : invalid("replayUntil", `Journal.replayUntil: untilMs must be finite, got ${untilMs}`))
-    // Timestamps never decrease in seq order for appends, but restored history keeps its own.
-    return bad !== undefined
-      ? Stream.fromEffect(bad)
-      : Stream.filter(reader.replay("replayUntil", fromSeq), (r) => r.timestamp <= untilMs)
-  }
-
-  const follow: Journal["follow"] = (fromSeq) => {
-    const bad = seqArgument("follow", "fromSeq", fromSeq)
-    if (bad !== undefined) return Stream.fromEffect(bad)
-    return followLog(fromSeq, {
-      // Checked and read in one synchronous step: a truncation cannot slip in between.
-      page: (seq) =>
-        Effect.suspend((): Effect.Effect<ReadonlyArray<JournalRecord>, JournalError | JournalTruncated> => {
-          if (writer.closed) return Effect.fail(writer.writeRefusal("follow")!)
-          if (Math.max(seq, 1) < writer.removedBefore) {
-            return Effect.fail(new JournalTruncated({ method: "follow", fromSeq: seq, truncatedBefore: state.truncatedBefore }))
-          }
-          try {
-            return Effect.succeed(reader.page(seq, FOLLOW_PAGE_RECORDS))
-          } catch (cause) {
-            return Effect.fail(reader.readError("follow", cause))
-          }
-        }),
-      ready: (seq) => writer.visibleSeq >= seq || writer.closed,
-      settled: writer.settled
-    })
-  }
-
   const truncateBefore: Journal["truncateBefore"] = (seq) =>
     seqArgument("truncateBefore", "seq", seq) ?? writer.whenIdle(() => {
       const refusal = writer.writeRefusal("truncateBefore")
@@ -227,13 +170,6 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
       }
     })
 
-  const version: Journal["version"] = (stream) => {
-    const problem = streamProblem(stream)
-    return problem !== undefined
-      ? invalid("version", `Cannot read the version of stream ${formatStream(stream)}: ${problem}`, stream)
-      : Effect.sync(() => reader.visibleVersion(stream))
-  }
-
   const restore: Journal["restore"] = (records) =>
     Effect.suspend(() => {
       const refusal = writer.writeRefusal("restore")
@@ -255,17 +191,18 @@ const service = ({ index, state, writer, reader }: Parts): Journal => {
     })
 
   return Journal.of({
+    ...readOperations({
+      reader,
+      state,
+      visibleSeq: () => writer.visibleSeq,
+      removedBefore: () => writer.removedBefore,
+      closed: (method) => (writer.closed ? writer.writeRefusal(method) : undefined),
+      settled: writer.settled,
+      ready: (seq) => writer.visibleSeq >= seq || writer.closed
+    }),
     append,
-    read,
-    replayFrom,
-    replayUntil,
-    follow,
     truncateBefore,
-    checkpoint: Effect.sync(() => state.checkpoint),
     setCheckpoint,
-    // The highest settled seq: a single writer makes records visible in seq order.
-    lastSeq: Effect.sync(() => writer.visibleSeq),
-    version,
     restore
   })
 }

@@ -27,15 +27,33 @@ export class Reader {
   private readonly index: RecordIndex
   private readonly codec: FrameCodec
   private readonly visibleSeq: () => number
+  private readonly catchUp: <A>(read: () => A) => A
   /** Where reads of up to a page put the bytes they decode (records are copied out). */
   private readonly readBuffer = new Uint8Array(PAGE_BYTES)
   private readonly readView = view(this.readBuffer)
 
-  constructor(segments: SegmentSet, index: RecordIndex, codec: FrameCodec, visibleSeq: () => number) {
+  /**
+   * `catchUp` runs each read (a page, a position): at once in the writer's own journal; a read-only
+   * journal first takes in what the writer added since (and runs the read again should a
+   * truncation remove a segment under it).
+   */
+  constructor(
+    segments: SegmentSet,
+    index: RecordIndex,
+    codec: FrameCodec,
+    visibleSeq: () => number,
+    catchUp: <A>(read: () => A) => A = (read) => read()
+  ) {
     this.segments = segments
     this.index = index
     this.codec = codec
     this.visibleSeq = visibleSeq
+    this.catchUp = catchUp
+  }
+
+  /** Runs `read` on the journal as it is on disk now (see the constructor); throws what `read` or catching up throws. */
+  current<A>(read: () => A): A {
+    return this.catchUp(read)
   }
 
   /**
@@ -57,7 +75,7 @@ export class Reader {
   readStream(stream: StreamRef, from: number, to: number, max: number): Stream.Stream<JournalRecord, JournalError> {
     return Stream.paginate({ version: from, left: max }, (state) =>
       Effect.try({
-        try: () => {
+        try: () => this.current(() => {
           const index = this.index
           const s = index.stream(stream.namespace, stream.id)
           if (s < 0 || state.left <= 0) return [[], Option.none()] as const
@@ -78,7 +96,7 @@ export class Reader {
             records,
             done || last === undefined ? Option.none() : Option.some({ version: last.version + 1, left: state.left - records.length })
           ] as const
-        },
+        }),
         catch: (cause) => this.readError("read", cause, stream)
       }))
   }
@@ -88,7 +106,7 @@ export class Reader {
     return Stream.paginate(fromSeq, (seq) =>
       Effect.try({
         try: () => {
-          const records = this.page(seq, PAGE_RECORDS)
+          const records = this.current(() => this.page(seq, PAGE_RECORDS))
           const last = records[records.length - 1]
           return [records, last === undefined ? Option.none() : Option.some(last.seq + 1)] as const
         },
@@ -170,11 +188,14 @@ export class Reader {
 
   /** A read failure of `method` as a `JournalError` naming the directory (and the stream). */
   readError(method: string, cause: unknown, stream?: StreamRef): JournalError {
+    const what = stream !== undefined
+      ? `read stream ${formatStream(stream)}`
+      : method === "lastSeq" || method === "checkpoint"
+      ? `read the ${method}`
+      : "replay"
     return new JournalError({
       method,
-      message: `Could not ${stream !== undefined ? `read stream ${formatStream(stream)}` : "replay"} from ${this.segments.directory}: ${
-        message(cause)
-      }`,
+      message: `Could not ${what} from ${this.segments.directory}: ${message(cause)}`,
       cause,
       ...(stream !== undefined ? { stream: { namespace: stream.namespace, id: stream.id } } : {})
     })

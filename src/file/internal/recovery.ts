@@ -5,26 +5,13 @@
  * `Unrecoverable` naming file and offset, with nothing changed on disk.
  * @internal
  */
-import { Unrecoverable } from "./errors.ts"
-import { fsyncDirectorySync, readFully, unlinkIfPresent } from "./fileIo.ts"
+import { fsyncDirectorySync, unlinkIfPresent } from "./fileIo.ts"
 import type { CheckpointFile } from "./checkpointFile.ts"
 import type { RecordIndex } from "./recordIndex.ts"
 import type { SegmentSet } from "./segments.ts"
-import {
-  FRAME_OVERHEAD,
-  type FrameCodec,
-  type FrameHead,
-  HEADER_BYTES,
-  headerProblem,
-  makeFrameHead,
-  parseSegmentName,
-  segmentName,
-  view
-} from "./segmentFormat.ts"
+import { type FrameCodec, HEADER_BYTES, parseSegmentName, segmentName } from "./segmentFormat.ts"
+import { checkHeader, type ScanEnd, SegmentScanner } from "./segmentScan.ts"
 import { StreamsLog } from "./streamsLog.ts"
-
-/** Bytes recovery reads at a time. */
-const SCAN_CHUNK_BYTES = 4 << 20
 
 /** What recovery found: the highest seq and timestamp, the streams file, and what it repaired (to be logged). @internal */
 export interface Recovered {
@@ -32,40 +19,6 @@ export interface Recovered {
   readonly lastTimestamp: number
   readonly streamsLog: StreamsLog
   readonly warnings: ReadonlyArray<string>
-}
-
-/** The records of the append a recovery scan is inside, kept until its last record is read. */
-class RecoveredAppend {
-  /** Seqs of the append's first and last record. */
-  first = 0
-  last = 0
-  length = 0
-  readonly namespaces: Array<string> = []
-  readonly ids: Array<string> = []
-  readonly seqs: Array<number> = []
-  readonly versions: Array<number> = []
-  readonly timestamps: Array<number> = []
-  readonly offsets: Array<number> = []
-  readonly sizes: Array<number> = []
-
-  add(frame: FrameHead, offset: number): void {
-    const i = this.length++
-    if (i === 0) {
-      this.first = frame.first
-      this.last = frame.last
-    }
-    this.namespaces[i] = frame.namespace
-    this.ids[i] = frame.id
-    this.seqs[i] = frame.seq
-    this.versions[i] = frame.version
-    this.timestamps[i] = frame.timestamp
-    this.offsets[i] = offset
-    this.sizes[i] = frame.size
-  }
-
-  clear(): void {
-    this.length = 0
-  }
 }
 
 /**
@@ -78,28 +31,21 @@ export const recover = (segments: SegmentSet, checkpoint: CheckpointFile, index:
   return { lastSeq: recovery.lastSeq, lastTimestamp: recovery.lastTimestamp, streamsLog, warnings: recovery.warnings }
 }
 
-/** One recovery: the scan's reusable buffers and what it has found so far. */
+/** One recovery: its scanner, what it has found and what it repaired. */
 class Recovery {
   lastSeq = 0
   lastTimestamp = 0
   readonly warnings: Array<string> = []
-  private chunk = new Uint8Array(0)
-  private readonly head = makeFrameHead()
-  private readonly group = new RecoveredAppend()
-  /** The stream of the record indexed last (-1 before the first), and its name. */
-  private stream = -1
-  private namespace = ""
-  private id = ""
+  private readonly scanner: SegmentScanner
   private readonly segments: SegmentSet
   private readonly checkpoint: CheckpointFile
   private readonly index: RecordIndex
-  private readonly codec: FrameCodec
 
   constructor(segments: SegmentSet, checkpoint: CheckpointFile, index: RecordIndex, codec: FrameCodec) {
     this.segments = segments
     this.checkpoint = checkpoint
     this.index = index
-    this.codec = codec
+    this.scanner = new SegmentScanner(segments, checkpoint, index, codec)
   }
 
   run(): StreamsLog {
@@ -151,8 +97,8 @@ class Recovery {
     }
     // The segments' names too, should an "os" writer have created them (scanSegment flushed their data).
     if (this.segments.durability !== "os" && firstSeqs.length > 0) fsyncDirectorySync(io, directory)
-    this.lastSeq = Math.max(this.lastSeq, streamsLog.lastSeq)
-    this.lastTimestamp = Math.max(this.lastTimestamp, streamsLog.lastTimestamp)
+    this.lastSeq = Math.max(this.scanner.lastSeq, streamsLog.lastSeq)
+    this.lastTimestamp = Math.max(this.scanner.lastTimestamp, streamsLog.lastTimestamp)
 
     // Segments wholly below the truncation point: a crash came between the checkpoint and the deletion
     // (the streams file already holds their streams' versions).
@@ -180,123 +126,20 @@ class Recovery {
     const file = this.segments.file(segmentName(firstSeq))
     const fd = io.openSync(file, sealed ? "r" : "r+")
     try {
-      const size = io.fstatSync(fd).size
-      // Read in chunks, so that opening a large journal needs little memory beyond the index.
-      let chunk = this.chunk
-      if (chunk.length < Math.min(size, SCAN_CHUNK_BYTES)) chunk = this.chunk = new Uint8Array(Math.min(size, SCAN_CHUNK_BYTES))
-      let chunkStart = 0
-      let chunkLength = readFully(io, fd, chunk, Math.min(size, chunk.length), 0)
-      const problem = headerProblem(chunk.subarray(0, Math.min(chunkLength, HEADER_BYTES)), firstSeq)
-      if (problem !== undefined) throw new Unrecoverable(`${file} is not a segment: ${problem}`)
-      const segment = this.segments.add(firstSeq)
-
-      const frame = this.head
-      const group = this.group
-      group.clear()
-      let position = HEADER_BYTES
-      let seq = previousSeq
-      let committed = previousSeq
-      let dv = view(chunk)
-      while (position < size) {
-        // Load the next chunk when the frame at `position` does not lie wholly in this one.
-        const at = position - chunkStart
-        const needed = at + FRAME_OVERHEAD <= chunkLength ? FRAME_OVERHEAD + dv.getUint32(at, true) : FRAME_OVERHEAD
-        if (at + needed > chunkLength && chunkStart + chunkLength < size) {
-          const length = Math.min(size - position, Math.max(SCAN_CHUNK_BYTES, needed))
-          if (length > chunk.length) {
-            chunk = this.chunk = new Uint8Array(length)
-            dv = view(chunk)
-          }
-          chunkStart = position
-          chunkLength = readFully(io, fd, chunk, length, position)
-          continue
-        }
-        if (!this.codec.readFrameHead(chunk, dv, at, chunkLength, frame)) break
-        const fits = frame.seq > seq && frame.seq >= firstSeq && (nextFirstSeq === undefined || frame.seq < nextFirstSeq) &&
-          (group.length === 0 ? frame.first === frame.seq : frame.first === group.first && frame.last === group.last)
-        if (!fits) break
-        group.add(frame, position)
-        seq = frame.seq
-        position += frame.size
-        if (frame.seq === frame.last) {
-          for (let i = 0; i < group.length; i++) this.indexRecovered(i, segment.number)
-          committed = seq
-          group.clear()
-        }
-      }
-      if (position === size && group.length === 0) {
+      checkHeader(this.segments, fd, file, firstSeq)
+      const scanned = this.scanner.scan(fd, this.segments.add(firstSeq), HEADER_BYTES, previousSeq, nextFirstSeq, sealed)
+      if (scanned.end === scanned.size) {
         // What a killed process wrote may still be only in the page cache: on the device before it counts as durable.
         if (this.segments.durability !== "os") io.fsyncSync(fd)
-        return seq
+        return scanned.committed
       }
-
-      const cut = group.length > 0 ? group.offsets[0]! : position
-      if (sealed) {
-        throw new Unrecoverable(
-          position < size
-            ? `bad record at byte offset ${position} of ${file} (a sealed segment)`
-            : `the append starting at byte offset ${cut} of ${file} (a sealed segment) is incomplete`
-        )
-      }
-      if (position < size) {
-        const tail = new Uint8Array(size - position)
-        readFully(io, fd, tail, tail.length, position)
-        const valid = this.validAfter(tail, group.length > 0 ? group.first : undefined, committed, frame)
-        if (valid !== undefined) {
-          throw new Unrecoverable(
-            `bad record at byte offset ${position} of ${file}, followed by intact records (the first at byte offset ${position + valid}); ` +
-              "this is damage, not a torn write, and nothing was changed"
-          )
-        }
-      }
-      io.ftruncateSync(fd, cut)
+      io.ftruncateSync(fd, scanned.end)
       io.fsyncSync(fd)
-      this.warnings.push(tornTail(file, size, cut, position, group, committed))
-      return committed
+      this.warnings.push(tornTail(file, scanned))
+      return scanned.committed
     } finally {
       io.closeSync(fd)
     }
-  }
-
-  /**
-   * After a bad frame at the start of `tail` (the rest of the last segment): the offset in `tail` of the
-   * first intact frame that is not part of the torn append in progress (`groupFirst`, or one starting
-   * after seq `committed`), or `undefined` when everything after the bad frame belongs to that one append.
-   */
-  private validAfter(tail: Uint8Array, groupFirst: number | undefined, committed: number, frame: FrameHead): number | undefined {
-    let first = groupFirst
-    let position = 1
-    const dv = view(tail)
-    while (position < tail.length) {
-      if (!this.codec.readFrameHead(tail, dv, position, tail.length, frame)) {
-        position++
-        continue
-      }
-      if (first === undefined && frame.first > committed && frame.first < frame.seq) first = frame.first
-      if (frame.first !== first) return position
-      position += frame.size
-    }
-    return undefined
-  }
-
-  /** Indexes record `i` of the recovered append. */
-  private indexRecovered(i: number, segment: number): void {
-    const group = this.group
-    const namespace = group.namespaces[i]!
-    const id = group.ids[i]!
-    const seq = group.seqs[i]!
-    const version = group.versions[i]!
-    this.lastSeq = seq
-    this.lastTimestamp = Math.max(this.lastTimestamp, group.timestamps[i]!)
-    // Appends of one stream mostly come in runs: skip the key lookup while the stream stays the same.
-    if (this.stream < 0 || this.namespace !== namespace || this.id !== id) {
-      this.stream = this.index.streamOrCreate(namespace, id)
-      this.namespace = namespace
-      this.id = id
-    }
-    // Truncated but still on disk (its segment also holds later records): only its version counts.
-    if (seq < this.checkpoint.truncatedBefore) this.index.keepTruncated(this.stream, version)
-    else this.index.add(this.stream, version, seq, segment, group.offsets[i]!, group.sizes[i]!)
   }
 }
 
@@ -305,18 +148,11 @@ class Recovery {
  * a write leaves exactly this, and such an append was never acknowledged; but the same bytes can be
  * damage to the last acknowledged append, which is then lost — the file cannot tell the two apart.
  */
-const tornTail = (
-  file: string,
-  size: number,
-  cut: number,
-  position: number,
-  group: RecoveredAppend,
-  committed: number
-): string => {
-  const found = group.length > 0
-    ? `the append of seqs ${group.first}..${group.last} is incomplete (${group.length} of its ${group.last - group.first + 1} ` +
+const tornTail = (file: string, { size, position, end, committed, pending }: ScanEnd): string => {
+  const found = pending !== undefined
+    ? `the append of seqs ${pending.first}..${pending.last} is incomplete (${pending.intact} of its ${pending.last - pending.first + 1} ` +
       `records intact, ${position < size ? `then a bad record at byte offset ${position}` : "then the end of the file"})`
     : `the record at byte offset ${position} (after seq ${committed}) is bad and no intact record follows it`
-  return `Cut ${size - cut} bytes at byte offset ${cut} of ${file}: ${found}. This is what a crash during a write ` +
+  return `Cut ${size - end} bytes at byte offset ${end} of ${file}: ${found}. This is what a crash during a write ` +
     "leaves (such an append was never acknowledged); it can also be damage to the last acknowledged append, which is then lost"
 }

@@ -119,12 +119,15 @@ export class SegmentSet {
 
   /** Deletes segments (the caller has stored what they held) and fsyncs the directory. */
   delete(numbers: ReadonlyArray<number>): void {
-    for (const number of numbers) {
-      this.io.unlinkSync(this.byNumber.get(number)!.path)
-      this.byNumber.delete(number)
-    }
-    this.order = this.order.filter((n) => this.byNumber.has(n))
+    for (const number of numbers) this.io.unlinkSync(this.byNumber.get(number)!.path)
+    this.forget(numbers)
     fsyncDirectorySync(this.io, this.directory)
+  }
+
+  /** Drops segments from the set, leaving their files alone (a read-only journal's view of another process's deletion). */
+  forget(numbers: ReadonlyArray<number>): void {
+    for (const number of numbers) this.byNumber.delete(number)
+    this.order = this.order.filter((n) => this.byNumber.has(n))
   }
 
   /** Closes the active segment's descriptor (if open). */

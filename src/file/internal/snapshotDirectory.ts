@@ -67,8 +67,15 @@ const decode = (bytes: Uint8Array): Snapshot => {
   return { namespace, id, version, seq, timestamp, schemaVersion, state: new Uint8Array(state) }
 }
 
-/** Opens the store over `options.directory` with `reads`, removing temporary files a crash left. @internal */
-export const open = (options: FileSnapshotStoreOptions, reads: SnapshotReads): Effect.Effect<SnapshotStore, SnapshotStoreError> =>
+/**
+ * Opens the store over `options.directory` with `reads`, removing temporary files a crash left; or,
+ * `readOnly`, an existing directory as it is, its puts and deletes failing. @internal
+ */
+export const open = (
+  options: FileSnapshotStoreOptions,
+  reads: SnapshotReads,
+  readOnly = false
+): Effect.Effect<SnapshotStore, SnapshotStoreError> =>
   Effect.gen(function*() {
     const keep = resolveKeep(options)
     if (typeof keep === "string") return yield* new SnapshotStoreError({ method: "make", message: keep })
@@ -142,6 +149,35 @@ export const open = (options: FileSnapshotStoreOptions, reads: SnapshotReads): E
         }
       })
 
+    const get: SnapshotStore["get"] = (namespace, id, criteria) =>
+      Effect.gen(function*() {
+        yield* failIf(streamArgsProblem("get", namespace, id, criteria), error("get"))
+        const maxVersion = criteria?.maxVersion ?? Number.MAX_SAFE_INTEGER
+        const maxTimestamp = criteria?.maxTimestamp ?? Number.MAX_SAFE_INTEGER
+        const matching = (all: ReadonlyArray<Entry>) => all.filter((e) => e.version <= maxVersion && e.timestamp <= maxTimestamp)
+        return yield* firstReadable("get", streamDir(namespace, id), matching, namespace, id)
+      })
+
+    const scan: SnapshotStore["scan"] = (namespace) =>
+      Stream.unwrap(Effect.gen(function*() {
+        yield* failIf(scanProblem(namespace), error("scan"))
+        const dir = namespaceDir(namespace)
+        const streams = yield* attempt("scan", `list ${dir}`, () => readdir(dir))
+        const latest: Array<Snapshot> = []
+        for (const stream of streams) {
+          const found = yield* firstReadable("scan", NodePath.join(dir, stream), (all) => all, namespace)
+          if (Option.isSome(found)) latest.push(found.value)
+        }
+        latest.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        return Stream.fromArray(latest)
+      }))
+
+    const refuse = (method: string) =>
+      Effect.fail(new SnapshotStoreError({ method, message: `The snapshot store in ${root} is open read-only: ${method} is refused` }))
+    if (readOnly) {
+      yield* attempt("make", `open ${root}`, () => reads.readdir(root))
+      return SnapshotStore.of({ get, put: () => refuse("put"), delete: () => refuse("delete"), scan })
+    }
     // Temporary files are only ever left by a crash between write and rename.
     yield* attempt("make", `clean up ${root}`, async () => {
       await fs.mkdir(root, { recursive: true })
@@ -154,14 +190,7 @@ export const open = (options: FileSnapshotStoreOptions, reads: SnapshotReads): E
     })
 
     return SnapshotStore.of({
-      get: (namespace, id, criteria) =>
-        Effect.gen(function*() {
-          yield* failIf(streamArgsProblem("get", namespace, id, criteria), error("get"))
-          const maxVersion = criteria?.maxVersion ?? Number.MAX_SAFE_INTEGER
-          const maxTimestamp = criteria?.maxTimestamp ?? Number.MAX_SAFE_INTEGER
-          const matching = (all: ReadonlyArray<Entry>) => all.filter((e) => e.version <= maxVersion && e.timestamp <= maxTimestamp)
-          return yield* firstReadable("get", streamDir(namespace, id), matching, namespace, id)
-        }),
+      get,
       put: (snapshot) =>
         Effect.gen(function*() {
           yield* failIf(snapshotProblem(snapshot), error("put"))
@@ -202,18 +231,6 @@ export const open = (options: FileSnapshotStoreOptions, reads: SnapshotReads): E
             })
           })
         }),
-      scan: (namespace) =>
-        Stream.unwrap(Effect.gen(function*() {
-          yield* failIf(scanProblem(namespace), error("scan"))
-          const dir = namespaceDir(namespace)
-          const streams = yield* attempt("scan", `list ${dir}`, () => readdir(dir))
-          const latest: Array<Snapshot> = []
-          for (const stream of streams) {
-            const found = yield* firstReadable("scan", NodePath.join(dir, stream), (all) => all, namespace)
-            if (Option.isSome(found)) latest.push(found.value)
-          }
-          latest.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-          return Stream.fromArray(latest)
-        }))
+      scan
     })
   })
