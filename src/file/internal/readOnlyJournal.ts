@@ -4,7 +4,7 @@
  * fail. `follow` looks for new records every `pollMs`. Takes no lock and writes nothing.
  * @internal
  */
-import { Effect, type Scope } from "effect"
+import { Effect, type Scope, Stream } from "effect"
 import * as path from "node:path"
 import type { FileJournalReadOnlyOptions } from "../FileJournal.ts"
 import { Journal, JournalError } from "../../Journal.ts"
@@ -52,7 +52,8 @@ export const openReadOnly = (options: FileJournalReadOnlyOptions, io: FileIo): E
     yield* Effect.try({ try: () => tail.catchUp(() => undefined), catch: fail })
     const reader = new Reader(segments, index, codec, () => tail.visibleSeq, (read) => tail.catchUp(read))
     // A wall-clock timer, not Effect's Clock: it polls the file system (as the writer's "interval" flush timer).
-    yield* Effect.acquireRelease(
+    // It keeps the process alive only while a follow runs: nothing else will wake that follower.
+    const timer = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const timer = setInterval(() => tail.settled.notify(), options.pollMs ?? DEFAULT_POLL_MS)
         ;(timer as { unref?: () => void }).unref?.()
@@ -66,8 +67,16 @@ export const openReadOnly = (options: FileJournalReadOnlyOptions, io: FileIo): E
     )
     const refuse = (method: string) =>
       Effect.fail(new JournalError({ method, message: `The journal in ${directory} is open read-only: ${method} is refused` }))
-    return Journal.of({
-      ...readOperations({
+    let following = 0
+    const keepingAlive = <A, E>(stream: Stream.Stream<A, E>): Stream.Stream<A, E> =>
+      Stream.unwrap(Effect.acquireRelease(
+        Effect.sync(() => {
+          if (following++ === 0) (timer as { ref?: () => void }).ref?.()
+          return stream
+        }),
+        () => Effect.sync(() => void (--following === 0 && (timer as { unref?: () => void }).unref?.()))
+      ))
+    const reads = readOperations({
         reader,
         state,
         visibleSeq: () => tail.visibleSeq,
@@ -75,7 +84,10 @@ export const openReadOnly = (options: FileJournalReadOnlyOptions, io: FileIo): E
         closed: (method) => (tail.closed ? new JournalError({ method, message: `The journal in ${directory} is closed` }) : undefined),
         settled: tail.settled,
         ready: (seq) => tail.ready(seq)
-      }),
+    })
+    return Journal.of({
+      ...reads,
+      follow: (fromSeq) => keepingAlive(reads.follow(fromSeq)),
       append: () => refuse("append"),
       truncateBefore: () => refuse("truncateBefore"),
       setCheckpoint: () => refuse("setCheckpoint"),
