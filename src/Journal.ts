@@ -14,6 +14,7 @@
 import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "./internal/journalChecks.ts"
 import { follow as followLog, FOLLOW_PAGE_RECORDS, Settled } from "./internal/follow.ts"
+import { observe } from "./internal/observedJournal.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 
@@ -469,19 +470,22 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       return Effect.void
     })
 
-  return Journal.of({
-    append,
-    read,
-    replayFrom,
-    replayUntil,
-    follow,
-    truncateBefore,
-    checkpoint: Effect.sync(() => checkpoint),
-    setCheckpoint,
-    lastSeq: Effect.sync(() => lastSeq),
-    version,
-    restore
-  })
+  return observe(
+    Journal.of({
+      append,
+      read,
+      replayFrom,
+      replayUntil,
+      follow,
+      truncateBefore,
+      checkpoint: Effect.sync(() => checkpoint),
+      setCheckpoint,
+      lastSeq: Effect.sync(() => lastSeq),
+      version,
+      restore
+    }),
+    "memory"
+  )
 })
 
 /**

@@ -37,7 +37,8 @@
  *
  * @since 0.1.0
  */
-import { type Effect, Layer, type Scope } from "effect"
+import { Effect, Layer, type Scope } from "effect"
+import { observe } from "../internal/observedJournal.ts"
 import { nodeFileIo } from "./internal/fileIo.ts"
 import { open } from "./internal/fileJournal.ts"
 import { Journal, type JournalError } from "../Journal.ts"
@@ -66,7 +67,8 @@ export interface FileJournalOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: FileJournalOptions): Effect.Effect<Journal, JournalError, Scope.Scope> => open(options, nodeFileIo)
+export const make = (options: FileJournalOptions): Effect.Effect<Journal, JournalError, Scope.Scope> =>
+  Effect.map(open(options, nodeFileIo), (journal) => observe(journal, "file"))
 
 /**
  * The file Journal as a layer.

@@ -29,6 +29,7 @@ import { Effect, Layer, Option, type Scope, Stream } from "effect"
 import * as EffectRedis from "effect/persistence/Redis"
 import { FOLLOW_PAGE_RECORDS, follow as followLog } from "../internal/follow.ts"
 import { readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { observe } from "../internal/observedJournal.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
 import type { JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated } from "../Journal.ts"
@@ -252,7 +253,7 @@ export const make = (options: RedisJournalOptions = {}): Effect.Effect<Journal, 
       )
     }
 
-    return Journal.of({
+    return observe(Journal.of({
       append,
       read,
       replayFrom,
@@ -264,7 +265,7 @@ export const make = (options: RedisJournalOptions = {}): Effect.Effect<Journal, 
       lastSeq: Effect.map(head, (position) => position.lastSeq),
       version,
       restore: makeRestore(context)
-    })
+    }), "redis")
   })
 
 /** `records` without those below the truncation point: they may wait to be trimmed, but are gone already. */
