@@ -10,7 +10,9 @@ import type { FileJournalOptions } from "../FileJournal.ts"
 import { type AppendResult, Journal, JournalError, type JournalRecord, JournalTruncated, type StreamRef, VersionConflict } from "../../Journal.ts"
 import { follow as followLog, FOLLOW_PAGE_RECORDS } from "../../internal/follow.ts"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "../../internal/journalChecks.ts"
+import { boundRecorder } from "../../internal/observe.ts"
 import { formatStream, integerProblem, streamProblem } from "../../internal/validate.ts"
+import * as Metrics from "../../Metrics.ts"
 import { CheckpointFile } from "./checkpointFile.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message, Unrecoverable } from "./errors.ts"
@@ -72,6 +74,12 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
       (release) => Effect.sync(release)
     )
     const durability = options.durability ?? "always"
+    const recordFsync = yield* boundRecorder(Metrics.fsyncDuration, { backend: "file" })
+    const recordGroupCommit = yield* boundRecorder(Metrics.groupCommitSize, { backend: "file" })
+    const observeFlush = (millis: number, appends: number) => {
+      recordFsync(millis)
+      if (appends > 0) recordGroupCommit(appends)
+    }
     const parts = yield* Effect.try({
       try: (): Parts & { readonly warnings: ReadonlyArray<string> } => {
         const segments = new SegmentSet(directory, io, durability)
@@ -81,7 +89,7 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
         const codec = new FrameCodec()
         try {
           const recovered = recover(segments, state, index, codec)
-          const writer = new Writer(segments, state, index, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, codec, recovered)
+          const writer = new Writer(segments, state, index, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, codec, recovered, observeFlush)
           const reader = new Reader(segments, index, codec, () => writer.visibleSeq)
           return { index, state, writer, reader, warnings: recovered.warnings }
         } catch (cause) {
