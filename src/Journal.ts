@@ -470,22 +470,20 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       return Effect.void
     })
 
-  return observe(
-    Journal.of({
-      append,
-      read,
-      replayFrom,
-      replayUntil,
-      follow,
-      truncateBefore,
-      checkpoint: Effect.sync(() => checkpoint),
-      setCheckpoint,
-      lastSeq: Effect.sync(() => lastSeq),
-      version,
-      restore
-    }),
-    "memory"
-  )
+  const journal = Journal.of({
+    append,
+    read,
+    replayFrom,
+    replayUntil,
+    follow,
+    truncateBefore,
+    checkpoint: Effect.sync(() => checkpoint),
+    setCheckpoint,
+    lastSeq: Effect.sync(() => lastSeq),
+    version,
+    restore
+  })
+  return observe(journal, "memory")
 })
 
 /**

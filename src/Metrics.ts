@@ -12,6 +12,9 @@
  */
 import { Metric } from "effect"
 
+/** A counter that only goes up. */
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+
 /** Millisecond boundaries for latencies from 10 µs to about 10 s. */
 const millisBoundaries = Metric.exponentialBoundaries({ start: 0.01, factor: 2, count: 21 })
 
@@ -58,10 +61,7 @@ export const fsyncDuration: Metric.Histogram<number> = Metric.histogram("annals.
  * @since 0.1.0
  * @category repository
  */
-export const recordsReplayed: Metric.Counter<number> = Metric.counter("annals.records.replayed", {
-  description: "Records folded to rebuild aggregate states",
-  incremental: true
-})
+export const recordsReplayed: Metric.Counter<number> = counter("annals.records.replayed", "Records folded to rebuild aggregate states")
 
 /**
  * `annals.repository.conflicts`: appends of `Repository.execute` that failed with a
@@ -70,10 +70,7 @@ export const recordsReplayed: Metric.Counter<number> = Metric.counter("annals.re
  * @since 0.1.0
  * @category repository
  */
-export const conflicts: Metric.Counter<number> = Metric.counter("annals.repository.conflicts", {
-  description: "VersionConflicts met by Repository.execute",
-  incremental: true
-})
+export const conflicts: Metric.Counter<number> = counter("annals.repository.conflicts", "VersionConflicts met by Repository.execute")
 
 /**
  * `annals.repository.retries`: reloads and retries of `Repository.execute` after a
@@ -82,10 +79,7 @@ export const conflicts: Metric.Counter<number> = Metric.counter("annals.reposito
  * @since 0.1.0
  * @category repository
  */
-export const retries: Metric.Counter<number> = Metric.counter("annals.repository.retries", {
-  description: "Retries of Repository.execute after a VersionConflict",
-  incremental: true
-})
+export const retries: Metric.Counter<number> = counter("annals.repository.retries", "Retries of Repository.execute after a VersionConflict")
 
 /**
  * `annals.archive.lag`: records the Archiver has not archived yet (`lastSeq − archivedThrough`, in
