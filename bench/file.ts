@@ -42,9 +42,9 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import type { Journal, JournalRecord, StreamRef } from "../src/Journal.ts"
+import type { Journal, JournalRecord } from "../src/Journal.ts"
 import { FileJournal } from "../src/file/index.ts"
-import { buildLargeJournal, eventAt, hotStream, makeTempDirs, openJournal, PAYLOAD_BYTES, streamRef } from "./fixtures.ts"
+import { appendSequential, buildLargeJournal, eventAt, hotStream, makeTempDirs, openJournal, PAYLOAD_BYTES, streamRef, timeAppends } from "./fixtures.ts"
 import { median, onBun, percentile, report, runtime } from "./report.ts"
 
 const MB = 1_000_000
@@ -68,20 +68,6 @@ const frameBytes = (group: string, dir: string, before: number, count: number) =
   report({ bench: `${group}_frame_bytes_per_single_event_append`, value: frame, unit: "bytes" })
   return new Uint8Array(frame).fill(0x5a)
 }
-
-/** `count` single-event appends to `stream`, one after another, inside one fiber. */
-const appendSequential = (journal: Journal, stream: StreamRef, from: number, count: number) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < count; i++) yield* journal.append(stream, from + i, [eventAt(from + i)])
-  })
-
-/** Seconds for `count` sequential appends, timed inside the fiber. */
-const timeAppends = (journal: Journal, stream: StreamRef, from: number, count: number) =>
-  Effect.runPromise(Effect.gen(function*() {
-    const start = performance.now()
-    yield* appendSequential(journal, stream, from, count)
-    return (performance.now() - start) / 1000
-  }))
 
 /** A plain file the raw baselines append frames to. */
 const rawFile = (dir: string, name: string) => {

@@ -54,6 +54,20 @@ export const journalWriter = (journal: Journal, id: string): JournalWriter => {
     })
 }
 
+/** `count` single-event appends to `stream`, one after another, inside one fiber. */
+export const appendSequential = (journal: Journal, stream: StreamRef, from: number, count: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < count; i++) yield* journal.append(stream, from + i, [eventAt(from + i)])
+  })
+
+/** Seconds for `count` sequential appends, timed inside the fiber. */
+export const timeAppends = (journal: Journal, stream: StreamRef, from: number, count: number) =>
+  Effect.runPromise(Effect.gen(function*() {
+    const start = performance.now()
+    yield* appendSequential(journal, stream, from, count)
+    return (performance.now() - start) / 1000
+  }))
+
 /** Each of `writers` making `count` appends of `size` events, all at once (one fiber each). */
 export const writeConcurrently = (
   writers: ReadonlyArray<JournalWriter>,

@@ -15,7 +15,8 @@
 // radosgw unless ANNALS_S3_ENDPOINT names a server) and `redis` (bench/redis.ts: groups append1,
 // concurrent8, read, replay — against the server at ANNALS_REDIS_URL, default 127.0.0.1:6379) and
 // `nats` (bench/nats.ts: groups append1, concurrent8, read, replay, follow — against the server at
-// ANNALS_NATS_URL, default nats://127.0.0.1:4222).
+// ANNALS_NATS_URL, default nats://127.0.0.1:4222) and `observability` (bench/observability.ts: groups
+// os, durable — the file journal's appends with and without the instrumentation wrapper).
 // The first argument may name the suite; the other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
@@ -28,6 +29,7 @@
 //   npm run bench -- s3 restore          # s3 suite, one group
 //   npm run bench -- redis replay       # redis suite, one group
 //   npm run bench -- nats follow        # nats suite, one group
+//   npm run bench -- observability os   # observability suite, one group
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -62,7 +64,8 @@ const suites = {
   postgres: { script: "postgres", groups: ["append1", "append100", "concurrent8", "load", "replay", "follow"] },
   s3: { script: "s3", groups: ["append", "restore", "compression"] },
   redis: { script: "redis", groups: ["append1", "concurrent8", "read", "replay"] },
-  nats: { script: "nats", groups: ["append1", "concurrent8", "read", "replay", "follow"] }
+  nats: { script: "nats", groups: ["append1", "concurrent8", "read", "replay", "follow"] },
+  observability: { script: "observability", groups: ["os", "durable"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"

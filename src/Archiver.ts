@@ -10,12 +10,14 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Data, Duration, Effect, Layer, Option, Schedule, Semaphore, Stream } from "effect"
+import { Clock, Context, Data, Duration, Effect, Layer, Metric, Option, Schedule, Semaphore, Stream } from "effect"
 import { Archive, type ArchiveError, type SegmentRef } from "./Archive.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 import { applySegments } from "./internal/archiveRestore.ts"
+import { spanOptions } from "./internal/observe.ts"
 import { integerProblem } from "./internal/validate.ts"
 import { Journal, type JournalError, type JournalRecord } from "./Journal.ts"
+import * as Metrics from "./Metrics.ts"
 
 /**
  * The fields of an `ArchiverError`.
@@ -255,13 +257,15 @@ export const restore = (
         })
       }
     }
-    return yield* applySegments(journal, archive, refs.filter((ref) => ref.endSeq > lastSeq), {
+    const restored = yield* applySegments(journal, archive, refs.filter((ref) => ref.endSeq > lastSeq), {
       keep: (r) => r.seq > lastSeq && (until === undefined || r.timestamp <= until),
       lastSeq,
       concurrency,
       stagingBytes
     })
-  })
+    yield* Effect.annotateCurrentSpan({ "annals.segments": restored.segments, "annals.records": restored.records, "annals.last_seq": restored.lastSeq })
+    return restored
+  }).pipe(Effect.withSpan("annals.Archiver.restore", spanOptions({ "annals.until": options?.until })))
 
 /**
  * Builds an Archiver (without its background fiber; see `layer`).
@@ -305,9 +309,9 @@ export const make = (
     })
 
     /** Uploads the records as the segment `archivedThrough+1..endSeq`. */
-    const uploadSegment = (records: ReadonlyArray<JournalRecord>, endSeq: number) =>
-      Effect.gen(function*() {
-        const startSeq = archivedThrough + 1
+    const uploadSegment = (records: ReadonlyArray<JournalRecord>, endSeq: number) => {
+      const startSeq = archivedThrough + 1
+      return Effect.gen(function*() {
         const ref: SegmentRef = yield* archive.put({ startSeq, endSeq, records }).pipe(
           Effect.tapError((error) =>
             Effect.sync(() => {
@@ -316,10 +320,18 @@ export const make = (
             })
           )
         )
+        yield* Effect.annotateCurrentSpan("annals.key", ref.key)
         archivedThrough = ref.endSeq
         lastSuccess = Option.some(yield* Clock.currentTimeMillis)
         lastError = Option.none()
-      })
+      }).pipe(Effect.withSpan("annals.Archiver.upload", spanOptions({ "annals.start_seq": startSeq, "annals.end_seq": endSeq, "annals.records": records.length })))
+    }
+
+    /** Seqs not archived yet, also set as `Metrics.archiveLag`. */
+    const lag = Effect.flatMap(journal.lastSeq, (lastSeq) => {
+      const pending = Math.max(0, lastSeq - archivedThrough)
+      return Effect.as(Metric.update(Metrics.archiveLag, pending), pending)
+    })
 
     /** The next up to `segmentSize` records after `archivedThrough`, with seq < `beforeSeq`. */
     const nextRecords = (beforeSeq: number) =>
@@ -342,6 +354,7 @@ export const make = (
           if (records.length === 0) break
           yield* uploadSegment(records, records[records.length - 1]!.seq)
         }
+        yield* lag
         return archivedThrough
       }))
 
@@ -356,18 +369,14 @@ export const make = (
     }))
     const uploadFullSegments: Archiver["uploadFullSegments"] = Effect.gen(function*() {
       for (let uploaded = true; uploaded;) uploaded = yield* uploadNextFullSegment
+      yield* lag
       return archivedThrough
     })
 
     return Archiver.of({
       flush,
       uploadFullSegments,
-      status: Effect.map(journal.lastSeq, (lastSeq) => ({
-        archivedThrough,
-        pendingSeqs: Math.max(0, lastSeq - archivedThrough),
-        lastSuccess,
-        lastError
-      }))
+      status: Effect.map(lag, (pendingSeqs) => ({ archivedThrough, pendingSeqs, lastSuccess, lastError }))
     })
   })
 

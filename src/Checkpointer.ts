@@ -26,6 +26,7 @@ import type * as Aggregate from "./Aggregate.ts"
 import type { ArchiveError } from "./Archive.ts"
 import { Archiver } from "./Archiver.ts"
 import { CursorStore, type CursorStoreError } from "./CursorStore.ts"
+import { spanOptions } from "./internal/observe.ts"
 import { Journal, type JournalError } from "./Journal.ts"
 import * as Repository from "./Repository.ts"
 import { SnapshotStore } from "./SnapshotStore.ts"
@@ -255,8 +256,16 @@ export const make = <H extends History, C extends boolean = false>(
           } has applied up to seq ${subscription.cursor}${subscription.heldBack ? "" : " and reads the rest from the Archive"}`
         )
       }
-      return { from, checkpoint: Math.max(from, watermark), streams, snapshots, archivedThrough, heldBack: report, lagging }
-    })
+      const checkpoint = Math.max(from, watermark)
+      yield* Effect.annotateCurrentSpan({
+        "annals.checkpoint.from": from,
+        "annals.watermark": checkpoint,
+        "annals.streams": streams,
+        "annals.snapshots": snapshots,
+        ...(history === "keep" ? {} : { "annals.truncated_before": checkpoint })
+      })
+      return { from, checkpoint, streams, snapshots, archivedThrough, heldBack: report, lagging }
+    }).pipe(Effect.withSpan("annals.Checkpointer.run", spanOptions({ "annals.history": history })))
 
     return Checkpointer.of({ run })
   }) as Effect.Effect<Checkpointer, never, Requirements<H, C>>

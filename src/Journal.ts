@@ -14,6 +14,7 @@
 import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "./internal/journalChecks.ts"
 import { follow as followLog, FOLLOW_PAGE_RECORDS, Settled } from "./internal/follow.ts"
+import { observe } from "./internal/observedJournal.ts"
 import { formatStream, integerProblem, lowerBound, streamKey, streamProblem } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 
@@ -469,7 +470,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
       return Effect.void
     })
 
-  return Journal.of({
+  const journal = Journal.of({
     append,
     read,
     replayFrom,
@@ -482,6 +483,7 @@ export const makeMemory: Effect.Effect<Journal> = Effect.sync(() => {
     version,
     restore
   })
+  return observe(journal, "memory")
 })
 
 /**

@@ -18,15 +18,17 @@
  *
  * @since 0.1.0
  */
-import { Clock, Data, Effect, Option, Result, Stream } from "effect"
+import { Clock, Data, Effect, Metric, Option, Result, Stream } from "effect"
 import { SecureRandom } from "effect/crypto"
 import type * as Aggregate from "./Aggregate.ts"
 import { Archive, type ArchiveError } from "./Archive.ts"
 import * as Codec from "./Codec.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
+import { spanOptions, streamAttributes } from "./internal/observe.ts"
 import { type Folded, Lru, makeRehydrator } from "./internal/rehydrate.ts"
 import { integerProblem, unpairedSurrogate } from "./internal/validate.ts"
 import { Journal, type JournalError, type StreamRef, type VersionConflict } from "./Journal.ts"
+import * as Metrics from "./Metrics.ts"
 import { SnapshotStore, type SnapshotStoreError } from "./SnapshotStore.ts"
 
 /**
@@ -245,6 +247,7 @@ export const make = <E extends { readonly _tag: string }, S>(
     const cache = new Lru<Folded<S>>(cacheSize)
     const { rebuild } = makeRehydrator({
       aggregate,
+      replayed: Metric.withAttributes(Metrics.recordsReplayed, { namespace: aggregate.namespace }),
       journal,
       snapshots,
       archive,
@@ -252,6 +255,14 @@ export const make = <E extends { readonly _tag: string }, S>(
       truncated: (stream, fromVersion, toVersion, detail) => new HistoryTruncated({ stream, fromVersion, toVersion, detail })
     })
     const streamOf = (id: string): StreamRef => ({ namespace: aggregate.namespace, id })
+    const tagged = { namespace: aggregate.namespace }
+    const conflicts = Metric.withAttributes(Metrics.conflicts, tagged)
+    const retries = Metric.withAttributes(Metrics.retries, tagged)
+    /** The span of a public operation on stream `id`; `annals.version` is set from its result. */
+    const traced = (method: string, id: string) => <A extends { readonly version: number }, Err, R>(effect: Effect.Effect<A, Err, R>) =>
+      Effect.tap(effect, (result) => Effect.annotateCurrentSpan("annals.version", result.version)).pipe(
+        Effect.withSpan(`annals.Repository.${method}`, spanOptions(streamAttributes(streamOf(id))))
+      )
     // Fresh command ids: a random prefix per Repository and a counter, unique without a random draw per command.
     const commandIdPrefix = SecureRandom.uuidV4Unsafe()
     let commandCount = 0
@@ -303,7 +314,7 @@ export const make = <E extends { readonly _tag: string }, S>(
       })
 
     const execute: Repository<E, S>["execute"] = (id, command, executeOptions) =>
-      Effect.gen(function*() {
+      traced("execute", id)(Effect.gen(function*() {
         const stream = streamOf(id)
         const supplied = executeOptions?.commandId
         if (supplied !== undefined) {
@@ -328,12 +339,17 @@ export const make = <E extends { readonly _tag: string }, S>(
             cache.delete(id)
             const failure = appended.failure
             if (failure._tag !== "VersionConflict") return yield* failure
+            yield* Metric.update(conflicts, 1)
             // The conflicting append may still be in flight: wait until it is visible, then see
             // whether it is this command's own (an append that committed although it failed).
             yield* awaitVisible(stream, failure.actual)
             const done = yield* findCommand(stream, metadata[CommandIdKey], base.version + 1)
             if (Option.isSome(done)) return done.value
-            if (attempt < maxRetries) continue
+            if (attempt < maxRetries) {
+              yield* Metric.update(retries, 1)
+              yield* Effect.annotateCurrentSpan("annals.retries", attempt + 1)
+              continue
+            }
             return yield* failure
           }
           let state = base.state
@@ -355,7 +371,7 @@ export const make = <E extends { readonly _tag: string }, S>(
           cache.set(id, folded)
           return { state, version: folded.version, events }
         }
-      })
+      }))
 
     const snapshot: Repository<E, S>["snapshot"] = (id) =>
       Effect.gen(function*() {
@@ -379,13 +395,13 @@ export const make = <E extends { readonly _tag: string }, S>(
     return {
       aggregate,
       load: (id, loadOptions) =>
-        Effect.gen(function*() {
+        traced("load", id)(Effect.gen(function*() {
           const asOf = loadOptions?.asOf
           const problem = asOf === undefined ? undefined : integerProblem("asOf", asOf, 0)
           if (problem !== undefined) return yield* invalid("load", streamOf(id), problem)
           const { state, version } = yield* rebuild(id, { asOf })
           return { state, version }
-        }),
+        })),
       execute,
       snapshot
     }

@@ -17,6 +17,8 @@ export * as CursorStore from "./CursorStore.ts"
 /** @since 0.1.0 */
 export * as Journal from "./Journal.ts"
 /** @since 0.1.0 */
+export * as Metrics from "./Metrics.ts"
+/** @since 0.1.0 */
 export * as SnapshotStore from "./SnapshotStore.ts"
 /** @since 0.1.0 */
 export * as Aggregate from "./Aggregate.ts"

@@ -40,6 +40,7 @@
  */
 import { Config, Effect, Layer, type Scope } from "effect"
 import { dataDirectory } from "./internal/config.ts"
+import { observe } from "../internal/observedJournal.ts"
 import { nodeFileIo } from "./internal/fileIo.ts"
 import { MIN_SEGMENT_BYTES, open } from "./internal/fileJournal.ts"
 import { openReadOnly } from "./internal/readOnlyJournal.ts"
@@ -71,7 +72,8 @@ export interface FileJournalOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: FileJournalOptions): Effect.Effect<Journal, JournalError, Scope.Scope> => open(options, nodeFileIo)
+export const make = (options: FileJournalOptions): Effect.Effect<Journal, JournalError, Scope.Scope> =>
+  Effect.map(open(options, nodeFileIo), (journal) => observe(journal, "file"))
 
 /**
  * The file Journal as a layer.
@@ -164,7 +166,7 @@ export interface FileJournalReadOnlyOptions {
  * @category constructors
  */
 export const makeReadOnly = (options: FileJournalReadOnlyOptions): Effect.Effect<Journal, JournalError, Scope.Scope> =>
-  openReadOnly(options, nodeFileIo)
+  Effect.map(openReadOnly(options, nodeFileIo), (journal) => observe(journal, "file"))
 
 /**
  * The read-only file Journal as a layer.

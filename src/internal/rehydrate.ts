@@ -9,7 +9,7 @@
  * under `"interval"`/`"os"`, another timeline — is ignored with a logged warning.
  * @internal
  */
-import { Effect, Option, Result, Stream } from "effect"
+import { Effect, Metric, Option, Result, Stream } from "effect"
 import type * as Aggregate from "../Aggregate.ts"
 import type { Archive, ArchiveError } from "../Archive.ts"
 import * as Codec from "../Codec.ts"
@@ -74,13 +74,15 @@ export class Lru<V> {
  */
 export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(options: {
   readonly aggregate: Aggregate.Aggregate<E, S>
+  /** Counts the records folded (`Metrics.recordsReplayed` of the aggregate's namespace). */
+  readonly replayed: Metric.Metric<number, unknown>
   readonly journal: Journal
   readonly snapshots: SnapshotStore
   readonly archive: Option.Option<Archive>
   readonly cache: Lru<Folded<S>>
   readonly truncated: (stream: StreamRef, fromVersion: number, toVersion: number, detail: string) => T
 }) => {
-  const { aggregate, archive, cache, journal, snapshots, truncated } = options
+  const { aggregate, archive, cache, journal, replayed, snapshots, truncated } = options
   const initial: Folded<S> = { state: aggregate.initial, version: 0, seq: 0, timestamp: 0, snapshotVersion: 0 }
   const where = (stream: StreamRef) => `${stream.namespace}/${stream.id}`
 
@@ -175,8 +177,10 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
         folded = [...missing, ...folded]
       }
       let { state, version, seq, timestamp } = base
+      let count = 0
       for (const record of folded) {
         if (bound.asOf !== undefined && record.timestamp > bound.asOf) continue
+        count++
         const event = Codec.decodeRecord(aggregate.eventCodec, record)
         if (Result.isFailure(event)) return yield* event.failure
         state = aggregate.evolve(state, event.success)
@@ -184,6 +188,7 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
         seq = record.seq
         timestamp = record.timestamp
       }
+      if (count > 0) yield* Metric.update(replayed, count)
       const result: Folded<S> = { state, version, seq, timestamp, snapshotVersion: base.snapshotVersion }
       return result
     })

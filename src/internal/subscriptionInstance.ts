@@ -6,12 +6,14 @@
  * the lease or stops.
  * @internal
  */
-import { Clock, Deferred, Effect, Option, Queue, Stream } from "effect"
+import { Clock, Deferred, Effect, Metric, Option, Queue, Stream } from "effect"
 import type { Archive, ArchiveError } from "../Archive.ts"
 import type { Cursor, CursorStore, LeaseHeld } from "../CursorStore.ts"
 import type { Journal, JournalError, JournalRecord } from "../Journal.ts"
+import * as Metrics from "../Metrics.ts"
 import type { Subscription, SubscriptionError, SubscriptionErrorFields, SubscriptionStatus } from "../Subscription.ts"
 import { Settled } from "./follow.ts"
+import { spanOptions } from "./observe.ts"
 import { nextBatch, type Retry, retryDelay, retrying } from "./subscriptionBatches.ts"
 import * as Lease from "./subscriptionLease.ts"
 import * as Source from "./subscriptionSource.ts"
@@ -67,6 +69,7 @@ export const make = <R>(settings: Settings<R>, services: Services): {
   const { handle, keeper, maxRecords, maxWaitMs, name, namespaces, owner, retry, ttlMs, types } = settings
   const selected = (record: JournalRecord) =>
     (namespaces === undefined || namespaces.has(record.namespace)) && (types === undefined || types.has(record.type))
+  const lag = Metric.withAttributes(Metrics.subscriptionLag, { subscription: name })
 
   let state: SubscriptionStatus["state"] = "starting"
   /** The committed cursor, as far as this instance knows. */
@@ -237,7 +240,15 @@ export const make = <R>(settings: Settings<R>, services: Services): {
           carry = next.carry
           // Never act on a lease that may have run out: another instance may hold the name by now.
           if ((yield* Clock.currentTimeMillis) >= held.validUntil) return "lost" as const
-          yield* deliver(next.batch)
+          const first = next.batch[0]!.seq
+          const last = next.batch[next.batch.length - 1]!.seq
+          yield* Effect.withSpan(
+            deliver(next.batch),
+            "annals.Subscription.batch",
+            spanOptions({ "annals.subscription": name, "annals.first_seq": first, "annals.last_seq": last, "annals.records": next.batch.length })
+          )
+          // Best effort: a journal that cannot say its last seq now leaves the gauge as it was.
+          yield* Effect.ignore(Effect.flatMap(journal.lastSeq, (lastSeq) => Metric.update(lag, Math.max(0, lastSeq - last))))
           // Lets the committer (and the I/O it waits for) run between batches: without it, a catch-up
           // that finds every batch ready commits only when the scheduler's budget runs out.
           yield* Effect.yieldNow
@@ -275,13 +286,15 @@ export const make = <R>(settings: Settings<R>, services: Services): {
       const oldest = yield* Effect.option(Stream.runHead(journal.replayFrom(cursor + 1)))
       lagMs = Option.match(Option.flatten(oldest), { onNone: () => 0, onSome: (record) => Math.max(0, now - record.timestamp) })
     }
+    const lagRecords = Math.max(0, lastSeq - cursor)
+    yield* Metric.update(lag, lagRecords)
     return {
       name,
       owner,
       state,
       cursor,
       lastSeq,
-      lagRecords: Math.max(0, lastSeq - cursor),
+      lagRecords,
       lagMs,
       caughtUp,
       error: Option.fromUndefinedOr(failure)

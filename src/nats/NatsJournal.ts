@@ -33,6 +33,7 @@ import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/f
 import { InFlightPosition } from "../internal/inFlightPosition.ts"
 import { appendedRecords, assignProblem, clockProblem, nextSeq } from "../internal/journalChecks.ts"
 import { appendArgumentError, readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { observe } from "../internal/observedJournal.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
 import { natsStoreOptions } from "./internal/config.ts"
 import { describeNatsFailure } from "./internal/errors.ts"
@@ -344,7 +345,7 @@ export const make = (options: NatsJournalOptions = {}): Effect.Effect<Journal, J
 
     const restore = journalRestore({ names, reads, chain, payloads, advance: (seq) => tracked.advance(seq) })
 
-    return Journal.of({
+    return observe(Journal.of({
       append,
       read,
       replayFrom,
@@ -356,7 +357,7 @@ export const make = (options: NatsJournalOptions = {}): Effect.Effect<Journal, J
       lastSeq: Effect.map(tail("lastSeq"), (t) => t.position.lastSeq),
       version,
       restore
-    })
+    }), "nats")
   })
 
 /**

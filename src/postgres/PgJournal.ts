@@ -24,8 +24,11 @@ import { Journal, JournalError, JournalTruncated, type VersionConflict } from ".
 import { FOLLOW_PAGE_RECORDS, follow as followLog, Settled } from "../internal/follow.ts"
 import { integerAtLeast, layerFromConfig, merged } from "../internal/config.ts"
 import { clockProblem, restoreBatch } from "../internal/journalChecks.ts"
+import { observe } from "../internal/observedJournal.ts"
+import { boundRecorder } from "../internal/observe.ts"
 import { appendArgumentError, readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
 import { formatStream, integerProblem, streamKey } from "../internal/validate.ts"
+import * as Metrics from "../Metrics.ts"
 import { describeFailure } from "./internal/errors.ts"
 import { fromRow, RECORD_COLUMNS, type RecordRow, toColumns, toNumber } from "./internal/journalRows.ts"
 import { createJournalTables, journalTables, notification, parseNotification } from "./internal/journalTables.ts"
@@ -96,7 +99,7 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       deferred = 0
     }
 
-    const writer = makeWriter(sql, tables, origin, committed)
+    const writer = makeWriter(sql, tables, origin, committed, yield* boundRecorder(Metrics.groupCommitSize, { backend: "postgres" }))
     const head = query("lastSeq", "read the journal's position", () =>
       sql.unsafe(`SELECT last_seq, checkpoint, truncated_before, removed_before FROM ${tables.journal} WHERE id = 1`)).pipe(
         Effect.map((rows) => {
@@ -314,7 +317,7 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
         )
       })
 
-    return Journal.of({
+    return observe(Journal.of({
       append,
       read,
       replayFrom,
@@ -326,7 +329,7 @@ export const make = (options: PgJournalOptions = {}): Effect.Effect<Journal, Jou
       lastSeq: Effect.map(head, (position) => position.lastSeq),
       version,
       restore
-    })
+    }), "postgres")
   })
 
 /**

@@ -30,6 +30,7 @@ import * as EffectRedis from "effect/persistence/Redis"
 import { integerAtLeast, layerFromConfig, merged } from "../internal/config.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog } from "../internal/follow.ts"
 import { readArgumentError, replayMethods, seqArgumentError, versionArgumentError } from "../internal/journalArguments.ts"
+import { observe } from "../internal/observedJournal.ts"
 import { formatStream, integerProblem } from "../internal/validate.ts"
 import type { JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated } from "../Journal.ts"
@@ -254,7 +255,7 @@ export const make = (options: RedisJournalOptions = {}): Effect.Effect<Journal, 
       )
     }
 
-    return Journal.of({
+    return observe(Journal.of({
       append,
       read,
       replayFrom,
@@ -266,7 +267,7 @@ export const make = (options: RedisJournalOptions = {}): Effect.Effect<Journal, 
       lastSeq: Effect.map(head, (position) => position.lastSeq),
       version,
       restore: makeRestore(context)
-    })
+    }), "redis")
   })
 
 /** `records` without those below the truncation point: they may wait to be trimmed, but are gone already. */

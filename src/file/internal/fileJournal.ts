@@ -9,7 +9,9 @@ import * as path from "node:path"
 import type { FileJournalOptions } from "../FileJournal.ts"
 import { type AppendResult, Journal, JournalError, VersionConflict } from "../../Journal.ts"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, restoreBatch } from "../../internal/journalChecks.ts"
+import { boundRecorder } from "../../internal/observe.ts"
 import { formatStream, integerProblem } from "../../internal/validate.ts"
+import * as Metrics from "../../Metrics.ts"
 import { CheckpointFile } from "./checkpointFile.ts"
 import { lockDirectory } from "./directoryLock.ts"
 import { message, Unrecoverable } from "./errors.ts"
@@ -75,6 +77,12 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
       (release) => Effect.sync(release)
     )
     const durability = options.durability ?? "always"
+    const recordFsync = yield* boundRecorder(Metrics.fsyncDuration, { backend: "file" })
+    const recordGroupCommit = yield* boundRecorder(Metrics.groupCommitSize, { backend: "file" })
+    const observeFlush = (millis: number, appends: number) => {
+      recordFsync(millis)
+      if (appends > 0) recordGroupCommit(appends)
+    }
     const parts = yield* Effect.try({
       try: (): Parts & { readonly warnings: ReadonlyArray<string> } => {
         const segments = new SegmentSet(directory, io, durability)
@@ -84,7 +92,7 @@ export const open = (options: FileJournalOptions, io: FileIo): Effect.Effect<Jou
         const codec = new FrameCodec()
         try {
           const recovered = recover(segments, state, index, codec)
-          const writer = new Writer(segments, state, index, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, codec, recovered)
+          const writer = new Writer(segments, state, index, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, codec, recovered, observeFlush)
           const reader = new Reader(segments, index, codec, () => writer.visibleSeq)
           return { index, state, writer, reader, warnings: recovered.warnings }
         } catch (cause) {

@@ -30,6 +30,9 @@ interface Waiter {
   readonly done: (error: JournalError | undefined) => void
 }
 
+/** Told about every flush: how long it took and how many waiting appends it was started for (group commit). @internal */
+export type FlushObserver = (millis: number, appends: number) => void
+
 /** The writer of one open journal. @internal */
 export class Writer {
   /** The highest seq assigned. */
@@ -55,6 +58,7 @@ export class Writer {
   private readonly index: RecordIndex
   private readonly segmentBytes: number
   private readonly codec: FrameCodec
+  private readonly observeFlush: FlushObserver
 
   constructor(
     segments: SegmentSet,
@@ -62,7 +66,8 @@ export class Writer {
     index: RecordIndex,
     segmentBytes: number,
     codec: FrameCodec,
-    recovered: { readonly lastSeq: number; readonly lastTimestamp: number; readonly streamsLog: StreamsLog }
+    recovered: { readonly lastSeq: number; readonly lastTimestamp: number; readonly streamsLog: StreamsLog },
+    observeFlush: FlushObserver
   ) {
     this.segments = segments
     this.checkpoint = checkpoint
@@ -70,6 +75,7 @@ export class Writer {
     this.index = index
     this.segmentBytes = segmentBytes
     this.codec = codec
+    this.observeFlush = observeFlush
     this.assignedSeq = recovered.lastSeq
     this.lastTimestamp = recovered.lastTimestamp
     this.durableSeq = this.visibleSeq = recovered.lastSeq
@@ -221,8 +227,10 @@ export class Writer {
     const fd = segments.activeFd
     const path = segments.active.path
     const started = performance.now()
+    const appends = this.waiters.length
     const flushed = (error: unknown): void => {
       this.lastFlushMs = performance.now() - started
+      this.observeFlush(this.lastFlushMs, appends)
       if (error !== null) {
         this.poison("append", `flush ${path} to disk`, error)
         return

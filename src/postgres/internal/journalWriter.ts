@@ -134,9 +134,16 @@ const failed = (append: PendingAppend, what: string, cause?: unknown) =>
  * (with the last seq after it, or 0 when it failed);
  * the commit's notification carries `origin`, so that this journal ignores its own (it may arrive
  * before the commit's reply, and would wake followers before the appends returned).
+ * `grouped` is told the size of every group as its transaction is sent.
  * @internal
  */
-export const makeWriter = (sql: postgres.Sql, tables: JournalTables, origin: string, committed: (lastSeq: number) => void) => {
+export const makeWriter = (
+  sql: postgres.Sql,
+  tables: JournalTables,
+  origin: string,
+  committed: (lastSeq: number) => void,
+  grouped: (appends: number) => void
+) => {
   let waiting: Array<PendingAppend> = []
   let running = false
   /** A group's transaction was sent and its outcome is not known yet. */
@@ -149,6 +156,7 @@ export const makeWriter = (sql: postgres.Sql, tables: JournalTables, origin: str
         const group = waiting.slice(0, MAX_GROUP)
         waiting = waiting.slice(group.length)
         inFlight = true
+        grouped(group.length)
         try {
           const { lastSeq, outcomes } = await commitGroup(sql, tables, origin, group)
           inFlight = false
