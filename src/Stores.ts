@@ -157,21 +157,10 @@ const storesOf = (url: string, options: StoresOptions): Effect.Effect<Layer.Laye
     case "file":
       return Effect.map(load(method, url, () => import("./file/index.ts")), (file) => {
         const directory = directoryOf(url)
-        const readOnly = options.readOnly === true
         return opening(
           method,
           url,
-          readOnly
-            ? Layer.mergeAll(
-              file.FileJournal.layerReadOnly({ directory: `${directory}/journal` }),
-              file.FileSnapshotStore.layerReadOnly({ directory: `${directory}/snapshots` }),
-              file.FileCursorStore.layerReadOnly({ directory: `${directory}/cursors` })
-            )
-            : Layer.mergeAll(
-              file.FileJournal.layer({ directory: `${directory}/journal` }),
-              file.FileSnapshotStore.layer({ directory: `${directory}/snapshots` }),
-              file.FileCursorStore.layer({ directory: `${directory}/cursors` })
-            )
+          options.readOnly === true ? file.FileStores.layerReadOnly(directory) : file.FileStores.layer({ directory })
         )
       })
     case "postgres":

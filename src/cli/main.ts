@@ -19,6 +19,12 @@ const VERSION = "0.1.0"
 
 const args = process.argv.slice(2)
 
+// A reader that stops early (`annals dump | head`) closes the pipe: stop quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0)
+  throw error
+})
+
 const exit = await Effect.runPromiseExit(Command.run(command, { version: VERSION }).pipe(Effect.provide(Platform.layer(args))))
 
 if (Exit.isFailure(exit)) {

@@ -12,3 +12,5 @@ export * as FileCursorStore from "./FileCursorStore.ts"
 export * as FileJournal from "./FileJournal.ts"
 /** @since 0.1.0 */
 export * as FileSnapshotStore from "./FileSnapshotStore.ts"
+/** @since 0.1.0 */
+export * as FileStores from "./FileStores.ts"

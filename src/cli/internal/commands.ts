@@ -7,6 +7,7 @@
  */
 import { Config, Data, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import * as fs from "node:fs"
 import type { Archive } from "../../Archive.ts"
 import { Archive as ArchiveService } from "../../Archive.ts"
 import { Journal } from "../../Journal.ts"
@@ -60,10 +61,20 @@ const withStores = <A, E, R>(
     )
   )
 
+/** The archive of `--archive`, else the store's own (a file store's `archive/`, if it has one). */
+const archiveUrl = (store: string, archive: Option.Option<string>): string | undefined => {
+  if (Option.isSome(archive)) return archive.value
+  const own = Stores.defaultArchiveUrl(store)
+  return own !== undefined && (Stores.backendOf(own) !== "file" || fs.existsSync(own)) ? own : undefined
+}
+
 const archiveLayer = (store: string, archive: Option.Option<string>): Layer.Layer<Archive, Stores.StoresError | CommandFailed> => {
-  const url = Option.getOrUndefined(archive) ?? Stores.defaultArchiveUrl(store)
+  const url = archiveUrl(store, archive)
   return url === undefined
-    ? Layer.effect(ArchiveService, Effect.fail(usage(`The store ${store} has no archive of its own: name one with --archive (or ANNALS_ARCHIVE)`)))
+    ? Layer.effect(
+      ArchiveService,
+      Effect.fail(new CommandFailed({ message: `The store ${redactUrl(store)} has no archive: name one with --archive (or ANNALS_ARCHIVE)`, exitCode: ExitCode.store }))
+    )
     : Stores.layerArchiveUrl(url, { readOnly: true })
 }
 
@@ -182,11 +193,11 @@ const verifyCommand = Command.make("verify", {
       Effect.provide(Stores.layerUrl(store, { readOnly: true })),
       Effect.catch((error): Effect.Effect<Problem> => Effect.succeed({ where: "store", problem: error.message }))
     )
-    const archiveUrl = Option.getOrUndefined(archive) ?? Stores.defaultArchiveUrl(store)
-    const archived = noArchive || archiveUrl === undefined ? undefined : yield* verifyArchive(
+    const url = archiveUrl(store, archive)
+    const archived = noArchive || url === undefined ? undefined : yield* verifyArchive(
       yield* progressFor(quiet, "verify archive", "segments")
     ).pipe(
-      Effect.provide(Stores.layerArchiveUrl(archiveUrl, { readOnly: true })),
+      Effect.provide(Stores.layerArchiveUrl(url, { readOnly: true })),
       Effect.catch((error): Effect.Effect<ArchiveCheck> =>
         Effect.succeed({ segments: 0, archivedThrough: 0, problems: [{ where: "archive", problem: error.message }] }))
     )
