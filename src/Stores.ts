@@ -248,16 +248,19 @@ export const layerArchiveUrl = (url: string, options: StoresOptions = {}): Layer
   Layer.unwrap(archiveOf(url, options.readOnly === true))
 
 /**
- * The URLs `layerConfig` reads: `ANNALS_STORE` (default `store`, else `data`: the file layers in
- * `./data`) and `ANNALS_ARCHIVE` (default: `<directory>/archive` for a file store, the memory
- * archive for `memory:`; a server has none).
+ * The URLs `layerConfig` reads: `ANNALS_STORE` (default: the directory `ANNALS_DATA_DIR`, else
+ * `store`, else `data` — the file layers in `./data`) and `ANNALS_ARCHIVE` (default:
+ * `<directory>/archive` for a file store, the memory archive for `memory:`; a server has none).
  *
  * @since 0.1.0
  * @category config
  */
 export const config = (store = "data"): Config.Config<{ readonly store: string; readonly archive: Option.Option<string> }> =>
   Config.all({
-    store: Config.String("ANNALS_STORE").pipe(Config.withDefault(store)),
+    store: Config.String("ANNALS_STORE").pipe(
+      Config.orElse(() => Config.String("ANNALS_DATA_DIR")),
+      Config.withDefault(store)
+    ),
     archive: Config.option(Config.String("ANNALS_ARCHIVE"))
   })
 

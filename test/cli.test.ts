@@ -159,7 +159,7 @@ test("annals dump: JSON lines with decoded payloads, bounded by seq or time, to 
 test("annals verify: ok on an intact store; names damage planted in a segment, an archive object and a snapshot (exit 1)", () =>
   withSeededStore(async (store) => {
     const intact = await annalsExpect(0, ["verify", "-s", store])
-    assert.match(intact.stdout, /30 records in 6 streams, 1 snapshots, 2 archive segments checked\nok: no problems found/)
+    assert.match(intact.stdout, /30 records in 6 streams, 1 snapshot, 2 archive segments checked\nok: no problems found/)
 
     // An archive object's byte and a snapshot ahead of its stream: the journal opens, both are named.
     const [object] = (await fs.readdir(path.join(store, "archive"))).sort()

@@ -85,6 +85,7 @@ const finish = <A, E extends { readonly message: string }, R>(effect: Effect.Eff
   Effect.mapError(effect, (error): CommandFailed => error instanceof CommandFailed ? error : failed(error))
 
 const print = (text: string) => stdout.write(text)
+const counted = (n: number, noun: string) => `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`
 const printJson = (value: unknown) => print(JSON.stringify(value) + "\n")
 
 const progressFor = (quiet: boolean, label: string, unit: string) => Progress.make(label, unit, undefined, Progress.modeOf(quiet))
@@ -206,8 +207,8 @@ const verifyCommand = Command.make("verify", {
     if (json) yield* printJson(result)
     else {
       yield* print(
-        `${result.records.toLocaleString("en-US")} records in ${result.streams.toLocaleString("en-US")} streams, ` +
-          `${result.snapshots} snapshots, ${result.segments} archive segments checked\n` +
+        `${counted(result.records, "record")} in ${counted(result.streams, "stream")}, ` +
+          `${counted(result.snapshots, "snapshot")}, ${counted(result.segments, "archive segment")} checked\n` +
           result.problems.map((p) => `✗ ${p.where}: ${p.problem}\n`).join("") +
           result.notes.map((n) => `note: ${n}\n`).join("") +
           (result.ok ? "ok: no problems found\n" : `${result.problems.length} problem${result.problems.length === 1 ? "" : "s"} found\n`)

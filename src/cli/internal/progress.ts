@@ -46,7 +46,8 @@ export const make = (label: string, unit: string, total: number | undefined, mod
     const started = performance.now()
     let expected = total
     let doneCount = 0
-    let drawnAt = Number.NEGATIVE_INFINITY
+    // A bar appears at once; plain lines only for an operation that takes a while.
+    let drawnAt = mode === "bar" ? Number.NEGATIVE_INFINITY : started
     const line = (now: number) => {
       const seconds = (now - started) / 1000
       const rate = seconds > 0 ? doneCount / seconds : 0

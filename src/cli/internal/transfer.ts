@@ -41,9 +41,10 @@ export const between = (from: Bound | undefined, until: Bound | undefined): Stre
     return records
   }))
 
-/** The number of records `between` may give at most, for progress. */
+/** The number of records `between` may give at most, for progress (unknown for a time bound). */
 const expected = (from: Bound | undefined, until: Bound | undefined) =>
   Effect.gen(function*() {
+    if ((from !== undefined && "time" in from) || (until !== undefined && "time" in until)) return undefined
     const journal = yield* Journal
     const lastSeq = yield* journal.lastSeq
     const first = from !== undefined && "seq" in from ? from.seq : (yield* journal.checkpoint) || 1
@@ -60,7 +61,8 @@ export const write = (
   until: Bound | undefined
 ) =>
   Effect.gen(function*() {
-    yield* progress.expect(yield* expected(from, until))
+    const total = yield* expected(from, until)
+    if (total !== undefined) yield* progress.expect(total)
     let count = 0
     yield* Stream.runForEachArray(between(from, until), (records) =>
       Effect.andThen(output.write(records.map((r) => format(r) + "\n").join("")), () => {

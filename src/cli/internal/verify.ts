@@ -38,6 +38,8 @@ const messageOf = (error: unknown) => (error as { readonly message?: string }).m
 
 /** What the check of a file journal's segment files found (`FileJournal.verify`). @internal */
 export interface FileCheck {
+  /** Intact records found in the segment files. */
+  readonly records: number
   readonly problems: ReadonlyArray<Problem>
   readonly notes: ReadonlyArray<string>
 }
@@ -53,10 +55,11 @@ export const verifySegments = (store: string): Effect.Effect<FileCheck | undefin
   Stores.backendOf(store) !== "file" ? Effect.succeed(undefined) : Effect.promise(() => import("../../file/index.ts")).pipe(
     Effect.flatMap((file) => file.FileJournal.verify(`${Stores.directoryOf(store)}/journal`)),
     Effect.map((verified): FileCheck => ({
+      records: verified.records,
       problems: verified.problems.map((f) => ({ where: place(f), problem: f.problem })),
       notes: verified.notes.map((f) => `${place(f)}: ${f.problem}`)
     })),
-    Effect.catch((error) => Effect.succeed<FileCheck>({ problems: [{ where: "journal", problem: error.message }], notes: [] }))
+    Effect.catch((error) => Effect.succeed<FileCheck>({ records: 0, problems: [{ where: "journal", problem: error.message }], notes: [] }))
   )
 
 /** What the archive check found. @internal */
@@ -205,7 +208,7 @@ export const report = (journal: JournalCheck | Problem, archive: ArchiveCheck | 
   const problems = [...(files?.problems ?? []), ...opening, ...(archive?.problems ?? [])]
   return {
     ok: problems.length === 0,
-    records: checked?.records ?? 0,
+    records: checked?.records ?? files?.records ?? 0,
     streams: checked?.streams ?? 0,
     snapshots: checked?.snapshots ?? 0,
     segments: archive?.segments ?? 0,
