@@ -2,10 +2,9 @@
  * Runs the `annals` command line as a user would, as a child process on the runtime running the
  * test: `bun src/cli/main.ts`, `deno run -A src/cli/main.ts` or `node .build/node/src/cli/main.js`.
  */
-import { spawn } from "node:child_process"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
-import { type Finished, runtime } from "./programWorkspace.ts"
+import { type Finished, runProcess, runtime } from "./programWorkspace.ts"
 
 /** The program and arguments that start the command line on this runtime. */
 export const cliCommand = (): { readonly command: string; readonly args: ReadonlyArray<string> } => {
@@ -25,28 +24,10 @@ export interface CliOptions {
 }
 
 /** Runs `annals ...args` to its end (killed after the timeout), collecting its output. */
-export const annals = (args: ReadonlyArray<string>, options: CliOptions = {}): Promise<Finished> =>
-  new Promise((resolve, reject) => {
-    const { args: prefix, command } = cliCommand()
-    const child = spawn(command, [...prefix, ...args], {
-      env: { ...process.env, NO_COLOR: "1", ...options.env },
-      stdio: ["pipe", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk)
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk)
-    child.stdin.end(options.stdin ?? "")
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000)
-    child.on("error", (error) => {
-      clearTimeout(timer)
-      reject(error)
-    })
-    child.on("close", (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+export const annals = (args: ReadonlyArray<string>, options: CliOptions = {}): Promise<Finished> => {
+  const { args: prefix, command } = cliCommand()
+  return runProcess(command, [...prefix, ...args], { timeoutMs: options.timeoutMs ?? 60_000, env: options.env, stdin: options.stdin })
+}
 
 /** `annals ...args`, asserting it exits with `code`; its output. */
 export const annalsExpect = async (code: number, args: ReadonlyArray<string>, options?: CliOptions): Promise<Finished> => {

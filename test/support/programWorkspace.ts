@@ -21,18 +21,27 @@ export interface Finished {
   readonly stderr: string
 }
 
-/** Runs `command` to its end (killed after `timeoutMs`), collecting its output. */
+/**
+ * Runs `command` to its end (killed after `timeoutMs`), collecting its output; `env` adds to this
+ * process' environment, `stdin` is written to its standard input (else it is closed at once).
+ */
 export const runProcess = (
   command: string,
   args: ReadonlyArray<string>,
-  options: { readonly cwd: string; readonly timeoutMs: number; readonly env?: Record<string, string> | undefined }
+  options: {
+    readonly cwd?: string | undefined
+    readonly timeoutMs: number
+    readonly env?: Record<string, string> | undefined
+    readonly stdin?: string | undefined
+  }
 ): Promise<Finished> =>
   new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      cwd: options.cwd,
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...options.env },
-      stdio: ["ignore", "pipe", "pipe"]
+      stdio: ["pipe", "pipe", "pipe"]
     })
+    child.stdin.end(options.stdin ?? "")
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk)

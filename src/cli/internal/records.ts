@@ -29,6 +29,16 @@ export const toJson = (value: unknown): unknown => {
 const sortedMetadata = (metadata: Record<string, string> | undefined) =>
   metadata === undefined ? undefined : Object.fromEntries(Object.keys(metadata).sort().map((k) => [k, metadata[k]!]))
 
+/** The fields every line form starts with, in this order. */
+const head = (record: JournalRecord) => ({
+  seq: record.seq,
+  namespace: record.namespace,
+  id: record.id,
+  version: record.version,
+  type: record.type,
+  timestamp: record.timestamp
+})
+
 /**
  * The readable form: the payload decoded from msgpack (`payload`), or, when it is not msgpack, its
  * bytes (`payloadBase64`); the time also as ISO 8601. @internal
@@ -41,12 +51,7 @@ export const readable = (record: JournalRecord): Record<string, unknown> => {
     payload = { payloadBase64: toBase64(record.payload) }
   }
   return {
-    seq: record.seq,
-    namespace: record.namespace,
-    id: record.id,
-    version: record.version,
-    type: record.type,
-    timestamp: record.timestamp,
+    ...head(record),
     time: new Date(record.timestamp).toISOString(),
     ...payload,
     ...(record.metadata !== undefined ? { metadata: sortedMetadata(record.metadata) } : {})
@@ -56,12 +61,7 @@ export const readable = (record: JournalRecord): Record<string, unknown> => {
 /** The export line of a record (no newline). @internal */
 export const exportLine = (record: JournalRecord): string =>
   JSON.stringify({
-    seq: record.seq,
-    namespace: record.namespace,
-    id: record.id,
-    version: record.version,
-    type: record.type,
-    timestamp: record.timestamp,
+    ...head(record),
     payload: toBase64(record.payload),
     ...(record.metadata !== undefined ? { metadata: sortedMetadata(record.metadata) } : {})
   })
