@@ -101,14 +101,26 @@ export class Reader {
       }))
   }
 
-  /** The visible records with `seq ≥ fromSeq`, in seq order, a page at a time. */
+  /**
+   * The visible records with `seq ≥ fromSeq`, in seq order, a page at a time. Only the first page,
+   * and a page that finds nothing more, catch up first (a read-only journal lists its directory to
+   * do so): the pages between read what is known, or catch up should a segment be gone.
+   */
   replay(method: string, fromSeq: number): Stream.Stream<JournalRecord, JournalError> {
-    return Stream.paginate(fromSeq, (seq) =>
+    return Stream.paginate({ seq: fromSeq, first: true }, ({ first, seq }) =>
       Effect.try({
         try: () => {
-          const records = this.current(() => this.page(seq, PAGE_RECORDS))
+          let records: Array<JournalRecord> = []
+          if (!first) {
+            try {
+              records = this.page(seq, PAGE_RECORDS)
+            } catch {
+              records = []
+            }
+          }
+          if (records.length === 0) records = this.current(() => this.page(seq, PAGE_RECORDS))
           const last = records[records.length - 1]
-          return [records, last === undefined ? Option.none() : Option.some(last.seq + 1)] as const
+          return [records, last === undefined ? Option.none() : Option.some({ seq: last.seq + 1, first: false })] as const
         },
         catch: (cause) => this.readError(method, cause)
       }))

@@ -30,6 +30,10 @@ import { StreamsLog } from "./streamsLog.ts"
 /** How often a read retries after a segment it was about to read was deleted by a truncation. */
 const VANISHED_RETRIES = 8
 
+/** The first seqs of the segment files among `names`, ascending. */
+const segmentSeqs = (names: ReadonlyArray<string>): Array<number> =>
+  names.map(parseSegmentName).filter((s): s is number => s !== undefined).sort((a, b) => a - b)
+
 /** A segment file about to be scanned: open, with its size, and the segment if it is a known one. */
 interface Opened {
   readonly firstSeq: number
@@ -114,6 +118,11 @@ export class Tail {
 
   private takeIn(): void {
     const { io, directory } = this.segments
+    // A listing is not atomic: one made while the writer creates segments may miss a segment made
+    // during it and yet show a later one. A second listing holds every segment that existed when the
+    // first ended (but for those a truncation deleted), so the segments up to the highest one the
+    // first shows are all in it; later ones wait for the next refresh.
+    const shown = segmentSeqs(io.readdirSync(directory))
     const names = io.readdirSync(directory)
     const truncatedBefore = this.state.truncatedBefore
     this.state.read(names.includes("checkpoint"))
@@ -128,7 +137,8 @@ export class Tail {
       this.truncatedSeq = log.lastSeq
       this.loaded = true
     }
-    const listed = names.map(parseSegmentName).filter((s): s is number => s !== undefined).sort((a, b) => a - b)
+    const highest = shown.length === 0 ? 0 : shown[shown.length - 1]!
+    const listed = segmentSeqs(names).filter((seq) => seq <= highest)
     this.forgetVanished(new Set(listed))
     this.scanNew(listed)
     const visible = Math.max(this.scanner.lastSeq, this.truncatedSeq)
