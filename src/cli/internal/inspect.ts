@@ -9,14 +9,27 @@ import { CursorStore, type CursorStoreError } from "../../CursorStore.ts"
 import { Journal, type JournalError, type JournalRecord } from "../../Journal.ts"
 import type { Progress } from "./progress.ts"
 
-/** Every record the journal holds, counted on `progress`. @internal */
-export const scan = (progress: Progress): Stream.Stream<JournalRecord, JournalError, Journal> =>
-  Stream.unwrap(Effect.gen(function*() {
+/**
+ * Every record the journal holds up to its `lastSeq` when the scan starts (appends made meanwhile,
+ * by a writer that keeps running, are left out), counted on `progress`. @internal
+ */
+export const scanUpTo = (
+  progress: Progress
+): Effect.Effect<{ readonly lastSeq: number; readonly records: Stream.Stream<JournalRecord, JournalError> }, JournalError, Journal> =>
+  Effect.gen(function*() {
     const journal = yield* Journal
     const [checkpoint, lastSeq] = yield* Effect.all([journal.checkpoint, journal.lastSeq])
     yield* progress.expect(Math.max(0, lastSeq - checkpoint))
-    return journal.replayFrom(1).pipe(Stream.mapArrayEffect((records) => Effect.as(progress.advance(records.length), records)))
-  }))
+    const records = journal.replayFrom(1).pipe(
+      Stream.takeWhile((r) => r.seq <= lastSeq),
+      Stream.mapArrayEffect((records) => Effect.as(progress.advance(records.length), records))
+    )
+    return { lastSeq, records }
+  })
+
+/** `scanUpTo`'s records. @internal */
+export const scan = (progress: Progress): Stream.Stream<JournalRecord, JournalError, Journal> =>
+  Stream.unwrap(Effect.map(scanUpTo(progress), (scanned) => scanned.records))
 
 /** One stream of the journal. @internal */
 export interface StreamSummary {

@@ -11,7 +11,7 @@ import { Archive, type SegmentRef } from "../../Archive.ts"
 import { Journal, type JournalRecord } from "../../Journal.ts"
 import { SnapshotStore } from "../../SnapshotStore.ts"
 import * as Stores from "../../Stores.ts"
-import { scan } from "./inspect.ts"
+import { scanUpTo } from "./inspect.ts"
 import type { Progress } from "./progress.ts"
 
 /** One problem found: where (a stream, a key, a file and offset) and what. @internal */
@@ -147,7 +147,14 @@ export const verifyJournal = (progress: Progress): Effect.Effect<JournalCheck, n
     const lastVersion = new Map<string, { readonly namespace: string; readonly id: string; version: number }>()
     let previous: JournalRecord | undefined
     let records = 0
-    const read = yield* Effect.result(Stream.runForEach(scan(progress), (r) =>
+    // What the journal held when the check began: a writer may go on appending meanwhile.
+    let pinned = 0
+    const pinnedScan = Stream.unwrap(Effect.map(scanUpTo(progress), (scanned) => {
+      pinned = scanned.lastSeq
+      return scanned.records
+    }))
+    const checkpoint = yield* Effect.orElseSucceed(journal.checkpoint, () => 0)
+    const read = yield* Effect.result(Stream.runForEach(pinnedScan, (r) =>
       Effect.sync(() => {
         records++
         if (previous !== undefined && r.seq <= previous.seq) {
@@ -161,8 +168,15 @@ export const verifyJournal = (progress: Progress): Effect.Effect<JournalCheck, n
             problem: `has version ${r.version} after version ${last.version}: versions must be 1, 2, 3 …`
           })
         }
-        if (last === undefined) lastVersion.set(key, { namespace: r.namespace, id: r.id, version: r.version })
-        else last.version = r.version
+        if (last === undefined) {
+          lastVersion.set(key, { namespace: r.namespace, id: r.id, version: r.version })
+          if (r.version > 1 && checkpoint === 0) {
+            problems.push({
+              where: `${streamName(r)} seq ${r.seq}`,
+              problem: `the stream starts at version ${r.version}, and nothing was truncated: versions 1..${r.version - 1} are missing`
+            })
+          }
+        } else last.version = r.version
         previous = r
       })))
     yield* progress.done
@@ -170,7 +184,11 @@ export const verifyJournal = (progress: Progress): Effect.Effect<JournalCheck, n
     const checks = Effect.gen(function*() {
       for (const stream of lastVersion.values()) {
         const version = yield* journal.version(stream)
-        if (version !== stream.version) {
+        // Above the last record seen: appended after the check began, or a version with no record.
+        const later = version > stream.version
+          ? yield* Stream.runHead(journal.read(stream, { from: stream.version + 1, to: stream.version + 1 }))
+          : Option.none()
+        if (version < stream.version || (version > stream.version && !(Option.isSome(later) && later.value.seq > pinned))) {
           problems.push({ where: streamName(stream), problem: `the journal says version ${version}, its last record has version ${stream.version}` })
         }
       }
@@ -178,7 +196,7 @@ export const verifyJournal = (progress: Progress): Effect.Effect<JournalCheck, n
       for (const namespace of new Set([...lastVersion.values()].map((s) => s.namespace))) {
         snapshots += yield* verifySnapshots(namespace, problems)
       }
-      return { snapshots, checkpoint: yield* journal.checkpoint }
+      return { snapshots, checkpoint }
     })
     const counted = yield* Effect.catch(checks, (error) =>
       Effect.sync(() => {

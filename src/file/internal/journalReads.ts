@@ -84,6 +84,9 @@ export const readOperations = (
         Effect.suspend((): Effect.Effect<ReadonlyArray<JournalRecord>, JournalError | JournalTruncated> => {
           const refusal = closed("follow")
           if (refusal !== undefined) return Effect.fail(refusal)
+          // What is known first; catching up (a read-only journal lists its directory) only once that runs out.
+          const known = Math.max(seq, 1) < removedBefore() ? [] : reader.knownPage(seq, FOLLOW_PAGE_RECORDS)
+          if (known.length > 0) return Effect.succeed(known)
           try {
             return reader.current(() =>
               Math.max(seq, 1) < removedBefore()

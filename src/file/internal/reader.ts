@@ -110,20 +110,25 @@ export class Reader {
     return Stream.paginate({ seq: fromSeq, first: true }, ({ first, seq }) =>
       Effect.try({
         try: () => {
-          let records: Array<JournalRecord> = []
-          if (!first) {
-            try {
-              records = this.page(seq, PAGE_RECORDS)
-            } catch {
-              records = []
-            }
-          }
+          let records = first ? [] : this.knownPage(seq, PAGE_RECORDS)
           if (records.length === 0) records = this.current(() => this.page(seq, PAGE_RECORDS))
           const last = records[records.length - 1]
           return [records, last === undefined ? Option.none() : Option.some({ seq: last.seq + 1, first: false })] as const
         },
         catch: (cause) => this.readError(method, cause)
       }))
+  }
+
+  /**
+   * `page` over what is known, without catching up: empty when that holds nothing from `fromSeq`, or
+   * when reading it fails (a segment a truncation deleted): the caller then catches up and reads again.
+   */
+  knownPage(fromSeq: number, maxRecords: number): Array<JournalRecord> {
+    try {
+      return this.page(fromSeq, maxRecords)
+    } catch {
+      return []
+    }
   }
 
   /**
