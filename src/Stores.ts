@@ -113,8 +113,14 @@ export const backendOf = (url: string): Backend | undefined => {
  * @since 0.1.0
  * @category urls
  */
-export const directoryOf = (url: string): string =>
-  url.toLowerCase().startsWith("file:") ? decodeURIComponent(new URL(url).pathname) : url
+export const directoryOf = (url: string): string => {
+  if (!url.toLowerCase().startsWith("file:")) return url
+  try {
+    return decodeURIComponent(new URL(url).pathname)
+  } catch {
+    return url // not a well-formed file URL: opening it names it as it was given
+  }
+}
 
 const failure = (method: string, url: string, message: string, cause?: unknown) =>
   new StoresError({ method, url: redactUrl(url), message, ...(cause !== undefined ? { cause } : {}) })
@@ -137,6 +143,10 @@ const load = <M>(method: string, url: string, module: () => Promise<M>): Effect.
     try: module,
     catch: (cause) => failure(method, url, `Cannot load the module for ${redactUrl(url)}: ${String(cause)}`, cause)
   })
+
+/** `f`, which parses `url`, with its failure (a malformed URL) a `StoresError`. */
+const parsing = <A>(method: string, url: string, f: () => A): Effect.Effect<A, StoresError> =>
+  Effect.try({ try: f, catch: () => failure(method, url, `${redactUrl(url)} is not a well-formed URL`) })
 
 /** The URL without the query parameters `names`, and their values. */
 const takeParams = (url: string, names: ReadonlyArray<string>) => {
@@ -164,7 +174,7 @@ const storesOf = (url: string, options: StoresOptions): Effect.Effect<Layer.Laye
         )
       })
     case "postgres":
-      return Effect.map(load(method, url, () => import("./postgres/index.ts")), (pg) => {
+      return Effect.flatMap(load(method, url, () => import("./postgres/index.ts")), (pg) => parsing(method, url, () => {
         const { url: server, values } = takeParams(url, ["schema", "tablePrefix"])
         const client = pg.PgClient.layer({ url: server, schema: values.schema, tablePrefix: values.tablePrefix })
         return opening(
@@ -174,17 +184,19 @@ const storesOf = (url: string, options: StoresOptions): Effect.Effect<Layer.Laye
             Layer.provide(client)
           )
         )
-      })
+      }))
     case "redis":
-      return Effect.map(load(method, url, () => import("./redis/index.ts")), (redis) => {
-        const { url: server, values } = takeParams(url, ["prefix"])
-        return opening(method, url, redis.RedisStores.layer({ url: server, prefix: values.prefix }))
-      })
+      return Effect.flatMap(load(method, url, () => import("./redis/index.ts")), (redis) =>
+        parsing(method, url, () => {
+          const { url: server, values } = takeParams(url, ["prefix"])
+          return opening(method, url, redis.RedisStores.layer({ url: server, prefix: values.prefix }))
+        }))
     case "nats":
-      return Effect.map(load(method, url, () => import("./nats/index.ts")), (nats) => {
-        const { url: server, values } = takeParams(url, ["prefix"])
-        return opening(method, url, nats.NatsStores.layer({ servers: server, prefix: values.prefix }))
-      })
+      return Effect.flatMap(load(method, url, () => import("./nats/index.ts")), (nats) =>
+        parsing(method, url, () => {
+          const { url: server, values } = takeParams(url, ["prefix"])
+          return opening(method, url, nats.NatsStores.layer({ servers: server, prefix: values.prefix }))
+        }))
     case "s3":
       return Effect.fail(failure(method, url, `${redactUrl(url)} names an archive, not a store of journal, snapshots and cursors`))
     case undefined:
@@ -223,8 +235,10 @@ const archiveOf = (url: string, readOnly: boolean): Effect.Effect<Layer.Layer<Ar
     case "s3":
       return Effect.gen(function*() {
         const s3 = yield* load(method, url, () => import("./s3/index.ts"))
-        const parsed = new URL(url)
-        const prefix = decodeURIComponent(parsed.pathname.replace(/^\//, ""))
+        const [parsed, prefix] = yield* parsing(method, url, () => {
+          const parsed = new URL(url)
+          return [parsed, decodeURIComponent(parsed.pathname.replace(/^\//, ""))] as const
+        })
         const clientConfig = yield* Effect.mapError(
           s3.S3Archive.clientConfig,
           (error) => failure(method, url, `Invalid S3 settings: ${error.message}`, error)

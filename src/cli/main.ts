@@ -10,9 +10,9 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Exit } from "effect"
-import { Command } from "effect/cli"
+import { CliError, Command } from "effect/cli"
 import process from "node:process"
-import { command, ExitCode } from "./internal/commands.ts"
+import { CommandFailed, command, ExitCode } from "./internal/commands.ts"
 import * as Platform from "./internal/platform.ts"
 
 const VERSION = "0.1.0"
@@ -28,14 +28,14 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 const exit = await Effect.runPromiseExit(Command.run(command, { version: VERSION }).pipe(Effect.provide(Platform.layer(args))))
 
 if (Exit.isFailure(exit)) {
-  const failure = exit.cause.reasons.find(Cause.isFailReason)?.error as { readonly _tag?: string; readonly message?: string; readonly exitCode?: number } | undefined
-  if (failure?._tag === "CommandFailed") {
+  const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
+  if (failure instanceof CommandFailed) {
     if (failure.message !== "") process.stderr.write(`annals: ${failure.message}\n`)
-    process.exitCode = failure.exitCode ?? ExitCode.failed
-  } else if (failure !== undefined) {
+    process.exitCode = failure.exitCode
+  } else if (CliError.isCliError(failure)) {
     // effect/cli has printed what was wrong with the arguments, and the help.
     process.exitCode = ExitCode.usage
-  } else if (Cause.hasInterruptsOnly(exit.cause)) {
+  } else if (failure === undefined && Cause.hasInterruptsOnly(exit.cause)) {
     process.exitCode = 130
   } else {
     process.stderr.write(`annals: unexpected failure\n${Cause.pretty(exit.cause)}\n`)

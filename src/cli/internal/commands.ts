@@ -8,11 +8,13 @@
 import { Config, Data, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
+import process from "node:process"
 import type { Archive } from "../../Archive.ts"
 import { Archive as ArchiveService } from "../../Archive.ts"
-import { Journal } from "../../Journal.ts"
+import { Journal, type JournalRecord } from "../../Journal.ts"
 import { redactUrl } from "../../internal/redact.ts"
 import * as Stores from "../../Stores.ts"
+import { checkSource, importFile } from "./importFile.ts"
 import * as Inspect from "./inspect.ts"
 import { file, type Output, showTime, stdout, table } from "./output.ts"
 import * as Progress from "./progress.ts"
@@ -30,8 +32,10 @@ const usage = (message: string) => new CommandFailed({ message, exitCode: ExitCo
 const shared = {
   store: Flag.String("store").pipe(
     Flag.withAlias("s"),
-    Flag.withDescription("The store: a directory (./data), memory:, postgres://…, redis://… or nats://… (default: $ANNALS_STORE, else ./data)"),
-    Flag.withFallbackConfig(Config.String("ANNALS_STORE")),
+    Flag.withDescription(
+      "The store: a directory (./data), memory:, postgres://…, redis://… or nats://… (default: $ANNALS_STORE, else $ANNALS_DATA_DIR, else ./data)"
+    ),
+    Flag.withFallbackConfig(Config.String("ANNALS_STORE").pipe(Config.orElse(() => Config.String("ANNALS_DATA_DIR")))),
     Flag.withDefault("data")
   ),
   archive: Flag.String("archive").pipe(
@@ -113,6 +117,10 @@ const optionalBound = (flag: string, value: Option.Option<string>) =>
     }
   })
 
+/** Fails with a usage error unless `value` (when given) is at least 1. */
+const atLeastOne = (flag: string, value: Option.Option<number>) =>
+  Option.isSome(value) && value.value < 1 ? Effect.fail(usage(`${flag} ${value.value}: must be 1 or more`)) : Effect.void
+
 const versionOptions = (from: Option.Option<number>, to: Option.Option<number>) => ({
   ...(Option.isSome(from) ? { from: from.value } : {}),
   ...(Option.isSome(to) ? { to: to.value } : {})
@@ -126,6 +134,8 @@ const read = Command.make("read", {
 }, ({ from, id, namespace, to }) =>
   Effect.gen(function*() {
     const { store } = yield* annals
+    yield* atLeastOne("--from", from)
+    yield* atLeastOne("--to", to)
     yield* withStores(
       store,
       true,
@@ -140,15 +150,29 @@ const boundFlags = {
 }
 
 /** `dump` and `export`: the records between the bounds, as lines of `format`. */
-const writeCommand = (name: "dump" | "export", format: (record: import("../../Journal.ts").JournalRecord) => string) =>
+const writeCommand = (name: "dump" | "export", format: (record: JournalRecord) => string) =>
   Command.make(name, boundFlags, ({ from, output, until }) =>
-    Effect.scoped(Effect.gen(function*() {
+    Effect.gen(function*() {
       const { quiet, store } = yield* annals
       const bounds = [yield* optionalBound("--from", from), yield* optionalBound("--until", until)] as const
-      const target: Output = Option.isSome(output) ? yield* file(output.value) : stdout
       const progress = yield* progressFor(quiet, name, "records")
-      yield* withStores(store, true, Transfer.write(format, target, progress, ...bounds))
-    })).pipe(finish))
+      // The output file is made once the store is open, and replaces the one there only when all went well.
+      yield* withStores(
+        store,
+        true,
+        Effect.scoped(Effect.gen(function*() {
+          const checkpoint = yield* (yield* Journal).checkpoint
+          if (checkpoint > 1 && bounds[0] === undefined && !quiet) {
+            process.stderr.write(
+              `${name}: note: the journal was truncated before seq ${checkpoint}; its records start there ` +
+                "(the older ones are in the archive: annals restore)\n"
+            )
+          }
+          const target: Output = Option.isSome(output) ? yield* file(output.value) : stdout
+          yield* Transfer.write(format, target, progress, ...bounds)
+        }))
+      )
+    }).pipe(finish))
 
 const dump = writeCommand("dump", Transfer.readableLine).pipe(
   Command.withDescription("Print the journal as JSON lines, one record a line, payloads decoded from msgpack (for jq)")
@@ -163,8 +187,10 @@ const importCommand = Command.make("import", {
 }, ({ file: path }) =>
   Effect.gen(function*() {
     const { json, quiet, store } = yield* annals
+    // Before the store is opened (a writable open creates a missing store's directories).
+    yield* checkSource(path)
     const progress = yield* progressFor(quiet, "import", "records")
-    const imported = yield* withStores(store, false, Transfer.importFile(path, progress))
+    const imported = yield* withStores(store, false, importFile(path, progress))
     yield* json ? printJson({ imported }) : print(`imported ${imported.toLocaleString("en-US")} records into ${redactUrl(store)}\n`)
   }).pipe(finish)).pipe(Command.withDescription("Import an export file into an empty journal, keeping seqs, versions and timestamps"))
 
@@ -173,6 +199,7 @@ const tail = Command.make("tail", {
 }, ({ from }) =>
   Effect.gen(function*() {
     const { store } = yield* annals
+    yield* atLeastOne("--from", from)
     yield* withStores(
       store,
       true,
@@ -189,11 +216,17 @@ const verifyCommand = Command.make("verify", {
 }, ({ noArchive }) =>
   Effect.gen(function*() {
     const { archive, json, quiet, store } = yield* annals
+    const file = Stores.backendOf(store) === "file"
+    if (file && !fs.existsSync(Stores.directoryOf(store))) {
+      return yield* new CommandFailed({ message: `There is no store at ${store}`, exitCode: ExitCode.store })
+    }
     const progress = yield* progressFor(quiet, "verify", "records")
     const journal = yield* verifyJournal(progress).pipe(
       Effect.provide(Stores.layerUrl(store, { readOnly: true })),
       Effect.catch((error): Effect.Effect<Problem> => Effect.succeed({ where: "store", problem: error.message }))
     )
+    // A server that cannot be reached has not been verified: that is not a report of problems.
+    if (!file && "problem" in journal) return yield* new CommandFailed({ message: journal.problem, exitCode: ExitCode.store })
     const url = archiveUrl(store, archive)
     const archived = noArchive || url === undefined ? undefined : yield* verifyArchive(
       yield* progressFor(quiet, "verify archive", "segments")

@@ -3,7 +3,7 @@
  * (a dump piped into `jq` or `head` must not buffer the whole journal), and tables for people.
  * @internal
  */
-import { Effect, Scope } from "effect"
+import { Data, Effect, type Scope } from "effect"
 import * as fs from "node:fs"
 import process from "node:process"
 
@@ -14,36 +14,46 @@ export interface Output {
 }
 
 /** Writing failed (a full disk, a closed pipe). @internal */
-export class OutputError extends Error {
-  readonly _tag = "OutputError"
-}
+export class OutputError extends Data.TaggedError("OutputError")<{ readonly message: string }> {}
 
 const writeTo = (stream: NodeJS.WritableStream, where: string) => (text: string) =>
   Effect.callback<void, OutputError>((resume) => {
     // The callback runs once the text is handed on: one write in flight at a time.
     stream.write(text, (error) =>
-      resume(error ? Effect.fail(new OutputError(`Cannot write to ${where}: ${error.message}`)) : Effect.void))
+      resume(error ? Effect.fail(new OutputError({ message: `Cannot write to ${where}: ${error.message}` })) : Effect.void))
   })
 
 /** Standard output. @internal */
 export const stdout: Output = { write: writeTo(process.stdout, "standard output") }
 
-/** A new file at `path` (replaced if it exists), flushed and closed with the scope. @internal */
-export const file = (path: string): Effect.Effect<Output, OutputError, Scope.Scope> =>
-  Effect.acquireRelease(
+/**
+ * The file at `path`, written whole or not at all: the text goes to a temporary file beside it,
+ * which replaces `path` when the scope closes successfully and is removed when it fails — so a
+ * failed export never leaves a partial file, nor empties the one that was there. @internal
+ */
+export const file = (path: string): Effect.Effect<Output, OutputError, Scope.Scope> => {
+  const temporary = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`
+  return Effect.acquireRelease(
     Effect.try({
-      try: () => fs.createWriteStream(path, { flags: "w" }),
-      catch: (error) => new OutputError(`Cannot create ${path}: ${(error as Error).message}`)
+      try: () => fs.createWriteStream(temporary, { flags: "wx" }),
+      catch: (error) => new OutputError({ message: `Cannot create ${temporary}: ${(error as Error).message}` })
     }).pipe(
       Effect.flatMap((stream) =>
         Effect.callback<fs.WriteStream, OutputError>((resume) => {
           stream.once("open", () => resume(Effect.succeed(stream)))
-          stream.once("error", (error) => resume(Effect.fail(new OutputError(`Cannot create ${path}: ${error.message}`))))
+          stream.once("error", (error) => resume(Effect.fail(new OutputError({ message: `Cannot create ${temporary}: ${error.message}` }))))
         })
       )
     ),
-    (stream) => Effect.callback<void>((resume) => void stream.end(() => resume(Effect.void)))
+    (stream, exit) =>
+      Effect.callback<void>((resume) => void stream.end(() => resume(Effect.void))).pipe(
+        Effect.andThen(Effect.sync(() => {
+          if (exit._tag === "Success") fs.renameSync(temporary, path)
+          else fs.rmSync(temporary, { force: true })
+        }))
+      )
   ).pipe(Effect.map((stream): Output => ({ write: writeTo(stream, path) })))
+}
 
 /** Rows as an aligned text table with a header, numbers aligned right. @internal */
 export const table = (columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {

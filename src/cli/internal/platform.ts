@@ -1,21 +1,35 @@
 /**
  * What `effect/cli` needs from the platform (arguments, standard output and error, the terminal's
  * width), from `node:process` — which Bun, Deno and Node all provide. The command line neither
- * prompts nor spawns processes, so those services fail if ever used.
+ * prompts nor spawns processes, so those services fail if ever used, and `--wizard` (which
+ * prompts) is not offered. What is wrong with the arguments goes to standard error, with the help:
+ * standard output is for the data.
  * @internal
  */
-import { Effect, FileSystem, Layer, Path, Sink, Stdio, Stream, Terminal } from "effect"
+import { Console, Effect, FileSystem, Layer, Path, Sink, Stdio, Stream, Terminal } from "effect"
+import { CliConfig, CliOutput, GlobalFlag } from "effect/cli"
 import { ChildProcessSpawner } from "effect/process"
 import process from "node:process"
 
 const writer = (stream: NodeJS.WriteStream) => () =>
   Sink.forEach((chunk: string | Uint8Array) => Effect.sync(() => void stream.write(chunk)))
 
+/** `effect/cli`'s presenter, with the help of a bad invocation on standard error too. */
+const presenter: CliOutput.Presenter = {
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Console.consoleWith((console) =>
+        Effect.provideService(CliOutput.defaultPresenter.present(event), Console.Console, { ...console, log: console.error }))
+      : CliOutput.defaultPresenter.present(event)
+}
+
 /** `effect/cli`'s environment on this process; `args` are the command's arguments. @internal */
 export const layer = (args: ReadonlyArray<string>): Layer.Layer<
   FileSystem.FileSystem | Path.Path | Terminal.Terminal | ChildProcessSpawner.ChildProcessSpawner | Stdio.Stdio
 > =>
   Layer.mergeAll(
+    CliConfig.layer({ builtIns: GlobalFlag.BuiltIns.filter((flag) => flag !== GlobalFlag.Wizard) }),
+    CliOutput.layerPresenter(presenter),
     FileSystem.layerNoop({}),
     Path.layer,
     Layer.succeed(

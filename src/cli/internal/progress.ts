@@ -1,7 +1,8 @@
 /**
  * Progress of a long operation on standard error: on a terminal, one bar redrawn in place with the
- * count, the rate and the time left; otherwise a plain line every few seconds. Either way a closing
- * line with the total and the time taken. Standard output stays free for the command's data.
+ * count, the rate and the time left, replaced at the end by a line with the total and the time
+ * taken; otherwise a plain line every 2 seconds, and that closing line, for an operation that took
+ * that long (a quick one prints nothing). Standard output stays free for the command's data.
  * @internal
  */
 import { Effect } from "effect"
@@ -79,7 +80,8 @@ export const make = (label: string, unit: string, total: number | undefined, mod
         }),
       expect: (n) => Effect.sync(() => void (expected = Math.max(expected ?? 0, n))),
       done: Effect.sync(() => {
-        if (mode === "none") return
+        // Plain lines say nothing of an operation that ended before the first was due.
+        if (mode === "none" || (mode === "lines" && drawnAt === started)) return
         const { rate, seconds } = line(performance.now())
         const summary = `${label}: ${count(doneCount)} ${unit} in ${seconds.toFixed(1)} s (${count(rate)}/s)\n`
         process.stderr.write(mode === "bar" ? `\r\x1b[2K${summary}` : summary)

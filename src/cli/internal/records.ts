@@ -26,8 +26,11 @@ export const toJson = (value: unknown): unknown => {
   return value
 }
 
-const sortedMetadata = (metadata: Record<string, string> | undefined) =>
-  metadata === undefined ? undefined : Object.fromEntries(Object.keys(metadata).sort().map((k) => [k, metadata[k]!]))
+/**
+ * A value as one line of JSON: U+2028 and U+2029, which JSON leaves as they are but some line readers
+ * take for line ends, escaped. @internal
+ */
+export const jsonLine = (value: unknown): string => JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => c === "\u2028" ? "\\u2028" : "\\u2029")
 
 /** The fields every line form starts with, in this order. */
 const head = (record: JournalRecord) => ({
@@ -54,17 +57,19 @@ export const readable = (record: JournalRecord): Record<string, unknown> => {
     ...head(record),
     time: new Date(record.timestamp).toISOString(),
     ...payload,
-    ...(record.metadata !== undefined ? { metadata: sortedMetadata(record.metadata) } : {})
+    ...(record.metadata !== undefined ? { metadata: record.metadata } : {})
   }
 }
 
 /** The export line of a record (no newline). @internal */
 export const exportLine = (record: JournalRecord): string =>
-  JSON.stringify({
+  jsonLine({
     ...head(record),
     payload: toBase64(record.payload),
-    ...(record.metadata !== undefined ? { metadata: sortedMetadata(record.metadata) } : {})
+    ...(record.metadata !== undefined ? { metadata: record.metadata } : {})
   })
+
+const FIELDS = new Set(["seq", "namespace", "id", "version", "type", "timestamp", "payload", "metadata"])
 
 const isInteger = (value: unknown, min: number): value is number => Number.isSafeInteger(value) && (value as number) >= min
 
@@ -78,12 +83,14 @@ export const parseExportLine = (line: string): JournalRecord | string => {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "not a JSON object"
   const o = value as Record<string, unknown>
+  const unknown = Object.keys(o).find((key) => !FIELDS.has(key))
+  if (unknown !== undefined) return `unknown field ${JSON.stringify(unknown)}`
   if (!isInteger(o.seq, 1)) return "seq is not an integer ≥ 1"
   if (typeof o.namespace !== "string" || typeof o.id !== "string") return "namespace or id is not a string"
   if (!isInteger(o.version, 1)) return "version is not an integer ≥ 1"
   if (typeof o.type !== "string") return "type is not a string"
   if (!isInteger(o.timestamp, 0)) return "timestamp is not an integer ≥ 0"
-  if (typeof o.payload !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(o.payload)) return "payload is not base64"
+  if (typeof o.payload !== "string" || o.payload.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(o.payload)) return "payload is not base64"
   const metadata = o.metadata
   if (
     metadata !== undefined &&

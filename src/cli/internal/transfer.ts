@@ -1,34 +1,40 @@
 /**
- * The commands that move records: `dump` (readable JSON lines), `export` and `import` (exact JSON
- * lines between any two backends, seqs, versions and timestamps kept), `restore` (a point in time,
- * from the archive and what the journal holds after it, into a fresh store) and `tail` (follow).
+ * The commands that move records out: `dump` (readable JSON lines), `export` (exact JSON lines, for
+ * `import` into any backend), `restore` (a point in time, from the archive and what the journal holds
+ * after it, into a fresh store) and `tail` (follow).
  * @internal
  */
 import { Data, Effect, Stream } from "effect"
-import * as fs from "node:fs"
-import process from "node:process"
-import * as readline from "node:readline"
 import { Archive } from "../../Archive.ts"
 import * as Archiver from "../../Archiver.ts"
 import { Journal, type JournalError, type JournalRecord } from "../../Journal.ts"
 import type { Output } from "./output.ts"
 import type { Progress } from "./progress.ts"
-import { exportLine, parseExportLine, readable } from "./records.ts"
+import { exportLine, jsonLine, readable } from "./records.ts"
+
+/** A restore would leave a hole between the archive and the journal. @internal */
+export class RestoreError extends Data.TaggedError("RestoreError")<{ readonly message: string }> {}
 
 /** A bound of `--from`/`--until`: a seq, or a time (epoch ms). @internal */
 export type Bound = { readonly seq: number } | { readonly time: number }
 
-/** An import file was unreadable or did not fit the target. @internal */
-export class TransferError extends Data.TaggedError("TransferError")<{ readonly message: string; readonly cause?: unknown }> {}
+/** ISO 8601 as the command line takes it: a date (midnight UTC), or a date and time with `Z` or an offset. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/
 
-/** Parses `--from`/`--until`: an integer is a seq, anything else a date (ISO 8601). @internal */
+/**
+ * Parses `--from`/`--until`: digits are a seq; otherwise an ISO 8601 date (`2026-11-30`, midnight
+ * UTC) or time with its zone (`2026-11-30T03:12:00Z`, `…+01:00`) — a time without a zone is refused
+ * rather than read in the machine's zone. @internal
+ */
 export const parseBound = (flag: string, text: string): Bound | string => {
   if (/^\d+$/.test(text)) {
     const seq = Number(text)
     return Number.isSafeInteger(seq) ? { seq } : `${flag} ${text}: seq too large`
   }
-  const time = Date.parse(text)
-  return Number.isNaN(time) ? `${flag} ${text}: neither a seq (an integer) nor a time (ISO 8601, e.g. 2026-12-01T03:12:00Z)` : { time }
+  const time = ISO_TIME.test(text) ? Date.parse(text) : Number.NaN
+  return Number.isNaN(time)
+    ? `${flag} ${JSON.stringify(text)}: neither a seq (digits) nor an ISO 8601 date or time with its zone (2026-11-30, 2026-11-30T03:12:00Z)`
+    : { time }
 }
 
 /** The records between `from` and `until` (inclusive), in seq order. @internal */
@@ -74,78 +80,10 @@ export const write = (
   })
 
 /** A readable line (`dump`, `read`, `tail`). @internal */
-export const readableLine = (record: JournalRecord): string => JSON.stringify(readable(record))
+export const readableLine = (record: JournalRecord): string => jsonLine(readable(record))
 
 /** An exact line (`export`). @internal */
 export { exportLine }
-
-const fileLines = (path: string): Stream.Stream<string, TransferError> =>
-  Stream.fromAsyncIterable(
-    readline.createInterface({
-      input: path === "-" ? process.stdin : fs.createReadStream(path),
-      crlfDelay: Infinity
-    }),
-    (cause) => new TransferError({ message: `Cannot read ${path === "-" ? "standard input" : path}: ${(cause as Error).message}`, cause })
-  )
-
-const sameRecord = (a: JournalRecord, b: JournalRecord) => exportLine(a) === exportLine(b)
-
-const IMPORT_BATCH = 1_000
-
-/**
- * Imports an export file (`-`: standard input) into the journal, in batches. The journal must be
- * empty, or hold exactly the file's first records (an import that stopped half way: it resumes
- * after them). Returns how many records were imported. @internal
- */
-export const importFile = (path: string, progress: Progress) =>
-  Effect.gen(function*() {
-    const journal = yield* Journal
-    const lastSeq = yield* journal.lastSeq
-    if (path !== "-") {
-      const size = yield* Effect.try({ try: () => fs.statSync(path).size, catch: (cause) => new TransferError({ message: `Cannot read ${path}: ${(cause as Error).message}`, cause }) })
-      yield* progress.expect(Math.ceil(size / 160))
-    }
-    let lineNumber = 0
-    let batch: Array<JournalRecord> = []
-    let imported = 0
-    let matched = lastSeq === 0
-    const flush = Effect.suspend(() => {
-      const records = batch
-      batch = []
-      imported += records.length
-      return records.length === 0 ? Effect.void : Effect.andThen(journal.restore(records), progress.advance(records.length))
-    })
-    yield* Stream.runForEach(fileLines(path), (line) =>
-      Effect.gen(function*() {
-        lineNumber++
-        if (line.trim() === "") return
-        const record = parseExportLine(line)
-        const where = `${path === "-" ? "standard input" : path}, line ${lineNumber}`
-        if (typeof record === "string") return yield* new TransferError({ message: `${where}: ${record}` })
-        if (record.seq <= lastSeq) {
-          if (record.seq === lastSeq) {
-            const held = yield* Stream.runHead(journal.replayFrom(lastSeq))
-            if (held._tag === "None" || !sameRecord(held.value, record)) {
-              return yield* new TransferError({
-                message: `${where}: the target journal is not empty (last seq ${lastSeq}) and its record at seq ${lastSeq} differs from this file's; nothing was imported`
-              })
-            }
-            matched = true
-          }
-          return
-        }
-        if (!matched) {
-          return yield* new TransferError({
-            message: `${where}: the target journal is not empty (last seq ${lastSeq}) and this file has no record at seq ${lastSeq}; nothing was imported`
-          })
-        }
-        batch.push(record)
-        if (batch.length >= IMPORT_BATCH) yield* flush
-      }))
-    yield* flush
-    yield* progress.done
-    return imported
-  })
 
 /**
  * Restores the archive into the (fresh) journal in context up to `until` (all if undefined), then
@@ -161,7 +99,18 @@ export const restore = (
   Effect.gen(function*() {
     const target = yield* Journal
     const segments = yield* archive.list()
-    yield* progress.expect(segments.length === 0 ? 0 : segments[segments.length - 1]!.endSeq)
+    const archivedThrough = segments.length === 0 ? 0 : segments[segments.length - 1]!.endSeq
+    if (source !== undefined) {
+      // Checked before anything is written: the journal must go on where the archive ends.
+      const first = yield* Stream.runHead(source.replayFrom(1))
+      if (first._tag === "Some" && first.value.seq > archivedThrough + 1) {
+        return yield* new RestoreError({
+          message: `Seqs ${archivedThrough + 1}..${first.value.seq - 1} are in neither the archive (through seq ${archivedThrough}) ` +
+            `nor the journal (from seq ${first.value.seq}); nothing was restored (--archive-only restores the archive alone)`
+        })
+      }
+    }
+    yield* progress.expect(archivedThrough)
     // The target, counting what the Archiver restores into it.
     const counting: Journal = {
       ...target,

@@ -52,7 +52,10 @@ const place = (finding: { readonly file: string; readonly offset?: number | unde
  * `undefined` for other backends. @internal
  */
 export const verifySegments = (store: string): Effect.Effect<FileCheck | undefined> =>
-  Stores.backendOf(store) !== "file" ? Effect.succeed(undefined) : Effect.promise(() => import("../../file/index.ts")).pipe(
+  Stores.backendOf(store) !== "file" ? Effect.succeed(undefined) : Effect.tryPromise({
+    try: () => import("../../file/index.ts"),
+    catch: (cause) => ({ message: `Cannot load annals/file: ${String(cause)}` })
+  }).pipe(
     Effect.flatMap((file) => file.FileJournal.verify(`${Stores.directoryOf(store)}/journal`)),
     Effect.map((verified): FileCheck => ({
       records: verified.records,
