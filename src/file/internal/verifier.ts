@@ -1,7 +1,7 @@
 /**
  * Checks a journal directory's segment files without opening the journal (no lock, nothing
  * written): every segment header, every frame's CRC and fields, seqs increasing within and across
- * segments and inside the range each segment's name gives. Unlike recovery, it does not stop at the
+ * segments and inside the range each segment's name gives, and no seqs between two segments. Unlike recovery, it does not stop at the
  * first damage: after a bad record it looks for the next intact one and goes on, so one report
  * names every damaged place by file and byte offset. An incomplete append at the very end of the
  * last segment is a note, not a problem: a writer may be writing it, or a crash tore it (the next
@@ -44,6 +44,14 @@ export const verifyDirectory = (directory: string, io: FileIo): Verified => {
     const file = path.join(directory, segmentName(firstSeq))
     const next = firstSeqs[i + 1]
     const last = i === firstSeqs.length - 1
+    // The writer names a new segment after the last seq it wrote: a later name leaves seqs no file holds.
+    if (i > 0 && previousSeq > 0 && firstSeq > previousSeq + 1) {
+      problems.push({
+        file,
+        offset: 0,
+        problem: `seqs ${previousSeq + 1}..${firstSeq - 1} are in no segment file: the one between ${segmentName(firstSeqs[i - 1]!)} and this one is missing`
+      })
+    }
     const data = readWholeFile(io, file)
     const header = headerProblem(data.subarray(0, HEADER_BYTES), firstSeq)
     if (header !== undefined) {
