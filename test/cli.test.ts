@@ -20,11 +20,15 @@ import { TestClock } from "effect/testing"
 import { pack } from "msgpackr"
 import * as Archiver from "../src/Archiver.ts"
 import { CursorStore } from "../src/CursorStore.ts"
+import { Archive } from "../src/Archive.ts"
 import { DirectoryArchive, FileCursorStore, FileJournal, FileSnapshotStore } from "../src/file/index.ts"
+import { S3Archive } from "../src/s3/index.ts"
 import { Journal } from "../src/Journal.ts"
 import { SnapshotStore } from "../src/SnapshotStore.ts"
 import { annalsExpect, cliCommand } from "./support/cli.ts"
 import { isolatedNatsPrefix, natsTarget } from "./support/nats.ts"
+import { isolatedPrefix, redisTarget } from "./support/redis.ts"
+import { isolatedBucket, s3ClientConfig, s3Target } from "./support/s3.ts"
 import { isolatedSchema, pgTargets } from "./support/postgres.ts"
 import { tempDirectory } from "./support/tempDirectory.ts"
 
@@ -210,12 +214,47 @@ test("annals restore --until: a fresh store holds exactly the records up to that
 
 const pg = (await pgTargets())[0]
 const nats = await natsTarget()
+const redis = await redisTarget()
+const s3 = await s3Target()
 
-test("annals export/import: file → PostgreSQL → NATS → file round-trips byte for byte, seqs, versions and timestamps kept", { skip: pg === undefined }, () =>
+test("annals with an S3 archive: archive status, verify and restore from s3://bucket/prefix, endpoint and keys from the AWS variables", { skip: s3 === undefined }, () =>
+  withSeededStore(async (store) => {
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const bucket = yield* isolatedBucket(s3!)
+      // The seeded archive's segments, copied into the bucket under a prefix.
+      const local = Context.get(yield* Layer.build(DirectoryArchive.layerReadOnly({ directory: path.join(store, "archive") })), Archive)
+      const remote = Context.get(yield* Layer.build(S3Archive.layer({ bucket, prefix: "shop/", clientConfig: s3ClientConfig(s3!) })), Archive)
+      for (const ref of yield* local.list()) yield* remote.put({ startSeq: ref.startSeq, endSeq: ref.endSeq, records: yield* local.get(ref) })
+      const env = {
+        AWS_ENDPOINT_URL: s3!.endpoint,
+        AWS_REGION: s3!.region,
+        AWS_ACCESS_KEY_ID: s3!.credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3!.credentials.secretAccessKey
+      }
+      const archive = `s3://${bucket}/shop/`
+      yield* Effect.promise(async () => {
+        const status = JSON.parse((await annalsExpect(0, ["archive", "status", "-s", store, "--archive", archive, "--json"], { env })).stdout)
+        assert.deepEqual([status.segments, status.archivedThrough, status.lag], [2, 20, RECORDS - 20])
+        assert.match((await annalsExpect(0, ["verify", "-s", store, "--archive", archive], { env })).stdout, /2 archive segments checked\nok: no problems found/)
+        const target = path.join(store, "from-s3")
+        const restored = JSON.parse((await annalsExpect(0, ["restore", "-s", store, "--archive", archive, "--to", target, "--archive-only", "--json"], { env })).stdout)
+        assert.deepEqual(restored, { fromArchive: 20, segments: 2, fromJournal: 0 })
+        // Wrong keys: the archive opens (S3 is asked nothing then), its listing fails, naming the bucket, and no key is shown.
+        const secret = await annalsExpect(4, ["archive", "status", "-s", store, "--archive", `s3://${bucket}/shop/`], {
+          env: { ...env, AWS_SECRET_ACCESS_KEY: "wrong-secret-value" }
+        })
+        assert.match(secret.stderr, new RegExp(bucket))
+        assert.doesNotMatch(secret.stderr + secret.stdout, /wrong-secret-value/)
+      })
+    })))
+  }))
+
+test("annals export/import: file → PostgreSQL → NATS → Redis → file round-trips byte for byte, seqs, versions and timestamps kept", { skip: pg === undefined }, () =>
   withSeededStore(async (store) => {
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const schema = yield* isolatedSchema(pg!)
       const natsPrefix = nats === undefined ? undefined : yield* isolatedNatsPrefix(nats)
+      const redisPrefix = redis === undefined ? undefined : yield* isolatedPrefix(redis)
       yield* Effect.promise(async () => {
         const exported = path.join(store, "export.jsonl")
         await annalsExpect(0, ["export", "-s", store, "-o", exported])
@@ -230,6 +269,12 @@ test("annals export/import: file → PostgreSQL → NATS → file round-trips by
           await annalsExpect(0, ["import", "-", "-s", natsUrl, "-q"], { stdin: current })
           current = (await annalsExpect(0, ["export", "-s", natsUrl, "-q"])).stdout
           assert.equal(current, original, "NATS export differs")
+        }
+        if (redisPrefix !== undefined) {
+          const redisUrl = `${redis!.url}?prefix=${redisPrefix}`
+          await annalsExpect(0, ["import", "-", "-s", redisUrl, "-q"], { stdin: current })
+          current = (await annalsExpect(0, ["export", "-s", redisUrl, "-q"])).stdout
+          assert.equal(current, original, "Redis export differs")
         }
         const back = path.join(store, "back")
         await annalsExpect(0, ["import", "-", "-s", back, "-q"], { stdin: current })
