@@ -397,7 +397,7 @@ test("annals import on a terminal: a progress bar with count and rate while it r
     const { args, command } = cliCommand()
     const target = path.join(store, "imported")
     const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`
-    const shell = `(cat first.jsonl; sleep 3; cat rest.jsonl) | ${[command, ...args, "import", "-", "-s", target].map(quote).join(" ")}; sleep 30`
+    const shell = `(cat first.jsonl; sleep 2; cat rest.jsonl) | ${[command, ...args, "import", "-", "-s", target].map(quote).join(" ")}; sleep 30`
     const session = `annals-cli-${process.pid}`
     const run = (...a: Array<string>) => spawnSync("tmux", a, { encoding: "utf8", cwd: store })
     run("new-session", "-d", "-s", session, "-x", "160", "-y", "20", "-c", store, shell)

@@ -1,5 +1,5 @@
 /**
- * Concurrency really in use, over every storage combination: 48 fibers execute commands on six
+ * Concurrency really in use, over every storage combination: 32 fibers execute commands on six
  * aggregates through four repositories (separate caches) and interleave loads, while a background
  * Checkpointer runs every few milliseconds — with an Archiver uploading in the background
  * (`history: "archive"`), or truncating without an archive (`history: "discard"`). On the file
@@ -34,7 +34,7 @@ import {
 } from "./harness.ts"
 import type { Storage } from "./layers.ts"
 
-const FIBERS = 48
+const FIBERS = 32
 /** Each fiber runs at least `MIN_OPS` operations, and goes on until the checkpoint moved twice, at most `MAX_OPS`. */
 const MIN_OPS = 12
 const MAX_OPS = 40
