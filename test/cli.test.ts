@@ -381,6 +381,11 @@ test("annals: bad arguments exit 2, a missing or unknown store exits 3, each wit
 })
 
 const tmux = spawnSync("tmux", ["-V"]).status === 0
+if (!tmux && process.env.CI === "true") {
+  test("tmux is installed (required under CI=true for the terminal test)", () => {
+    throw new Error("tmux not found on PATH (Debian: apt-get install tmux)")
+  })
+}
 
 test("annals import on a terminal: a progress bar with count and rate while it runs, a closing line when done (tmux)", { skip: !tmux }, () =>
   withSeededStore(async (store) => {
