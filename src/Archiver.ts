@@ -13,6 +13,7 @@
 import { Clock, Context, Data, Duration, Effect, Layer, Metric, Option, Schedule, Semaphore, Stream } from "effect"
 import { Archive, type ArchiveError, type SegmentRef } from "./Archive.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
+import { chainBreak } from "./internal/archiveChain.ts"
 import { applySegments } from "./internal/archiveRestore.ts"
 import { spanOptions } from "./internal/observe.ts"
 import { integerProblem } from "./internal/validate.ts"
@@ -238,24 +239,20 @@ export const restore = (
         })
       }
     }
-    if (refs.length > 0 && refs[0]!.startSeq !== 1) {
+    for (let i = 0; i < refs.length; i++) {
+      const previous = refs[i - 1]
+      const ref = refs[i]!
+      const gap = chainBreak(previous, ref)
+      if (gap === undefined) continue
       return yield* new ArchiverError({
         method: "restore",
-        message: `The archive's first segment ${refs[0]!.key} starts at seq ${refs[0]!.startSeq}, not at the journal's ` +
-          `beginning (seq 1): seqs 1..${refs[0]!.startSeq - 1} are missing; nothing was restored`
+        message: previous === undefined
+          ? `The archive's first segment ${ref.key} starts at seq ${ref.startSeq}, not at the journal's ` +
+            `beginning (seq 1): seqs 1..${ref.startSeq - 1} are missing; nothing was restored`
+          : gap === "overlap"
+          ? `Archive segments ${previous.key} and ${ref.key} overlap; nothing was restored`
+          : `Archive segments are missing seqs ${gap.from}..${gap.to} between ${previous.key} and ${ref.key}; nothing was restored`
       })
-    }
-    for (let i = 1; i < refs.length; i++) {
-      const previous = refs[i - 1]!
-      const ref = refs[i]!
-      if (ref.startSeq !== previous.endSeq + 1) {
-        return yield* new ArchiverError({
-          method: "restore",
-          message: ref.startSeq <= previous.endSeq
-            ? `Archive segments ${previous.key} and ${ref.key} overlap; nothing was restored`
-            : `Archive segments are missing seqs ${previous.endSeq + 1}..${ref.startSeq - 1} between ${previous.key} and ${ref.key}; nothing was restored`
-        })
-      }
     }
     const restored = yield* applySegments(journal, archive, refs.filter((ref) => ref.endSeq > lastSeq), {
       keep: (r) => r.seq > lastSeq && (until === undefined || r.timestamp <= until),

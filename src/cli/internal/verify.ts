@@ -8,6 +8,7 @@
  */
 import { Effect, Option, Stream } from "effect"
 import { Archive, type SegmentRef } from "../../Archive.ts"
+import { chainBreak } from "../../internal/archiveChain.ts"
 import { Journal, type JournalRecord } from "../../Journal.ts"
 import { SnapshotStore } from "../../SnapshotStore.ts"
 import * as Stores from "../../Stores.ts"
@@ -85,12 +86,16 @@ export const verifyArchive = (progress: Progress): Effect.Effect<ArchiveCheck, n
     yield* progress.expect(refs.length)
     let previous: SegmentRef | undefined
     for (const ref of refs) {
-      if (previous === undefined && ref.startSeq !== 1) {
-        problems.push({ where: ref.key, problem: `the first segment starts at seq ${ref.startSeq}, not 1: seqs 1..${ref.startSeq - 1} are missing` })
-      } else if (previous !== undefined && ref.startSeq <= previous.endSeq) {
-        problems.push({ where: ref.key, problem: `overlaps ${previous.key} (seqs ${ref.startSeq}..${previous.endSeq})` })
-      } else if (previous !== undefined && ref.startSeq !== previous.endSeq + 1) {
-        problems.push({ where: ref.key, problem: `seqs ${previous.endSeq + 1}..${ref.startSeq - 1} are missing after ${previous.key}` })
+      const gap = chainBreak(previous, ref)
+      if (gap !== undefined) {
+        problems.push({
+          where: ref.key,
+          problem: previous === undefined
+            ? `the first segment starts at seq ${ref.startSeq}, not 1: seqs 1..${ref.startSeq - 1} are missing`
+            : gap === "overlap"
+            ? `overlaps ${previous.key} (seqs ${ref.startSeq}..${previous.endSeq})`
+            : `seqs ${gap.from}..${gap.to} are missing after ${previous.key}`
+        })
       }
       const records = yield* Effect.result(archive.get(ref))
       if (records._tag === "Failure") {
