@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, Result, Schema } from "effect"
+import { Data, Effect, Result, Schema, SchemaAST, SchemaParser } from "effect"
+import { SchemaJITCompiler } from "effect/schema"
 import type { EventData, JournalRecord, StreamRef } from "./Journal.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import type { Snapshot } from "./SnapshotStore.ts"
@@ -69,18 +70,34 @@ export class CodecError extends CodecErrorBase {
 /**
  * A codec for any Schema without service requirements.
  *
+ * The Schema's decoder and encoder are compiled once, here, by Effect's `SchemaJITCompiler` (where
+ * the runtime allows `new Function`; elsewhere Effect interprets the Schema as before): every value
+ * is still checked against the Schema and goes through its transformations, with the same errors.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const make = <A, I>(schema: Schema.Codec<A, I>): Codec<A> => {
-  const encode = Schema.encodeResult(schema)
-  const decode = Schema.decodeUnknownResult(schema)
+  SchemaJITCompiler.enable(schema.ast)
+  SchemaJITCompiler.enable(SchemaAST.flip(schema.ast))
+  // The synchronous adapters run the compiled code directly; on a failure (rare: a bad value or bad
+  // stored data) the Result adapter runs again for the Schema's issue, which the CodecError carries.
+  const encodeFast = SchemaParser.encodeUnknownSync(schema)
+  const encodeIssue = Schema.encodeUnknownResult(schema)
+  const decodeFast = SchemaParser.decodeUnknownSync(schema)
+  const decodeIssue = Schema.decodeUnknownResult(schema)
   return {
     encode: (value) => {
-      const encoded = encode(value)
-      if (Result.isFailure(encoded)) return Result.fail(encoded.failure)
+      let encoded: I
       try {
-        return Result.succeed(Msgpack.pack(encoded.success))
+        encoded = encodeFast(value)
+      } catch {
+        const checked = encodeIssue(value)
+        if (Result.isFailure(checked)) return Result.fail(checked.failure)
+        encoded = checked.success
+      }
+      try {
+        return Result.succeed(Msgpack.pack(encoded))
       } catch (cause) {
         return Result.fail(cause)
       }
@@ -92,7 +109,11 @@ export const make = <A, I>(schema: Schema.Codec<A, I>): Codec<A> => {
       } catch (cause) {
         return Result.fail(cause)
       }
-      return decode(unpacked)
+      try {
+        return Result.succeed(decodeFast(unpacked))
+      } catch {
+        return decodeIssue(unpacked)
+      }
     }
   }
 }

@@ -2,6 +2,7 @@ import { Effect, Result, Schema } from "effect"
 import assert from "node:assert/strict"
 import { test } from "node:test"
 import { Codec, type Journal, type SnapshotStore } from "../src/index.ts"
+import * as Msgpack from "../src/internal/msgpack.ts"
 
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Finite })
 const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Finite })
@@ -210,4 +211,164 @@ test("Codec: binary data inside a state decodes as a plain Uint8Array", () => {
   const decoded = success(Codec.decodeSnapshot(codec, snapshot(bytes)))
   assert.deepEqual(Array.from(decoded.blob), [0, 1, 2, 255])
   assert.equal(Object.getPrototypeOf(decoded.blob), Uint8Array.prototype, "no Node Buffer may leak out of a codec")
+})
+
+// ─── The compiled decoder (issue 17) ───────────────────────────────────────────────────────────────
+// `Codec.make` compiles its Schema (Effect's SchemaJITCompiler). A structurally equal Schema built
+// separately is never compiled: Effect's interpreter decodes it, as annals did before, and the two
+// must agree on every input — the same value out, or the same issue.
+
+/** Schemas of many kinds, each built fresh by its factory (so one copy can stay interpreted). */
+const shapes: ReadonlyArray<readonly [string, () => Schema.Codec<any, any>]> = [
+  ["a tagged struct of a string and numbers", () => Schema.TaggedStruct("ItemAdded", { sku: Schema.String, qty: Schema.Number, price: Schema.Number })],
+  ["a union of tagged structs with Int and optional fields", () =>
+    Schema.Union([
+      Schema.TaggedStruct("Credited", { amount: Schema.Int }),
+      Schema.TaggedStruct("Debited", { amount: Schema.Int, note: Schema.optional(Schema.String) }),
+      Schema.TaggedStruct("Closed", { reason: Schema.optionalKey(Schema.Literals(["fraud", "request"])) })
+    ])],
+  ["a struct with nested arrays, records, nulls and checks", () =>
+    Schema.Struct({
+      owner: Schema.String.check(Schema.isMinLength(1)),
+      lines: Schema.Array(Schema.Struct({ sku: Schema.String, qty: Schema.Int.check(Schema.isGreaterThan(0)) })),
+      tags: Schema.Record(Schema.String, Schema.Boolean),
+      parent: Schema.NullOr(Schema.String),
+      score: Schema.Finite
+    })],
+  ["a struct with transformations (renamed key, decoding default, finite number from string)", () =>
+    Schema.Struct({
+      sku: Schema.String,
+      qty: Schema.FiniteFromString,
+      price: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(0)))
+    }).pipe(Schema.encodeKeys({ sku: "code" }))]
+]
+
+/** A small seeded generator (xorshift32), so that every run tries the same inputs. */
+const random = (seed: number) => () => {
+  seed ^= seed << 13
+  seed ^= seed >>> 17
+  seed ^= seed << 5
+  return (seed >>> 0) / 0x1_0000_0000
+}
+
+/** Values of every kind msgpack carries, good and bad for the shapes above. */
+const anyValue = (next: () => number, depth = 0): unknown => {
+  const leaves: ReadonlyArray<() => unknown> = [
+    () => Math.floor(next() * 200) - 100,
+    () => next() * 100,
+    () => [Number.NaN, Infinity, -Infinity, -0, 2 ** 53][Math.floor(next() * 5)],
+    () => ["", "sku-1", "ItemAdded", "Credited", "Debited", "Closed", "fraud", "request", "12", "x".repeat(40), "é🙂"][Math.floor(next() * 11)],
+    () => next() < 0.5,
+    () => null,
+    () => new Uint8Array([1, 2, 3])
+  ]
+  if (depth < 2 && next() < 0.3) {
+    if (next() < 0.3) return Array.from({ length: Math.floor(next() * 3) }, () => anyValue(next, depth + 1))
+    return objectOf(next, depth + 1)
+  }
+  return leaves[Math.floor(next() * leaves.length)]!()
+}
+
+const KEYS = ["_tag", "sku", "code", "qty", "price", "amount", "note", "reason", "owner", "lines", "tags", "parent", "score", "extra"]
+
+/** An object with some of the keys the shapes use (and some they do not), with values of any kind. */
+const objectOf = (next: () => number, depth = 0): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const key of KEYS) if (next() < 0.45) out[key] = anyValue(next, depth + 1)
+  return out
+}
+
+/** A value the shape's Schema accepts, or nearly: a valid value with one field changed, dropped or added. */
+const nearValue = (name: string, next: () => number): unknown => {
+  const valid: Record<string, unknown> = name.startsWith("a tagged struct")
+    ? { _tag: "ItemAdded", sku: "sku-7", qty: 3, price: 9.99 }
+    : name.startsWith("a union")
+    ? [{ _tag: "Credited", amount: 10 }, { _tag: "Debited", amount: 5, note: "fee" }, { _tag: "Debited", amount: 5 }, { _tag: "Closed" }, {
+      _tag: "Closed",
+      reason: "fraud"
+    }][Math.floor(next() * 5)]!
+    : name.startsWith("a struct with nested")
+    ? { owner: "ann", lines: [{ sku: "a", qty: 2 }], tags: { vip: true }, parent: null, score: 1.5 }
+    : { code: "sku-9", qty: "4", ...(next() < 0.5 ? { price: 2.5 } : {}) }
+  const keys = Object.keys(valid)
+  const copy = { ...valid }
+  const roll = next()
+  if (roll < 0.25) return copy
+  if (roll < 0.5) copy[keys[Math.floor(next() * keys.length)]!] = anyValue(next)
+  else if (roll < 0.7) delete copy[keys[Math.floor(next() * keys.length)]!]
+  else copy[KEYS[Math.floor(next() * KEYS.length)]!] = anyValue(next)
+  return copy
+}
+
+test("Codec: the compiled decoder agrees with Effect's interpreter on valid, invalid and excess input, for every kind of Schema", () => {
+  const loose = Codec.make(Schema.Unknown)
+  for (const [name, build] of shapes) {
+    const compiled = Codec.make(build())
+    const interpreted = Schema.decodeUnknownResult(build())
+    const next = random(0x9e3779b9)
+    let accepted = 0
+    let rejected = 0
+    for (let i = 0; i < 1_500; i++) {
+      const input = i % 3 === 0 ? objectOf(next) : i % 3 === 1 ? nearValue(name, next) : anyValue(next)
+      const bytes = success(loose.encode(input))
+      const expected = interpreted(Msgpack.unpack(bytes))
+      const actual = compiled.decode(bytes)
+      if (Result.isSuccess(expected)) {
+        accepted++
+        assert.deepStrictEqual(success(actual), expected.success, `${name}: input ${i} ${JSON.stringify(input)}`)
+      } else {
+        rejected++
+        assert.ok(Result.isFailure(actual), `${name}: input ${i} ${JSON.stringify(input)} decoded, the interpreter rejects it`)
+        assert.equal(String(actual.failure), String(expected.failure), `${name}: input ${i}`)
+      }
+    }
+    // The generator must exercise both sides of every shape, or the comparison shows little.
+    assert.ok(accepted >= 100 && rejected >= 100, `${name}: ${accepted} accepted and ${rejected} rejected inputs`)
+  }
+})
+
+test("Codec: the compiled encoder agrees with Effect's interpreter (the same bytes, or the same issue)", () => {
+  for (const [name, build] of shapes) {
+    const compiled = Codec.make(build())
+    const reference = build()
+    const decode = Schema.decodeUnknownResult(reference)
+    const encode = Schema.encodeUnknownResult(reference)
+    const next = random(0x2545f491)
+    let encoded = 0
+    for (let i = 0; i < 600; i++) {
+      // Decoded values of near-valid inputs, and arbitrary objects the encoder must refuse.
+      const decoded = decode(nearValue(name, next))
+      const value = Result.isSuccess(decoded) && i % 4 !== 0 ? decoded.success : objectOf(next)
+      const expected = encode(value)
+      const actual = compiled.encode(value)
+      if (Result.isSuccess(expected)) {
+        encoded++
+        assert.deepEqual(Array.from(success(actual)), Array.from(Msgpack.pack(expected.success)), `${name}: value ${i}`)
+      } else {
+        assert.ok(Result.isFailure(actual), `${name}: value ${i} encoded, the interpreter refuses it`)
+        assert.equal(String(actual.failure), String(expected.failure), `${name}: value ${i}`)
+      }
+    }
+    assert.ok(encoded >= 100, `${name}: only ${encoded} values encoded`)
+  }
+})
+
+test("Codec: events an older Schema wrote decode through the new Schema's transformations; a bad one names stream, version and seq", () => {
+  // v1 stored { _tag, code, qty } with qty as a string; v2 calls the key sku, decodes qty to a
+  // number and defaults the price it added.
+  const v1 = Codec.make(Schema.TaggedStruct("ItemAdded", { code: Schema.String, qty: Schema.String }))
+  const v2 = Codec.make(
+    Schema.TaggedStruct("ItemAdded", {
+      sku: Schema.String,
+      qty: Schema.FiniteFromString,
+      price: Schema.Number.pipe(Schema.withDecodingDefaultKey(Effect.succeed(0)))
+    }).pipe(Schema.encodeKeys({ sku: "code" }))
+  )
+  const old = success(v1.encode({ _tag: "ItemAdded", code: "sku-1", qty: "3" }))
+  assert.deepEqual(success(Codec.decodeRecord(v2, record("ItemAdded", old))), { _tag: "ItemAdded", sku: "sku-1", qty: 3, price: 0 })
+  const now = success(v2.encode({ _tag: "ItemAdded", sku: "sku-2", qty: 4, price: 1.5 }))
+  assert.deepEqual(Msgpack.unpack(now), { _tag: "ItemAdded", code: "sku-2", qty: "4", price: 1.5 })
+  assert.deepEqual(success(Codec.decodeRecord(v2, record("ItemAdded", now))), { _tag: "ItemAdded", sku: "sku-2", qty: 4, price: 1.5 })
+  const bad = success(v1.encode({ _tag: "ItemAdded", code: "sku-3", qty: "three" }))
+  assertDecodeEventError(failure(Codec.decodeRecord(v2, record("ItemAdded", bad))), "ItemAdded", "qty")
 })
