@@ -86,6 +86,7 @@ export const make = <A, I>(schema: Schema.Codec<A, I>): Codec<A> => {
   const encodeIssue = Schema.encodeUnknownResult(schema)
   const decodeFast = SchemaParser.decodeUnknownSync(schema)
   const decodeIssue = Schema.decodeUnknownResult(schema)
+  const unpack = Msgpack.makeUnpacker()
   return {
     encode: (value) => {
       let encoded: I
@@ -105,7 +106,7 @@ export const make = <A, I>(schema: Schema.Codec<A, I>): Codec<A> => {
     decode: (bytes) => {
       let unpacked: unknown
       try {
-        unpacked = Msgpack.unpack(bytes)
+        unpacked = unpack(bytes)
       } catch (cause) {
         return Result.fail(cause)
       }
@@ -154,7 +155,8 @@ export const decodeRecord = <A extends { readonly _tag: string }>(
   record: JournalRecord
 ): Result.Result<A, CodecError> => {
   const event = codec.decode(record.payload)
-  if (Result.isSuccess(event) && event.success._tag === record.type) return Result.succeed(event.success)
+  // A success is handed on as it is (its error type is unused): no second Result per record.
+  if (Result.isSuccess(event) && event.success._tag === record.type) return event as Result.Result<A, never>
   return Result.fail(
     new CodecError({
       method: "decodeEvent",

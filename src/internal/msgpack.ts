@@ -13,6 +13,26 @@ export const pack = (value: unknown): Uint8Array => bytes(packr.pack(value))
 /** Decodes msgpack bytes; throws on malformed input or trailing bytes. @internal */
 export const unpack = (data: Uint8Array): unknown => packr.unpack(data)
 
+/** Payloads up to this size are decoded from an unpacker's own buffer (see `makeUnpacker`). */
+const SCRATCH_BYTES = 4096
+
+/**
+ * An `unpack` for many small payloads, such as a codec's: each is copied into a buffer the unpacker
+ * owns and decoded from there. msgpackr builds (and stores on the array) a `DataView` for every new
+ * source array, which costs more than the copy when every record read brings a new view; from one
+ * buffer it builds one. Binary values are copied out (`copyBuffers`), never views of that buffer;
+ * bytes past a payload are never part of a value (a payload that ends early still throws). @internal
+ */
+export const makeUnpacker = (): (data: Uint8Array) => unknown => {
+  const unpackr = new Unpackr({ useRecords: false, moreTypes: false, copyBuffers: true })
+  const scratch = new Uint8Array(SCRATCH_BYTES)
+  return (data) => {
+    if (data.length > SCRATCH_BYTES) return unpackr.unpack(data)
+    scratch.set(data)
+    return unpackr.unpack(scratch, data.length)
+  }
+}
+
 const mapsUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, moreTypes: false })
 
 /**
