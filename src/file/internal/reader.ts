@@ -1,6 +1,8 @@
 /**
  * The file Journal's reads: `read(stream)` and `replayFrom(seq)` page through the record index and
  * read the bytes they need with as few reads as the layout allows, checking every frame's CRC again.
+ * Each read gets a buffer of its own and the records' payloads are views of it (no copy per record):
+ * a record kept pins the bytes of the read it came from (at most about a megabyte).
  * Only visible records are returned (DESIGN §2): those at or below `visibleSeq()`, which the writer
  * moves forward once an append could be acknowledged.
  * @internal
@@ -28,9 +30,6 @@ export class Reader {
   private readonly codec: FrameCodec
   private readonly visibleSeq: () => number
   private readonly catchUp: <A>(read: () => A) => A
-  /** Where reads of up to a page put the bytes they decode (records are copied out). */
-  private readonly readBuffer = new Uint8Array(PAGE_BYTES)
-  private readonly readView = view(this.readBuffer)
 
   /**
    * `catchUp` runs each read (a page, a position): at once in the writer's own journal; a read-only
@@ -89,7 +88,7 @@ export class Reader {
             if (firstVersion + i > to || index.seq(n) > visible) break
             numbers.push(n)
           }
-          const records = this.readRecords(numbers)
+          const records = this.readRecords(numbers, stream)
           const done = numbers.length < PAGE_RECORDS || numbers.length === state.left
           const last = records[records.length - 1]
           return [
@@ -151,13 +150,16 @@ export class Reader {
     return this.readRecords(numbers)
   }
 
-  /** Reads and decodes the given live records (in seq order) with as few reads as their layout allows. */
-  private readRecords(numbers: ReadonlyArray<number>): Array<JournalRecord> {
+  /**
+   * Reads and decodes the given live records (in seq order) with as few reads as their layout allows;
+   * `stream` when they are all of that stream (their names are then not decoded again).
+   */
+  private readRecords(numbers: ReadonlyArray<number>, stream?: StreamRef): Array<JournalRecord> {
     const out: Array<JournalRecord> = []
     // Sealed segments are opened once per call, not once per read.
     const opened = new Map<number, number>()
     try {
-      this.readInto(numbers, opened, out)
+      this.readInto(numbers, opened, out, stream)
     } finally {
       for (const fd of opened.values()) this.segments.io.closeSync(fd)
     }
@@ -165,7 +167,12 @@ export class Reader {
   }
 
   /** `readRecords` with the descriptors of sealed segments it opened kept in `opened`. */
-  private readInto(numbers: ReadonlyArray<number>, opened: Map<number, number>, out: Array<JournalRecord>): void {
+  private readInto(
+    numbers: ReadonlyArray<number>,
+    opened: Map<number, number>,
+    out: Array<JournalRecord>,
+    stream: StreamRef | undefined
+  ): void {
     const index = this.index
     const io = this.segments.io
     let i = 0
@@ -182,9 +189,9 @@ export class Reader {
         j++
       }
       const file = this.segments.get(segment)
-      // Runs longer than a page (a single large record) get a buffer of their own, not kept.
-      const data = end - start > PAGE_BYTES ? new Uint8Array(end - start) : this.readBuffer
-      const dv = data === this.readBuffer ? this.readView : view(data)
+      // The records' payloads are views of this buffer.
+      const data = new Uint8Array(end - start)
+      const dv = view(data)
       let fd = file === this.segments.active ? this.segments.activeFd : opened.get(segment)
       if (fd === undefined) {
         fd = io.openSync(file.path, "r")
@@ -193,7 +200,7 @@ export class Reader {
       const got = readFully(io, fd, data, end - start, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        const record = this.codec.decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)))
+        const record = this.codec.decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)), stream)
         if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }

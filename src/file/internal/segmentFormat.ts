@@ -22,7 +22,7 @@
  * open journal, never to the module, and what it keeps between calls is bounded.
  * @internal
  */
-import type { JournalRecord } from "../../Journal.ts"
+import type { JournalRecord, StreamRef } from "../../Journal.ts"
 import { crc32, frameCrc32 } from "../../internal/crc32.ts"
 import { pack, unpack } from "../../internal/msgpack.ts"
 import { decodeMetadata, encodeMetadataInto, metadataLength } from "./metadataFormat.ts"
@@ -131,14 +131,11 @@ type MutableRecord = { -readonly [K in keyof JournalRecord]: JournalRecord[K] }
 const SCRATCH_INITIAL_BYTES = 64 * 1024
 /** Most bytes of encode buffer a codec keeps between appends; a larger append gets a buffer of its own. */
 const SCRATCH_MAX_BYTES = 1024 * 1024
-/** Bytes of a slab that small payloads are copied into. */
-const SLAB_BYTES = 16 * 1024
 
 /**
  * Encodes and decodes one journal's frames. It owns what they reuse — the encode buffer (at most
- * 1 MiB kept), the slab small payloads are copied into (16 KiB, handed on to the records) and the
- * name cache (4,096 short names) — so that journals share nothing and a closed journal's memory goes
- * with it. One per open journal. @internal
+ * 1 MiB kept) and the name cache (4,096 short names) — so that journals share nothing and a closed
+ * journal's memory goes with it. One per open journal. @internal
  */
 export class FrameCodec {
   private scratch = new Uint8Array(SCRATCH_INITIAL_BYTES)
@@ -148,8 +145,6 @@ export class FrameCodec {
   /** Decodes namespaces, ids and types; they repeat from record to record. */
   private readonly names = new NameDecoder()
   private readonly decoded = makeFrameHead()
-  private slab = new Uint8Array(0)
-  private slabUsed = 0
 
   /**
    * One append's records, encoded as consecutive frames. The result may be a view of a buffer the
@@ -214,9 +209,11 @@ export class FrameCodec {
   /**
    * Checks the frame at `offset` of `data` (`dv` is `view(data)`) and reads its head into `head`:
    * `false` (and `head` left in an unspecified state) when the bytes up to `limit` hold no complete
-   * frame with a matching checksum and well-formed fields.
+   * frame with a matching checksum and well-formed fields. A caller that knows the frame's stream
+   * (a read of one stream, which checks the seq against its index) passes it as `stream`: its names
+   * are then not decoded again.
    */
-  readFrameHead(data: Uint8Array, dv: DataView, offset: number, limit: number, head: FrameHead): boolean {
+  readFrameHead(data: Uint8Array, dv: DataView, offset: number, limit: number, head: FrameHead, stream?: StreamRef): boolean {
     if (offset + FRAME_OVERHEAD > limit) return false
     const length = dv.getUint32(offset, true)
     const b = offset + FRAME_OVERHEAD
@@ -236,11 +233,16 @@ export class FrameCodec {
       !isSeq(seq) || !isSeq(version) || !isSeq(timestamp) || !isSeq(first) || !isSeq(last) || first > seq || seq > last ||
       metadataEnd > end || namespaceEnd === b + BODY_FIXED || idEnd === namespaceEnd || typeEnd === idEnd
     ) return false
-    try {
-      head.namespace = this.names.decode(data, b + BODY_FIXED, namespaceEnd)
-      head.id = this.names.decode(data, namespaceEnd, idEnd)
-    } catch {
-      return false
+    if (stream !== undefined) {
+      head.namespace = stream.namespace
+      head.id = stream.id
+    } else {
+      try {
+        head.namespace = this.names.decode(data, b + BODY_FIXED, namespaceEnd)
+        head.id = this.names.decode(data, namespaceEnd, idEnd)
+      } catch {
+        return false
+      }
     }
     head.seq = seq
     head.version = version
@@ -257,12 +259,12 @@ export class FrameCodec {
 
   /**
    * Decodes the whole frame at `offset` of `data` (`dv` is `view(data)`) into its record, or
-   * `undefined` as `readFrameHead` (or when its type or metadata is malformed). The payload is a
-   * copy, so that a record kept by the caller does not pin `data`.
+   * `undefined` as `readFrameHead` (or when its type or metadata is malformed); `stream` as there.
+   * The payload is a view of `data`: a reader gives each read a buffer of its own.
    */
-  decodeFrame(data: Uint8Array, dv: DataView, offset: number, limit: number): JournalRecord | undefined {
+  decodeFrame(data: Uint8Array, dv: DataView, offset: number, limit: number, stream?: StreamRef): JournalRecord | undefined {
     const head = this.decoded
-    if (!this.readFrameHead(data, dv, offset, limit, head)) return undefined
+    if (!this.readFrameHead(data, dv, offset, limit, head, stream)) return undefined
     let type: string
     try {
       type = this.names.decode(data, head.idEnd, head.typeEnd)
@@ -278,28 +280,10 @@ export class FrameCodec {
       version: head.version,
       type,
       timestamp: head.timestamp,
-      payload: this.copyPayload(data, head.metadataEnd, head.end)
+      payload: data.subarray(head.metadataEnd, head.end)
     }
     if (metadata !== undefined) record.metadata = metadata
     return record
-  }
-
-  /**
-   * A copy of `data[start, end)`. Payloads up to a quarter of a slab share slabs, so that a replay
-   * allocates one buffer per many records instead of one per record; a payload kept by the caller
-   * pins at most its slab, never the read buffer.
-   */
-  private copyPayload(data: Uint8Array, start: number, end: number): Uint8Array {
-    const length = end - start
-    if (length > SLAB_BYTES / 4) return data.slice(start, end)
-    if (this.slabUsed + length > this.slab.length) {
-      this.slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES))
-      this.slabUsed = 0
-    }
-    const copy = this.slab.subarray(this.slabUsed, this.slabUsed + length)
-    copy.set(data.subarray(start, end))
-    this.slabUsed += length
-    return copy
   }
 }
 
