@@ -176,22 +176,33 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
         )
         folded = [...missing, ...folded]
       }
-      let { state, version, seq, timestamp } = base
-      let count = 0
-      for (const record of folded) {
-        if (bound.asOf !== undefined && record.timestamp > bound.asOf) continue
-        count++
-        const event = Codec.decodeRecord(aggregate.eventCodec, record)
-        if (Result.isFailure(event)) return yield* event.failure
-        state = aggregate.evolve(state, event.success)
-        version = record.version
-        seq = record.seq
-        timestamp = record.timestamp
-      }
-      if (count > 0) yield* Metric.update(replayed, count)
-      const result: Folded<S> = { state, version, seq, timestamp, snapshotVersion: base.snapshotVersion }
-      return result
+      const result = fold(base, folded, bound.asOf)
+      if (result instanceof Codec.CodecError) return yield* result
+      if (result.count > 0) yield* Metric.update(replayed, result.count)
+      return result.folded
     })
+
+  /**
+   * `base` with `records` folded on (those with timestamp ≤ `asOf`), and how many; or the first
+   * record's `CodecError`.
+   */
+  const fold = (base: Folded<S>, records: ReadonlyArray<JournalRecord>, asOf: number | undefined) => {
+    let { seq, state, timestamp, version } = base
+    let count = 0
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!
+      if (asOf !== undefined && record.timestamp > asOf) continue
+      count++
+      const event = Codec.decodeRecord(aggregate.eventCodec, record)
+      if (Result.isFailure(event)) return event.failure
+      state = aggregate.evolve(state, event.success)
+      version = record.version
+      seq = record.seq
+      timestamp = record.timestamp
+    }
+    const folded: Folded<S> = { state, version, seq, timestamp, snapshotVersion: base.snapshotVersion }
+    return { folded, count }
+  }
 
   const isUntrusted = (folded: Folded<S> | Untrusted): folded is Untrusted => "reason" in folded
   const isHistoryTruncated = (error: unknown) => (error as { readonly _tag?: unknown })._tag === "HistoryTruncated"
