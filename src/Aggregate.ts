@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import type { Effect, Schema } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
 import * as Codec from "./Codec.ts"
 import { integerProblem, nameProblem } from "./internal/validate.ts"
 

@@ -13,8 +13,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Effect, Layer } from "effect"
-import { SecureRandom } from "effect/crypto"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as SecureRandom from "effect/crypto/SecureRandom"
 import type { JournalRecord } from "./Journal.ts"
 import { type Compression, COMPRESSIONS, compressionOfSuffix, keySuffix } from "./internal/archiveCompression.ts"
 import * as SegmentObject from "./internal/archiveObject.ts"

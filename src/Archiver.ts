@@ -10,7 +10,17 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Data, Duration, Effect, Layer, Metric, Option, Schedule, Semaphore, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
 import { Archive, type ArchiveError, type SegmentRef } from "./Archive.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 import { chainBreak } from "./internal/archiveChain.ts"

@@ -23,7 +23,9 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 import * as Directory from "./internal/artifactDirectory.ts"
 import { nameProblem } from "./internal/validate.ts"

@@ -21,7 +21,12 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type * as Aggregate from "./Aggregate.ts"
 import type { ArchiveError } from "./Archive.ts"
 import { Archiver } from "./Archiver.ts"

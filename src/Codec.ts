@@ -6,8 +6,13 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, Result, Schema, SchemaAST, SchemaParser } from "effect"
-import { SchemaJITCompiler } from "effect/schema"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
+import * as SchemaParser from "effect/SchemaParser"
+import * as SchemaJITCompiler from "effect/schema/SchemaJITCompiler"
 import type { EventData, JournalRecord, StreamRef } from "./Journal.ts"
 import * as Msgpack from "./internal/msgpack.ts"
 import type { Snapshot } from "./SnapshotStore.ts"

@@ -13,7 +13,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Data, Effect, Layer, Option } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type { TaggedErrorClass } from "./internal/errors.ts"
 import {
   acquireProblem,

@@ -11,7 +11,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Data, Effect, Layer, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { appendedRecords, appendProblem, assignProblem, nextSeq, readProblem, restoreBatch } from "./internal/journalChecks.ts"
 import { follow as followLog, FOLLOW_PAGE_RECORDS, Settled } from "./internal/follow.ts"
 import { observe } from "./internal/observedJournal.ts"

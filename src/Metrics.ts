@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Metric } from "effect"
+import * as Metric from "effect/Metric"
 
 /** A counter that only goes up. */
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })

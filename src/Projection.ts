@@ -24,7 +24,12 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, Option, Result, type Schema, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import type * as Aggregate from "./Aggregate.ts"
 import type * as ArtifactStore from "./ArtifactStore.ts"
 import * as Codec from "./Codec.ts"

@@ -18,8 +18,14 @@
  *
  * @since 0.1.0
  */
-import { Clock, Data, Effect, Metric, Option, Result, Stream } from "effect"
-import { SecureRandom } from "effect/crypto"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Stream from "effect/Stream"
+import * as SecureRandom from "effect/crypto/SecureRandom"
 import type * as Aggregate from "./Aggregate.ts"
 import { Archive, type ArchiveError } from "./Archive.ts"
 import * as Codec from "./Codec.ts"

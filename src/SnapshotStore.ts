@@ -8,7 +8,12 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { resolveKeep, scanProblem, select, snapshotProblem, streamArgsProblem } from "./internal/snapshotChecks.ts"
 import { failIf, lowerBound, streamKey } from "./internal/validate.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"

@@ -10,7 +10,11 @@
  *
  * @since 0.1.0
  */
-import { Config, Data, Effect, Layer, Option } from "effect"
+import * as Config from "effect/Config"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { Archive, layerMemory as archiveMemory } from "./Archive.ts"
 import { CursorStore, layerMemory as cursorsMemory } from "./CursorStore.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"

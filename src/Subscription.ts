@@ -22,7 +22,11 @@
  *
  * @since 0.1.0
  */
-import { Data, type Effect, Layer, type Option, type Scope } from "effect"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type { Archive } from "./Archive.ts"
 import type { CursorStore } from "./CursorStore.ts"
 import type { Journal, JournalRecord } from "./Journal.ts"

@@ -9,8 +9,11 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Exit } from "effect"
-import { CliError, Command } from "effect/cli"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as CliError from "effect/cli/CliError"
+import * as Command from "effect/cli/Command"
 import process from "node:process"
 import { CommandFailed, command, ExitCode } from "./internal/commands.ts"
 import * as Platform from "./internal/platform.ts"

@@ -8,8 +8,10 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer } from "effect"
-import { SecureRandom } from "effect/crypto"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as SecureRandom from "effect/crypto/SecureRandom"
 import * as NodePath from "node:path"
 import { Archive, ArchiveError, type ArchiveOptions, make, type ObjectStore } from "../Archive.ts"
 import { layerFromConfig, optional } from "../internal/config.ts"

@@ -23,7 +23,10 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, type Scope } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as NodePath from "node:path"
 import { CursorStore, CursorStoreError, type EntryStore, make as makeStore } from "../CursorStore.ts"
 import { layerFromConfig } from "../internal/config.ts"

@@ -38,7 +38,10 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, type Scope } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import { dataDirectory } from "./internal/config.ts"
 import { observe } from "../internal/observedJournal.ts"
 import { nodeFileIo } from "./internal/fileIo.ts"

@@ -17,7 +17,9 @@
  *
  * @since 0.1.0
  */
-import { Config, type Effect, Layer } from "effect"
+import * as Config from "effect/Config"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { layerFromConfig, snapshotKeep } from "../internal/config.ts"
 import { SnapshotStore, type SnapshotStoreError, type SnapshotStoreOptions } from "../SnapshotStore.ts"
 import { dataDirectory } from "./internal/config.ts"

@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as NodePath from "node:path"
 import { CursorStore, CursorStoreError } from "../CursorStore.ts"

@@ -6,7 +6,7 @@
  * for the milliseconds a large segment takes.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as zlib from "node:zlib"
 import { bytes } from "./msgpack.ts"
 

@@ -10,7 +10,7 @@
  * always wrote.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Segment } from "../Archive.ts"
 import type { JournalRecord } from "../Journal.ts"
 import { type Compression, COMPRESSIONS, compress, decompress } from "./archiveCompression.ts"

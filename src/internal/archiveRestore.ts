@@ -6,7 +6,8 @@
  * `concurrency` at a time; segments are applied strictly in seq order.
  * @internal
  */
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { Archive, ArchiveError, SegmentRef } from "../Archive.ts"
 import type { Journal, JournalError, JournalRecord } from "../Journal.ts"
 

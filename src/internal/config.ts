@@ -4,7 +4,12 @@
  * `ConfigError` naming its variable.
  * @internal
  */
-import { Config, Effect, Layer, Option, Schema, type SchemaAST } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as SchemaAST from "effect/SchemaAST"
 
 /** The value at `name`, or `undefined` when it is absent (a present, bad value still fails). @internal */
 export const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>

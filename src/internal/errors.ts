@@ -3,7 +3,7 @@
  * plainly typed identifier (JSR's fast check cannot infer a call expression in `extends`).
  * @internal
  */
-import type { Cause } from "effect"
+import type * as Cause from "effect/Cause"
 
 /** A constructor of yieldable errors tagged `Tag` carrying `Fields`. @internal */
 export type TaggedErrorClass<Tag extends string, Fields> = new(

@@ -6,7 +6,9 @@
  * signal — woken by the append that settles the next record, not by a timer.
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { JournalRecord } from "../Journal.ts"
 
 /** Records per page of a follow. @internal */

@@ -3,7 +3,7 @@
  * the error naming what is wrong and where, or `undefined`.
  * @internal
  */
-import { Stream } from "effect"
+import * as Stream from "effect/Stream"
 import type { EventData, ExpectedVersion, Journal, JournalRecord, ReadOptions, StreamRef } from "../Journal.ts"
 import { JournalError } from "../Journal.ts"
 import { appendProblem, readProblem } from "./journalChecks.ts"

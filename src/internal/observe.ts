@@ -5,7 +5,10 @@
  * writer, the PostgreSQL group commit), which run outside any fiber.
  * @internal
  */
-import { Context, Effect, Metric, type Tracer } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as Tracer from "effect/Tracer"
 import type { StreamRef } from "../Journal.ts"
 
 /** The value of the `annals.backend` span attribute and the `backend` metric attribute. @internal */

@@ -6,7 +6,9 @@
  * and `follow` (long or endless, record by record) stay untraced.
  * @internal
  */
-import { Effect, Stream, Tracer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import type { Journal } from "../Journal.ts"
 import * as Metrics from "../Metrics.ts"
 import { attributedRecorder, type Backend, spanOptions, streamAttributes } from "./observe.ts"

@@ -11,7 +11,7 @@
  * round.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { createHash } from "node:crypto"
 import { type ArtifactStore, ArtifactStoreError, type RoundRef } from "../ArtifactStore.ts"
 import {

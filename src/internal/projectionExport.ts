@@ -8,7 +8,11 @@
  * saved state at the artifact's cursor and commits the cursor there.
  * @internal
  */
-import { Clock, Deferred, Effect, Option, Result } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as ArtifactStore from "../ArtifactStore.ts"
 import type * as Codec from "../Codec.ts"
 import type { CursorStore } from "../CursorStore.ts"

@@ -5,7 +5,9 @@
  * restart resumes exactly where the saved state is — each record folded once into what is kept.
  * @internal
  */
-import { Effect, Option, Result } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import type { Journal, JournalRecord } from "../Journal.ts"
 import type { Folded } from "../Projection.ts"
 import type { SnapshotStore, SnapshotStoreError } from "../SnapshotStore.ts"

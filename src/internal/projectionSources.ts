@@ -3,7 +3,8 @@
  * from the aggregates it names or from the event Schemas it is given.
  * @internal
  */
-import { Result, type Schema } from "effect"
+import * as Result from "effect/Result"
+import type * as Schema from "effect/Schema"
 import type * as Aggregate from "../Aggregate.ts"
 import * as Codec from "../Codec.ts"
 import type { JournalRecord, StreamRef } from "../Journal.ts"

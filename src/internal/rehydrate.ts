@@ -9,7 +9,11 @@
  * under `"interval"`/`"os"`, another timeline — is ignored with a logged warning.
  * @internal
  */
-import { Effect, Metric, Option, Result, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Stream from "effect/Stream"
 import type * as Aggregate from "../Aggregate.ts"
 import type { Archive, ArchiveError } from "../Archive.ts"
 import * as Codec from "../Codec.ts"

@@ -3,7 +3,11 @@
  * the handler retried with exponential backoff.
  * @internal
  */
-import { Cause, Clock, Effect, Option, Queue } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import type { JournalRecord } from "../Journal.ts"
 
 /** The retry policy, with every default filled in. @internal */

@@ -6,7 +6,13 @@
  * the lease or stops.
  * @internal
  */
-import { Clock, Deferred, Effect, Metric, Option, Queue, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import type { Archive, ArchiveError } from "../Archive.ts"
 import type { Cursor, CursorStore, LeaseHeld } from "../CursorStore.ts"
 import type { Journal, JournalError, JournalRecord } from "../Journal.ts"

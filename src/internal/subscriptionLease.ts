@@ -4,7 +4,9 @@
  * it asked for the lease plus the ttl, by its own clock — has not passed.
  * @internal
  */
-import { Clock, Deferred, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
 import type { CursorStore, Lease, LeaseHeld } from "../CursorStore.ts"
 
 /** The lease an active instance holds, and until when it may act on it. @internal */

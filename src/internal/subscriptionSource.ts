@@ -5,7 +5,9 @@
  * continues exactly after the last record handed on: nothing twice, nothing skipped.
  * @internal
  */
-import { Effect, Queue, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import type { Archive, ArchiveError, SegmentRef } from "../Archive.ts"
 import type { Journal, JournalError, JournalRecord, JournalTruncated } from "../Journal.ts"
 import { type Retry, retryDelay } from "./subscriptionBatches.ts"

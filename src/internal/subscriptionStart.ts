@@ -3,7 +3,9 @@
  * keeper: a handler with state of its own).
  * @internal
  */
-import { Clock, Effect, type Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as os from "node:os"
 import { Archive } from "../Archive.ts"
 import { CursorStore } from "../CursorStore.ts"

@@ -2,7 +2,7 @@
  * Input checks shared by every layer. Each returns a sentence naming what is wrong, or `undefined`.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 /** Longest namespace or id, in UTF-16 code units. @internal */
 export const MAX_NAME_LENGTH = 256

@@ -25,7 +25,7 @@
  * @since 0.1.0
  */
 import type { ObjectStore } from "@nats-io/obj"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { type ArtifactStore, ArtifactStoreError, type RoundRef, type RoundWriter } from "../ArtifactStore.ts"
 import { MANIFEST_FILE, projectionStem, roundName, roundOf } from "../internal/projectionArtifactFormat.ts"
 import { bucketProblem, type NatsStorageOptions, objectStoreProblem, openObjectStore, resolveStoreOptions } from "./internal/buckets.ts"

@@ -21,7 +21,9 @@
  *
  * @since 0.1.0
  */
-import { type Config, Effect, Layer } from "effect"
+import type * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { type CursorEntry, CursorStore, CursorStoreError, type EntryStore, make as makeStore } from "../CursorStore.ts"
 import { layerFromConfig, merged } from "../internal/config.ts"
 import { type CursorFields, cursorEntryOf, cursorFields, cursorFieldsProblem } from "../internal/cursorFields.ts"

@@ -24,7 +24,11 @@
  * @since 0.1.0
  */
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
-import { Config, Effect, Layer, type Scope, Stream } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { randomUUID } from "node:crypto"
 import type { AppendResult, JournalRecord, StreamRef } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, VersionConflict } from "../Journal.ts"

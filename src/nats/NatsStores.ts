@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Config, Layer } from "effect"
+import * as Config from "effect/Config"
+import * as Layer from "effect/Layer"
 import type { CursorStore, CursorStoreError } from "../CursorStore.ts"
 import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import type { Journal, JournalError } from "../Journal.ts"

@@ -5,7 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Config, Context, Data, Effect, Layer, Redacted, type Scope } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import postgres from "postgres"
 import { checkedString, integerAtLeast } from "../internal/config.ts"
 import type { TaggedErrorClass } from "../internal/errors.ts"

@@ -12,7 +12,9 @@
  *
  * @since 0.1.0
  */
-import { type Config, Effect, Layer } from "effect"
+import type * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { CursorStore, type CursorStoreError, make as makeStore } from "../CursorStore.ts"
 import { layerFromConfig } from "../internal/config.ts"
 import { openCursorTable } from "./internal/cursorTable.ts"

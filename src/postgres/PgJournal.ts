@@ -17,7 +17,13 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { randomUUID } from "node:crypto"
 import type { AppendResult, JournalRecord } from "../Journal.ts"
 import { Journal, JournalError, JournalTruncated, type VersionConflict } from "../Journal.ts"

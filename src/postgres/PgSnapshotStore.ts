@@ -12,7 +12,11 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option, Stream } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import { layerFromConfig, merged, snapshotKeep } from "../internal/config.ts"
 import { resolveKeep, scanProblem, snapshotProblem, streamArgsProblem } from "../internal/snapshotChecks.ts"

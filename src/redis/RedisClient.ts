@@ -14,7 +14,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, Config, Data, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as EffectRedis from "effect/persistence/Redis"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis as IORedis, type RedisOptions } from "ioredis"
 import type { TaggedErrorClass } from "../internal/errors.ts"

@@ -17,7 +17,10 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Random } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
 import * as EffectRedis from "effect/persistence/Redis"
 import { type CursorEntry, CursorStore, CursorStoreError, type EntryStore, make as makeStore } from "../CursorStore.ts"
 import { layerFromConfig, merged } from "../internal/config.ts"

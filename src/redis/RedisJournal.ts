@@ -25,7 +25,12 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Option, type Scope, Stream } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as EffectRedis from "effect/persistence/Redis"
 import { integerAtLeast, layerFromConfig, merged } from "../internal/config.ts"
 import { FOLLOW_PAGE_RECORDS, follow as followLog } from "../internal/follow.ts"

@@ -12,7 +12,12 @@
  * @since 0.1.0
  */
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3"
-import { Config, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import { Archive, ArchiveError, type ArchiveOptions, make as makeArchive, type ObjectStore } from "../Archive.ts"
 import { integerProblem } from "../internal/validate.ts"
 import { makeS3ObjectStore } from "./internal/s3ObjectStore.ts"

@@ -29,7 +29,12 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Exit, Layer, Result, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
+import * as Stream from "effect/Stream"
 import type { AssertionError } from "node:assert"
 import type * as Aggregate from "../Aggregate.ts"
 import * as Codec from "../Codec.ts"

@@ -29,7 +29,10 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Layer, Result } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 import type { AssertionError } from "node:assert"
 import type * as Aggregate from "../Aggregate.ts"
 import * as Archive from "../Archive.ts"

@@ -5,8 +5,14 @@
  * open a file store read-only: no lock, nothing written, its writer may keep running.
  * @internal
  */
-import { Config, Data, Effect, Layer, Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Config from "effect/Config"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import * as fs from "node:fs"
 import process from "node:process"
 import type { Archive } from "../../Archive.ts"

@@ -7,7 +7,9 @@
  * failure names the line and says how far the import got.
  * @internal
  */
-import { Data, Effect, Stream } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import process from "node:process"
 import { Journal, type JournalRecord } from "../../Journal.ts"

@@ -3,7 +3,9 @@
  * the subscriptions' cursors and lag, and how far the archive has got.
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { Archive, type ArchiveError, type SegmentRef } from "../../Archive.ts"
 import { CursorStore, type CursorStoreError } from "../../CursorStore.ts"
 import { Journal, type JournalError, type JournalRecord } from "../../Journal.ts"

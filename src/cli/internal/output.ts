@@ -3,7 +3,9 @@
  * (a dump piped into `jq` or `head` must not buffer the whole journal), and tables for people.
  * @internal
  */
-import { Data, Effect, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import process from "node:process"
 

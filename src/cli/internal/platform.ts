@@ -6,9 +6,19 @@
  * standard output is for the data.
  * @internal
  */
-import { Console, Effect, FileSystem, Layer, Path, Sink, Stdio, Stream, Terminal } from "effect"
-import { CliConfig, CliOutput, GlobalFlag } from "effect/cli"
-import { ChildProcessSpawner } from "effect/process"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Layer from "effect/Layer"
+import * as Path from "effect/Path"
+import * as Sink from "effect/Sink"
+import * as Stdio from "effect/Stdio"
+import * as Stream from "effect/Stream"
+import * as Terminal from "effect/Terminal"
+import * as CliConfig from "effect/cli/CliConfig"
+import * as CliOutput from "effect/cli/CliOutput"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
+import * as ChildProcessSpawner from "effect/process/ChildProcessSpawner"
 import process from "node:process"
 
 const writer = (stream: NodeJS.WriteStream) => () =>

@@ -5,7 +5,7 @@
  * that long (a quick one prints nothing). Standard output stays free for the command's data.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import process from "node:process"
 
 /** A running progress display. @internal */

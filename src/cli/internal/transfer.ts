@@ -4,7 +4,9 @@
  * after it, into a fresh store) and `tail` (follow).
  * @internal
  */
-import { Data, Effect, Stream } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { Archive } from "../../Archive.ts"
 import * as Archiver from "../../Archiver.ts"
 import { Journal, type JournalError, type JournalRecord } from "../../Journal.ts"

@@ -6,7 +6,9 @@
  * overlap or leave holes.
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { Archive, type SegmentRef } from "../../Archive.ts"
 import { chainBreak } from "../../internal/archiveChain.ts"
 import { Journal, type JournalRecord } from "../../Journal.ts"

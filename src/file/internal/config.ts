@@ -3,7 +3,7 @@
  * (default `data`), with a subdirectory per layer, each replaceable by a variable of its own.
  * @internal
  */
-import { Config } from "effect"
+import * as Config from "effect/Config"
 import * as NodePath from "node:path"
 
 /** `override` when set, else `subdirectory` below `ANNALS_DATA_DIR` (default `data`). @internal */

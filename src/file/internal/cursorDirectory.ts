@@ -7,8 +7,11 @@
  * the cache as it was.
  * @internal
  */
-import { Effect, RcMap, type Scope, Semaphore } from "effect"
-import { SecureRandom } from "effect/crypto"
+import * as Effect from "effect/Effect"
+import * as RcMap from "effect/RcMap"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as SecureRandom from "effect/crypto/SecureRandom"
 import * as fs from "node:fs/promises"
 import * as NodePath from "node:path"
 import { type CursorEntry, CursorStoreError, type EntryStore } from "../../CursorStore.ts"

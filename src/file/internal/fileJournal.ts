@@ -4,7 +4,9 @@
  * `annals/file`'s `FileJournal` runs it on `node:fs`; the crash tests run it on a simulated file system.
  * @internal
  */
-import { Clock, Effect, type Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as path from "node:path"
 import type { FileJournalOptions } from "../FileJournal.ts"
 import { type AppendResult, Journal, JournalError, VersionConflict } from "../../Journal.ts"

@@ -3,7 +3,7 @@
  * `internal/durableFs.ts`, which the projection artifact shares too), removal, error mapping.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as fs from "node:fs/promises"
 
 export { fsyncDirectory, isNotFound, writeFileDurably } from "../../internal/durableFs.ts"

@@ -5,7 +5,8 @@
  * (`readOnlyJournal.ts`), which differ only in where those positions come from.
  * @internal
  */
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { type Journal, JournalError, type JournalRecord, JournalTruncated, type StreamRef } from "../../Journal.ts"
 import { follow as followLog, FOLLOW_PAGE_RECORDS, type Settled } from "../../internal/follow.ts"
 import { readProblem } from "../../internal/journalChecks.ts"

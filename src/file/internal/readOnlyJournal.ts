@@ -4,7 +4,9 @@
  * fail. `follow` looks for new records every `pollMs`. Takes no lock and writes nothing.
  * @internal
  */
-import { Effect, type Scope, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as path from "node:path"
 import type { FileJournalReadOnlyOptions } from "../FileJournal.ts"
 import { Journal, JournalError } from "../../Journal.ts"

@@ -7,7 +7,9 @@
  * moves forward once an append could be acknowledged.
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { JournalError, type JournalRecord, type StreamRef } from "../../Journal.ts"
 import { formatStream } from "../../internal/validate.ts"
 import { message, Unrecoverable } from "./errors.ts"

@@ -4,8 +4,10 @@
  * files — taken from `SnapshotReads`, so that tests can run a put between them.
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
-import { SecureRandom } from "effect/crypto"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as SecureRandom from "effect/crypto/SecureRandom"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as NodePath from "node:path"

@@ -9,7 +9,7 @@
  * that wrote them, and followers wake after that: none delivers a record before its append returned.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { JournalError, type JournalRecord } from "../../Journal.ts"
 import { Settled } from "../../internal/follow.ts"
 import { message } from "./errors.ts"

@@ -6,7 +6,7 @@
  * @internal
  */
 import { JetStreamApiCodes } from "@nats-io/jetstream"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { apiErrorCode, isWrongLastSequence } from "./errors.ts"
 
 /** What an attempt returns when its write lost to another writer. */

@@ -3,7 +3,7 @@
  * `ANNALS_NATS_STORAGE`, the options of every store's streams and buckets.
  * @internal
  */
-import { Config } from "effect"
+import * as Config from "effect/Config"
 import { checkedString, integerBetween, optional } from "../../internal/config.ts"
 import type { NatsStorageOptions } from "./buckets.ts"
 import { prefixProblem } from "./names.ts"

@@ -17,7 +17,8 @@
  */
 import { JetStreamApiError, type PubAck } from "@nats-io/jetstream"
 import { headers } from "@nats-io/transport-node"
-import { Effect, Semaphore } from "effect"
+import * as Effect from "effect/Effect"
+import * as Semaphore from "effect/Semaphore"
 import { JournalError, type VersionConflict } from "../../Journal.ts"
 import type { NatsClient } from "../NatsClient.ts"
 import { describeNatsFailure } from "./errors.ts"

@@ -8,7 +8,7 @@
  * @internal
  */
 import type { ObjectStore } from "@nats-io/obj"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import { JournalError } from "../../Journal.ts"
 import type { NatsClient } from "../NatsClient.ts"

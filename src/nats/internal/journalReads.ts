@@ -7,7 +7,8 @@
  * @internal
  */
 import { DeliverPolicy, type JsMsg, type StoredMsg } from "@nats-io/jetstream"
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { JournalError } from "../../Journal.ts"
 import { describeNatsFailure } from "./errors.ts"
 import type { ObjectStore } from "@nats-io/obj"

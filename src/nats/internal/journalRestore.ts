@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import { type Journal, JournalError, type JournalRecord } from "../../Journal.ts"
 import { restoreBatch } from "../../internal/journalChecks.ts"

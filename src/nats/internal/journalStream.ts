@@ -6,7 +6,7 @@
  */
 import { DiscardPolicy, type JetStreamManager, RetentionPolicy, type StreamConfig, StorageType } from "@nats-io/jetstream"
 import { bucketProblem, droppingProblem, type StorageSettings } from "./buckets.ts"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { JournalError } from "../../Journal.ts"
 import { describeNatsFailure, isStreamNotFound } from "./errors.ts"
 import type { StoreNames } from "./names.ts"

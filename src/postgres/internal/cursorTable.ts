@@ -8,7 +8,7 @@
  * transaction inserted it first, the update starts over on that row (now locked).
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type postgres from "postgres"
 import { type CursorEntry, CursorStoreError, type EntryStore } from "../../CursorStore.ts"
 import type { PgClient } from "../PgClient.ts"

@@ -15,7 +15,7 @@
  * being one append at a time.
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type postgres from "postgres"
 import type { AppendResult, EventData, ExpectedVersion, StreamRef } from "../../Journal.ts"
 import { JournalError, VersionConflict } from "../../Journal.ts"

@@ -11,7 +11,9 @@
  * position then.
  * @internal
  */
-import { Deferred, Effect, type Scope } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import postgres from "postgres"
 
 /** What the LISTEN connection calls, and how often it retries. @internal */

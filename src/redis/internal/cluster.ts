@@ -15,7 +15,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as EffectRedis from "effect/persistence/Redis"
 import { type Cluster, Command, Redis as IORedis, type RedisOptions } from "ioredis"
 import { describeRedisFailure } from "./errors.ts"

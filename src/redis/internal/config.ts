@@ -2,7 +2,7 @@
  * What the Redis stores' `config` shares: `ANNALS_REDIS_PREFIX`, the key prefix of every store.
  * @internal
  */
-import type { Config } from "effect"
+import type * as Config from "effect/Config"
 import { checkedString } from "../../internal/config.ts"
 import { prefixProblem } from "./keys.ts"
 

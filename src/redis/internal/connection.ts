@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as EffectRedis from "effect/persistence/Redis"
 import type { Redis as IORedis } from "ioredis"
 

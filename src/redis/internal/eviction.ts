@@ -5,7 +5,8 @@
  *
  * @internal
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as EffectRedis from "effect/persistence/Redis"
 
 /** The sentence refusing the server's eviction policy, or `undefined` when it keeps keys without expiry. */

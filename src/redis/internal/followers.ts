@@ -5,7 +5,8 @@
  *
  * @internal
  */
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 
 /** A count of running follow streams, and a wait for the first. */
 export class Followers {

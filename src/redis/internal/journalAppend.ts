@@ -4,7 +4,8 @@
  *
  * @internal
  */
-import { Effect, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { randomBytes } from "node:crypto"
 import { appendArgumentError } from "../../internal/journalArguments.ts"

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { Settled } from "../../internal/follow.ts"
 import { InFlightPosition } from "../../internal/inFlightPosition.ts"

@@ -6,7 +6,8 @@
  *
  * @internal
  */
-import { Effect, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { restoreBatch } from "../../internal/journalChecks.ts"
 import { formatStream } from "../../internal/validate.ts"

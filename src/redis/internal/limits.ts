@@ -6,7 +6,8 @@
  *
  * @internal
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as EffectRedis from "effect/persistence/Redis"
 import { Buffer, constants } from "node:buffer"
 

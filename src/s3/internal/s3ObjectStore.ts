@@ -14,7 +14,7 @@
  * @internal
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ArchiveError, type ObjectStore } from "../../Archive.ts"
 import { describeS3Failure, type S3Failure } from "./s3Errors.ts"
 

@@ -4,7 +4,8 @@
  * printing values and causes, and running a verdict as a Promise.
  * @internal
  */
-import { Cause, Effect } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import { AssertionError } from "node:assert"
 import { inspect, isDeepStrictEqual } from "node:util"
 
