@@ -372,3 +372,28 @@ test("Codec: events an older Schema wrote decode through the new Schema's transf
   const bad = success(v1.encode({ _tag: "ItemAdded", code: "sku-3", qty: "three" }))
   assertDecodeEventError(failure(Codec.decodeRecord(v2, record("ItemAdded", bad))), "ItemAdded", "qty")
 })
+
+test("Codec: a crafted payload that reads past its end finds nothing of the payload decoded before it", () => {
+  // msgpackr's bundled-strings extension (fixext4 type 0x62) moves the read position back after the
+  // main value, so a str8/bin8 that runs past the payload's end is not caught; the codec decodes
+  // from a buffer of its own, which must not still hold the previous payload's bytes.
+  const Note = Codec.make(Schema.Struct({ _tag: Schema.Literal("Note"), text: Schema.String, blob: Schema.optional(Schema.Uint8Array) }))
+  const utf8 = (text: string) => {
+    const bytes = new TextEncoder().encode(text)
+    return [0xa0 | bytes.length, ...bytes]
+  }
+  const crafted = (key: "text" | "blob"): Uint8Array => {
+    const main = key === "text"
+      ? [0x82, ...utf8("_tag"), ...utf8("Note"), ...utf8("text"), 0xd9, 200]
+      : [0x83, ...utf8("_tag"), ...utf8("Note"), ...utf8("text"), ...utf8("t"), ...utf8("blob"), 0xc4, 200]
+    const size = main.length + 4
+    return new Uint8Array([0xd6, 0x62, (size >>> 24) & 255, (size >>> 16) & 255, (size >>> 8) & 255, size & 255, ...main, 0xa0, 0xa0])
+  }
+  const secret = success(Note.encode({ _tag: "Note", text: "SECRET of another stream ".repeat(10) }))
+  for (const key of ["text", "blob"] as const) {
+    success(Note.decode(secret))
+    const decoded = Note.decode(crafted(key))
+    const shown = Result.isSuccess(decoded) ? new TextDecoder().decode(key === "text" ? new TextEncoder().encode(decoded.success.text) : decoded.success.blob ?? new Uint8Array(0)) : ""
+    assert.ok(!shown.includes("SECRET"), `${key}: the crafted payload decoded to ${JSON.stringify(shown)}`)
+  }
+})

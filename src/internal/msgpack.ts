@@ -20,15 +20,20 @@ const SCRATCH_BYTES = 4096
  * An `unpack` for many small payloads, such as a codec's: each is copied into a buffer the unpacker
  * owns and decoded from there. msgpackr builds (and stores on the array) a `DataView` for every new
  * source array, which costs more than the copy when every record read brings a new view; from one
- * buffer it builds one. Binary values are copied out (`copyBuffers`), never views of that buffer;
- * bytes past a payload are never part of a value (a payload that ends early still throws). @internal
+ * buffer it builds one. Binary values are copied out (`copyBuffers`), never views of that buffer.
+ * What an earlier payload left past this one's end is zeroed first: msgpackr can read past the end
+ * of a crafted payload without throwing (its bundled-strings extension moves the position back), and
+ * must then find nothing of another record there. @internal
  */
 export const makeUnpacker = (): (data: Uint8Array) => unknown => {
   const unpackr = new Unpackr({ useRecords: false, moreTypes: false, copyBuffers: true })
   const scratch = new Uint8Array(SCRATCH_BYTES)
+  let used = 0
   return (data) => {
     if (data.length > SCRATCH_BYTES) return unpackr.unpack(data)
+    if (used > data.length) scratch.fill(0, data.length, used)
     scratch.set(data)
+    used = data.length
     return unpackr.unpack(scratch, data.length)
   }
 }
