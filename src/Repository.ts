@@ -30,7 +30,7 @@ import type * as Aggregate from "./Aggregate.ts"
 import { Archive, type ArchiveError } from "./Archive.ts"
 import * as Codec from "./Codec.ts"
 import type { TaggedErrorClass } from "./internal/errors.ts"
-import { spanOptions, streamAttributes } from "./internal/observe.ts"
+import { spanOptions, streamAttributes, traced } from "./internal/observe.ts"
 import { type Folded, Lru, makeRehydrator } from "./internal/rehydrate.ts"
 import { integerProblem, unpairedSurrogate } from "./internal/validate.ts"
 import { Journal, type JournalError, type StreamRef, type VersionConflict } from "./Journal.ts"
@@ -264,11 +264,11 @@ export const make = <E extends { readonly _tag: string }, S>(
     const tagged = { namespace: aggregate.namespace }
     const conflicts = Metric.withAttributes(Metrics.conflicts, tagged)
     const retries = Metric.withAttributes(Metrics.retries, tagged)
-    /** The span of a public operation on stream `id`; `annals.version` is set from its result. */
-    const traced = (method: string, id: string) => <A extends { readonly version: number }, Err, R>(effect: Effect.Effect<A, Err, R>) =>
-      Effect.tap(effect, (result) => Effect.annotateCurrentSpan("annals.version", result.version)).pipe(
-        Effect.withSpan(`annals.Repository.${method}`, spanOptions(streamAttributes(streamOf(id))))
-      )
+    /** The span of a public operation on stream `id` (when a tracer is installed); `annals.version` is set from its result. */
+    const inSpan = (method: string, id: string) => <A extends { readonly version: number }, Err, R>(effect: Effect.Effect<A, Err, R>) =>
+      traced(effect, `annals.Repository.${method}`, () => spanOptions(streamAttributes(streamOf(id))), (result) => ({
+        "annals.version": result.version
+      }))
     // Fresh command ids: a random prefix per Repository and a counter, unique without a random draw per command.
     const commandIdPrefix = SecureRandom.uuidV4Unsafe()
     let commandCount = 0
@@ -320,7 +320,7 @@ export const make = <E extends { readonly _tag: string }, S>(
       })
 
     const execute: Repository<E, S>["execute"] = (id, command, executeOptions) =>
-      traced("execute", id)(Effect.gen(function*() {
+      inSpan("execute", id)(Effect.gen(function*() {
         const stream = streamOf(id)
         const supplied = executeOptions?.commandId
         if (supplied !== undefined) {
@@ -401,7 +401,7 @@ export const make = <E extends { readonly _tag: string }, S>(
     return {
       aggregate,
       load: (id, loadOptions) =>
-        traced("load", id)(Effect.gen(function*() {
+        inSpan("load", id)(Effect.gen(function*() {
           const asOf = loadOptions?.asOf
           const problem = asOf === undefined ? undefined : integerProblem("asOf", asOf, 0)
           if (problem !== undefined) return yield* invalid("load", streamOf(id), problem)

@@ -8,7 +8,8 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import type * as Tracer from "effect/Tracer"
+import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import type { StreamRef } from "../Journal.ts"
 
 /** The value of the `annals.backend` span attribute and the `backend` metric attribute. @internal */
@@ -16,6 +17,33 @@ export type Backend = "memory" | "file" | "postgres" | "redis" | "nats"
 
 /** Span options with `attributes` and no stack capture (a `new Error()` per call otherwise). @internal */
 export const spanOptions = (attributes: Record<string, unknown>): Tracer.SpanOptions => ({ attributes, captureStackTrace: false })
+
+/** Whether the fiber has a tracer installed: Effect's native tracer, the default, exports nothing. @internal */
+export const isTraced = (fiber: { readonly getRef: <A>(ref: Context.Reference<A>) => A }): boolean =>
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+/**
+ * `effect` in the span `name` (`options` made only then) — or `effect` as it is when no tracer is
+ * installed: a span nobody exports costs a load about 10 µs each (a `NativeSpan`, clock reads, the
+ * parent span put in the context). `annotate` sets attributes from the result on the span. @internal
+ */
+export const traced = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  options: () => Tracer.SpanOptions,
+  annotate?: (value: A) => Record<string, unknown>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    if (!isTraced(fiber)) return effect
+    const annotated = annotate === undefined
+      ? effect
+      : Effect.tap(effect, (value) => Effect.annotateCurrentSpan(annotate(value)))
+    return Effect.withSpan(annotated, name, options())
+  })
+
+/** `stream` in the span `name` when a tracer is installed (see `traced`), else `stream` as it is. @internal */
+export const tracedStream = <A, E, R>(stream: Stream.Stream<A, E, R>, name: string, options: () => Tracer.SpanOptions): Stream.Stream<A, E, R> =>
+  Stream.unwrap(Effect.withFiber((fiber) => Effect.succeed(isTraced(fiber) ? Stream.withSpan(stream, name, options()) : stream)))
 
 /** The span attributes naming `stream` (read defensively: the operation validates it, not this). @internal */
 export const streamAttributes = (stream: StreamRef | undefined): Record<string, unknown> => ({

@@ -7,11 +7,10 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import type { Journal } from "../Journal.ts"
 import * as Metrics from "../Metrics.ts"
-import { attributedRecorder, type Backend, spanOptions, streamAttributes } from "./observe.ts"
+import { attributedRecorder, type Backend, isTraced, spanOptions, streamAttributes, traced, tracedStream } from "./observe.ts"
 
 /** `journal` with spans and metrics; `backend` names its layer in both. @internal */
 export const observe = (journal: Journal, backend: Backend): Journal => {
@@ -34,7 +33,7 @@ export const observe = (journal: Journal, backend: Backend): Journal => {
             recordLatency(performance.now() - start, fiber.context)
             return undefined
           })
-        if (fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) return timed(undefined)
+        if (!isTraced(fiber)) return timed(undefined)
         return Effect.useSpan(
           "annals.Journal.append",
           options({ ...streamAttributes(stream), "annals.expected_version": expectedVersion, "annals.events": events?.length }),
@@ -42,16 +41,17 @@ export const observe = (journal: Journal, backend: Backend): Journal => {
         )
       }),
     read: (stream, readOptions) =>
-      Stream.withSpan(journal.read(stream, readOptions), "annals.Journal.read", options({
-        ...streamAttributes(stream),
-        "annals.from": readOptions?.from,
-        "annals.to": readOptions?.to,
-        "annals.max": readOptions?.max
-      })),
+      tracedStream(journal.read(stream, readOptions), "annals.Journal.read", () =>
+        options({
+          ...streamAttributes(stream),
+          "annals.from": readOptions?.from,
+          "annals.to": readOptions?.to,
+          "annals.max": readOptions?.max
+        })),
     version: (stream) =>
-      Effect.tap(journal.version(stream), (version) => Effect.annotateCurrentSpan("annals.version", version)).pipe(
-        Effect.withSpan("annals.Journal.version", options(streamAttributes(stream)))
-      ),
+      traced(journal.version(stream), "annals.Journal.version", () => options(streamAttributes(stream)), (version) => ({
+        "annals.version": version
+      })),
     truncateBefore: (seq) => seqSpan("truncateBefore", seq)(journal.truncateBefore(seq)),
     setCheckpoint: (seq) => seqSpan("setCheckpoint", seq)(journal.setCheckpoint(seq)),
     restore: (records) => Effect.withSpan(journal.restore(records), "annals.Journal.restore", options({}))
