@@ -16,7 +16,9 @@
 // concurrent8, read, replay — against the server at ANNALS_REDIS_URL, default 127.0.0.1:6379) and
 // `nats` (bench/nats.ts: groups append1, concurrent8, read, replay, follow — against the server at
 // ANNALS_NATS_URL, default nats://127.0.0.1:4222) and `observability` (bench/observability.ts: groups
-// os, durable — the file journal's appends with and without the instrumentation wrapper).
+// os, durable — the file journal's appends with and without the instrumentation wrapper) and `decode`
+// (bench/decode.ts: groups load, breakdown, cold, catchup — loads, catch-ups and first uses in fresh
+// processes next to msgpackr `unpack` and a plain reducer).
 // The first argument may name the suite; the other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
@@ -30,6 +32,7 @@
 //   npm run bench -- redis replay       # redis suite, one group
 //   npm run bench -- nats follow        # nats suite, one group
 //   npm run bench -- observability os   # observability suite, one group
+//   npm run bench -- decode load        # decode suite, one group
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 
@@ -65,7 +68,8 @@ const suites = {
   s3: { script: "s3", groups: ["append", "restore", "compression"] },
   redis: { script: "redis", groups: ["append1", "concurrent8", "read", "replay"] },
   nats: { script: "nats", groups: ["append1", "concurrent8", "read", "replay", "follow"] },
-  observability: { script: "observability", groups: ["os", "durable"] }
+  observability: { script: "observability", groups: ["os", "durable"] },
+  decode: { script: "decode", groups: ["load", "breakdown", "cold", "catchup"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"
