@@ -11,7 +11,7 @@
  * - the directory lock: a second open in the same process fails while the first is open.
  *
  * Seeded and repeatable: ANNALS_CRASH_SEED changes the seed, ANNALS_CRASH_RUNS the number of
- * SIGKILL runs (default 20). Every assertion message carries the seed.
+ * SIGKILL runs (default 12). Every assertion message carries the seed.
  */
 import { Effect, Logger, References, Stream } from "effect"
 import assert from "node:assert/strict"
@@ -29,7 +29,7 @@ import { type RunningChild, spawnChild, withTimeout } from "./support/childProce
 import { tempDirectory } from "./support/tempDirectory.ts"
 
 const SEED = Number(process.env["ANNALS_CRASH_SEED"] ?? 20_240_611)
-const RUNS = Number(process.env["ANNALS_CRASH_RUNS"] ?? 20)
+const RUNS = Number(process.env["ANNALS_CRASH_RUNS"] ?? 12)
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: records, directory contents, the segment format

@@ -14,7 +14,7 @@
  *   right after the side effect of a chosen seq, so the next child must deliver it again.
  *
  * Seeded and repeatable: ANNALS_CRASH_SEED changes the seed, ANNALS_CRASH_RUNS the number of
- * killed children (default 20). Every assertion message carries the seed.
+ * killed children (default 10). Every assertion message carries the seed.
  */
 import { Effect, Option, type Scope, Stream } from "effect"
 import assert from "node:assert/strict"
@@ -29,7 +29,7 @@ import { parseSideEffects, type Section, sectionSeqs, SUBSCRIPTION_NAME } from "
 import { tempDirectory } from "./support/tempDirectory.ts"
 
 const SEED = Number(process.env["ANNALS_CRASH_SEED"] ?? 20_240_612)
-const RUNS = Number(process.env["ANNALS_CRASH_RUNS"] ?? 20)
+const RUNS = Number(process.env["ANNALS_CRASH_RUNS"] ?? 10)
 /** Records in the journal at the end of the random-kill test. */
 const TOTAL = 1500
 /** Longest wait for a child's line or exit. */

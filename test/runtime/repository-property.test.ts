@@ -9,7 +9,7 @@
  *   exactly once or fails with a conflict after the retry bound, and the state is the fold of what
  *   was stored.
  *
- * ANNALS_PROPERTY_RUNS sets the number of seeded runs (default 15 over memory; a share of that,
+ * ANNALS_PROPERTY_RUNS sets the number of seeded runs (default 6 over memory; a share of that,
  * at least one, over the other combinations: `propertyShare` in layers.ts). Each runtime runs seeds of its own (Bun the first block, Deno the next, Node the third),
  * so a CI run over the three covers three times as many scenarios as one runtime does.
  */
@@ -22,7 +22,7 @@ import { runtime } from "../support/programWorkspace.ts"
 import { type Case, register } from "./harness.ts"
 import type { Combination, Storage } from "./layers.ts"
 
-const runs = Number(globalThis.process?.env?.ANNALS_PROPERTY_RUNS ?? 15)
+const runs = Number(globalThis.process?.env?.ANNALS_PROPERTY_RUNS ?? 6)
 const runsOver = (combination: Combination) => Math.max(1, Math.ceil(runs * combination.propertyShare))
 /** The seeds this runtime runs over `combination`: its own block of `runsOver(combination)`. */
 const seedsOver = (combination: Combination) => {

@@ -34,7 +34,7 @@ import {
 } from "./harness.ts"
 import type { Storage } from "./layers.ts"
 
-const FIBERS = 32
+const FIBERS = 16
 /** Each fiber runs at least `MIN_OPS` operations, and goes on until the checkpoint moved twice, at most `MAX_OPS`. */
 const MIN_OPS = 12
 const MAX_OPS = 40
