@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the test suite under Bun, Deno and Node, one after another, and prints one closing line per
+// Runs the test suite under Bun, Deno and Node — Node beside Bun-then-Deno (ANNALS_TEST_LANES, below) — and prints one closing line per
 // runtime (`bun: 120 passed, 0 failed`). Exits non-zero if any runtime fails or reports no tests.
 // ANNALS_RUNTIMES=bun,node limits the runtimes; extra arguments are passed to every runner.
 // The PostgreSQL suites share one embedded server started here (test/support/pgServer.ts, run by Bun)
@@ -37,13 +37,14 @@ const startServer = (script, names) =>
     )
   })
 
-const run = (command, args) =>
+/** Runs `command`; its output is echoed as it comes, or only kept (`quiet`: printed by the caller when done). */
+const run = (command, args, quiet = false) =>
   new Promise((resolve) => {
     let output = ""
     const child = spawn(command, args, { env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" } })
     const tee = (target) => (chunk) => {
       output += chunk
-      target.write(chunk)
+      if (!quiet) target.write(chunk)
     }
     child.stdout.on("data", tee(process.stdout))
     child.stderr.on("data", tee(process.stderr))
@@ -56,23 +57,24 @@ const lastMatch = (output, pattern) => {
 }
 
 const runtimes = {
-  bun: async (extra) => {
-    const { code, output } = await run(bin("bun"), ["test", "--timeout", "120000", ...extra, "test/"])
-    return { code, passed: lastMatch(output, /^\s*(\d+) pass$/gm), failed: lastMatch(output, /^\s*(\d+) fail$/gm) }
+  bun: async (extra, quiet) => {
+    const { code, output } = await run(bin("bun"), ["test", "--timeout", "120000", ...extra, "test/"], quiet)
+    return { code, output, passed: lastMatch(output, /^\s*(\d+) pass$/gm), failed: lastMatch(output, /^\s*(\d+) fail$/gm) }
   },
-  deno: async (extra) => {
-    const { code, output } = await run(bin("deno"), ["test", "-A", ...extra, "test/"])
+  deno: async (extra, quiet) => {
+    const { code, output } = await run(bin("deno"), ["test", "-A", ...extra, "test/"], quiet)
     return {
       code,
+      output,
       passed: lastMatch(output, /(\d+) passed/g),
       failed: lastMatch(output, /(\d+) failed/g)
     }
   },
-  node: async (extra) => {
+  node: async (extra, quiet) => {
     // A fresh build: compiled files of tests that were removed or moved must not run.
     rmSync(join(".build", "node"), { recursive: true, force: true })
-    const build = await run(bin("tsc"), ["-p", "tsconfig.node.json"])
-    if (build.code !== 0) return { code: build.code, passed: undefined, failed: undefined }
+    const build = await run(bin("tsc"), ["-p", "tsconfig.node.json"], quiet)
+    if (build.code !== 0) return { code: build.code, output: build.output, passed: undefined, failed: undefined }
     const files = testFiles(join(".build", "node", "test"))
     const { code, output } = await run(process.execPath, [
       "--enable-source-maps",
@@ -82,8 +84,8 @@ const runtimes = {
       "--test-reporter=tap",
       ...extra,
       ...files
-    ])
-    return { code, passed: lastMatch(output, /^# pass (\d+)$/gm), failed: lastMatch(output, /^# fail (\d+)$/gm) }
+    ], quiet)
+    return { code, output, passed: lastMatch(output, /^# pass (\d+)$/gm), failed: lastMatch(output, /^# fail (\d+)$/gm) }
   }
 }
 
@@ -96,14 +98,28 @@ const servers = (await Promise.all([
 ])).filter((server) => server !== undefined)
 for (const server of servers) Object.assign(process.env, server.env)
 for (const name of selected) {
-  const runner = runtimes[name]
-  if (runner === undefined) {
+  if (runtimes[name] === undefined) {
     console.error(`unknown runtime ${name} (expected bun, deno or node)`)
     process.exit(2)
   }
-  console.log(`\n=== ${name} ===`)
-  results.push([name, await runner(extra)])
 }
+// ANNALS_TEST_LANES=2 (the default with all three) runs Node beside Bun-then-Deno: the suites wait on
+// servers, fsyncs and timers much of the time, and every case works in a store of its own (random
+// schemas, prefixes, buckets, temporary directories). A lane's output is printed when a runtime ends.
+// ANNALS_TEST_LANES=1 runs them one after another, printing as they go.
+const lanes = Number(process.env.ANNALS_TEST_LANES ?? 2) > 1 && selected.length > 1
+  ? [selected.filter((name) => name === "node"), selected.filter((name) => name !== "node")].filter((lane) => lane.length > 0)
+  : [selected]
+const quiet = lanes.length > 1
+await Promise.all(lanes.map(async (lane) => {
+  for (const name of lane) {
+    if (!quiet) console.log(`\n=== ${name} ===`)
+    const result = await runtimes[name](extra, quiet)
+    if (quiet) process.stdout.write(`\n=== ${name} ===\n${result.output}`)
+    results.push([name, result])
+  }
+}))
+results.sort(([a], [b]) => selected.indexOf(a) - selected.indexOf(b))
 
 await Promise.all(servers.map((server) => server.stop()))
 
