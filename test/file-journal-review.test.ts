@@ -235,7 +235,9 @@ test("FileJournal review: restore with an append in flight checks against the se
 
 test("FileJournal review: an append waiting to rotate when close starts fails as closed and is not there; the flush close waited for is acknowledged", () =>
   Effect.runPromise(Effect.gen(function*() {
-    const { disk, io } = gatedDisk(20)
+    // A long fdatasync, so that the sleeps below land inside the flush of "a" even on a loaded machine
+    // (with 20 ms, a 5 ms sleep that overslept let "b" rotate before close started).
+    const { disk, io } = gatedDisk(200)
     const fibers = yield* Effect.scoped(Effect.gen(function*() {
       const journal = yield* open({ directory, segmentBytes: 256 }, io)
       yield* warm(journal)
