@@ -51,6 +51,9 @@ const run = (command, args, quiet = false) =>
     child.on("close", (code) => resolve({ code: code ?? 1, output }))
   })
 
+/** Writes `text` to stdout and resolves once it is handed to the pipe: `process.exit` drops queued writes. */
+const flushed = (text) => new Promise((resolve) => process.stdout.write(text, resolve))
+
 const lastMatch = (output, pattern) => {
   const all = [...output.matchAll(pattern)]
   return all.length === 0 ? undefined : Number(all[all.length - 1][1])
@@ -115,7 +118,7 @@ await Promise.all(lanes.map(async (lane) => {
   for (const name of lane) {
     if (!quiet) console.log(`\n=== ${name} ===`)
     const result = await runtimes[name](extra, quiet)
-    if (quiet) process.stdout.write(`\n=== ${name} ===\n${result.output}`)
+    if (quiet) await flushed(`\n=== ${name} ===\n${result.output}`)
     results.push([name, result])
   }
 }))
@@ -124,11 +127,12 @@ results.sort(([a], [b]) => selected.indexOf(a) - selected.indexOf(b))
 await Promise.all(servers.map((server) => server.stop()))
 
 let ok = true
-console.log("")
+let summary = "\n"
 for (const [name, { code, passed, failed }] of results) {
   const counted = passed !== undefined && failed !== undefined
   if (code !== 0 || !counted || failed > 0 || passed === 0) ok = false
-  if (!counted) console.log(`${name}: exited with code ${code} before reporting a count`)
-  console.log(`${name}: ${passed ?? 0} passed, ${failed ?? (code === 0 ? 0 : 1)} failed`)
+  if (!counted) summary += `${name}: exited with code ${code} before reporting a count\n`
+  summary += `${name}: ${passed ?? 0} passed, ${failed ?? (code === 0 ? 0 : 1)} failed\n`
 }
+await flushed(summary)
 process.exit(ok ? 0 : 1)
