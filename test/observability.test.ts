@@ -63,6 +63,52 @@ test("Repository.execute is the parent of Journal.append; both carry stream and 
     assert.ok(byName(spans, "annals.Journal.version").every((span) => span.attributes.get("annals.backend") === "memory"))
   })))
 
+/**
+ * A memory Journal that notes, at each `version` and `append`, the name of the span current in the
+ * caller: the Repository's own span when it made one, else the caller's.
+ */
+const spanNotingJournal = Effect.gen(function*() {
+  const inner = yield* Journal.makeMemory
+  const seen: Array<string> = []
+  const note = Effect.map(Effect.option(Effect.currentSpan), (span) => {
+    seen.push(Option.match(span, { onNone: () => "no span", onSome: (span) => span.name }))
+  })
+  const journal: Journal.Journal = {
+    ...inner,
+    version: (stream) => Effect.andThen(note, inner.version(stream)),
+    append: (stream, expectedVersion, events) => Effect.andThen(note, inner.append(stream, expectedVersion, events))
+  }
+  return { journal, seen }
+})
+
+test("with no tracer installed, execute and load make no spans of their own; with one, they do", () =>
+  run(Effect.gen(function*() {
+    const { spans, tracer } = collecting()
+    const commands = (id: string) =>
+      Effect.gen(function*() {
+        const repository = yield* Repository.make(ledger())
+        yield* repository.execute(id, append([credit(1)]))
+        yield* repository.load(id)
+      })
+    for (const traced of [false, true]) {
+      const { journal, seen } = yield* spanNotingJournal
+      const body = commands(traced ? "traced" : "untraced").pipe(
+        Effect.withSpan("caller"),
+        Effect.provide(Layer.mergeAll(Layer.succeed(Journal.Journal, journal), SnapshotStore.layerMemory()))
+      )
+      yield* traced ? Effect.withTracer(body, tracer) : body
+      // execute: its load's version, then the append; load: its version.
+      assert.deepEqual(
+        seen,
+        traced
+          ? ["annals.Repository.execute", "annals.Repository.execute", "annals.Repository.load"]
+          : ["caller", "caller", "caller"],
+        traced ? "the traced run" : "the run without a tracer"
+      )
+    }
+    assert.deepEqual(byName(spans, "caller").length, 1)
+  })))
+
 test("append latency is recorded per backend on the memory and the file journal, with the file writer's flushes", () =>
   run(Effect.gen(function*() {
     const stream = { namespace: "n", id: "1" }
