@@ -24,6 +24,7 @@ import { dropSchema, type PgTarget, pgTargets } from "../support/postgres.ts"
 import { type NatsTarget, natsTarget, removeNatsPrefix } from "../support/nats.ts"
 import { type RedisTarget, redisTarget, removePrefix } from "../support/redis.ts"
 import { isolatedBucket, type S3Target, s3ClientConfig, s3Target } from "../support/s3.ts"
+import { readOnlyBesideWriter } from "../support/readOnlyBesideWriter.ts"
 import { tempDirectory } from "../support/tempDirectory.ts"
 
 /** The four storage services of one combination. */
@@ -86,6 +87,9 @@ const memoryCursors: Opener<CursorStore.CursorStore> = () => shared(CursorStore.
 
 const fileJournal = (options: Omit<FileJournal.FileJournalOptions, "directory">): Opener<Journal.Journal> => (directory) =>
   Effect.succeed(FileJournal.layer({ ...options, directory: path.join(directory, "journal") }))
+/** A file journal whose reads come from a read-only journal beside the writer (polling every 5 ms). */
+const fileJournalReadBeside: Opener<Journal.Journal> = (directory) =>
+  Effect.succeed(Layer.effect(Journal.Journal, readOnlyBesideWriter({ directory: path.join(directory, "journal") }, 5)))
 const fileSnapshots: Opener<SnapshotStore.SnapshotStore> = (directory, options) =>
   Effect.succeed(FileSnapshotStore.layer({ directory: path.join(directory, "snapshots"), keep: options.keep }))
 const directoryArchive: Opener<Archive.Archive> = (directory) =>
@@ -184,6 +188,12 @@ export const combinations: ReadonlyArray<Combination> = [
   }),
   combination("file os", true, {
     journal: fileJournal({ durability: "os" }),
+    snapshots: fileSnapshots,
+    archive: directoryArchive,
+    cursors: fileCursors
+  }),
+  combination("file always, read through a read-only journal beside the writer", true, {
+    journal: fileJournalReadBeside,
     snapshots: fileSnapshots,
     archive: directoryArchive,
     cursors: fileCursors
