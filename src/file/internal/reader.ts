@@ -202,12 +202,7 @@ export class Reader {
       const got = readFully(io, fd, data, end - start, start)
       for (let k = i; k < j; k++) {
         const offset = index.offset(numbers[k]!)
-        // Positions in `data` as integers (`>>> 0`: a frame's length is a uint32): the index keeps
-        // offsets in a Float64Array, and the doubles it gives, once they reached the frame decoder,
-        // made JavaScriptCore compile it for doubles (DataView and subarray calls off the fast path):
-        // every later read of the process took ~3× as long.
-        const at = (offset - start) >>> 0
-        const record = this.codec.decodeFrame(data, dv, at, Math.min(got, at + index.size(numbers[k]!)) >>> 0, stream)
+        const record = this.codec.decodeFrame(data, dv, offset - start, Math.min(got, offset - start + index.size(numbers[k]!)), stream)
         if (record === undefined || record.seq !== index.seq(numbers[k]!)) {
           throw new Unrecoverable(`the record at byte offset ${offset} of ${file.path} is damaged`)
         }

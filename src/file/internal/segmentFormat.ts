@@ -214,6 +214,11 @@ export class FrameCodec {
    * are then not decoded again.
    */
   readFrameHead(data: Uint8Array, dv: DataView, offset: number, limit: number, head: FrameHead, stream?: StreamRef): boolean {
+    // Positions as integers (`>>> 0`: a frame's length is a uint32). The record index keeps offsets in
+    // a Float64Array; once its doubles reached here, JavaScriptCore compiled this for doubles (DataView
+    // and subarray calls off the fast path), and every later read of the process took ~3× as long.
+    offset >>>= 0
+    limit >>>= 0
     if (offset + FRAME_OVERHEAD > limit) return false
     const length = dv.getUint32(offset, true)
     const b = offset + FRAME_OVERHEAD
