@@ -6,7 +6,7 @@
  * load while checkpoints replace the (file) snapshot it listed finds the newer one, not a spurious
  * `HistoryTruncated`.
  */
-import { Effect, Fiber, Option } from "effect"
+import { Effect, Fiber, Option, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import assert from "node:assert/strict"
 import { test } from "node:test"
@@ -229,3 +229,22 @@ test("Repository: a load while checkpoints replace the snapshot it listed (file 
       assert.deepEqual((yield* replayAll(journal)).map((r) => r.version), [], "versions 1..7 are truncated")
     }).pipe(Effect.provide(context))
   }).pipe(Effect.scoped, Effect.provide(TestClock.layer()))))
+
+test("Repository: a journal read that skips versions between two pages (a truncation during the read) fails the load with HistoryTruncated naming them, never a state missing events", () =>
+  Effect.runPromise(Effect.gen(function*() {
+    const inner = yield* Journal.makeMemory
+    const repo = yield* Repository.make(ledger()).pipe(Effect.provideService(Journal.Journal, inner))
+    yield* repo.execute("x", append([credit(1), credit(2), credit(4), credit(8), credit(16), credit(32)]))
+    // The stream read in two pages, versions 3 and 4 gone from between them.
+    const skipping: Journal.Journal = {
+      ...inner,
+      read: (ref, options) =>
+        Stream.unwrap(Effect.map(Stream.runCollect(inner.read(ref, options)), (records) =>
+          Stream.fromArrays(records.filter((r) => r.version <= 2), records.filter((r) => r.version >= 5))))
+    }
+    const reading = yield* Repository.make(ledger()).pipe(Effect.provideService(Journal.Journal, skipping))
+    const error = yield* expectError(reading.load("x"), "HistoryTruncated", "ledger/x", "versions 3..4", "truncated while the stream was read")
+    assert.deepEqual([error.fromVersion, error.toVersion], [3, 4])
+    // Read whole, the same records fold to the whole state.
+    assert.equal((yield* repo.load("x")).state.balance, 63)
+  }).pipe(Effect.provide(SnapshotStore.layerMemory()))))

@@ -45,6 +45,15 @@ interface Untrusted {
   readonly maxVersion: number
 }
 
+/** Stops reading a stream once its first page shows that the starting point is not trustworthy. */
+class Distrusted {
+  readonly untrusted: Untrusted
+  constructor(untrusted: Untrusted) {
+    this.untrusted = untrusted
+  }
+}
+const isDistrusted = (error: unknown): error is Distrusted => error instanceof Distrusted
+
 /** A small LRU map: a `Map` keeps insertion order, so re-inserting on access moves an entry to the end. @internal */
 export class Lru<V> {
   private readonly entries = new Map<string, V>()
@@ -145,7 +154,8 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
    * Folds onto `base` every later record of the stream within `bound`, filling gaps left by
    * truncation from the archive; or says why `base` cannot be trusted (with `checkSeq`, also when
    * the journal's record at its version is another one). `current` is the stream's version read
-   * before, so that records truncated away at the end are noticed too.
+   * before, so that records truncated away at the end are noticed too. Records are folded a page at
+   * a time as the journal reads them: a long stream is never all in memory.
    */
   const catchUp = (stream: StreamRef, base: Folded<S>, current: number, bound: Bound, checkSeq: boolean) =>
     Effect.gen(function*(): Effect.fn.Return<Folded<S> | Untrusted, JournalError | ArchiveError | Codec.CodecError | T> {
@@ -156,44 +166,83 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
       }
       // With checkSeq, read from the base's own version, to check that the journal's record there is the base's.
       const from = checkSeq ? Math.max(1, base.version) : base.version + 1
-      const records = yield* Stream.runCollect(journal.read(stream, { from, to: bound.toVersion }))
-      let next = 0
-      if (from === base.version && records.length > 0 && records[0]!.version === base.version) {
-        if (records[0]!.seq !== base.seq) {
-          return {
-            reason: `the journal's record at version ${base.version} has seq ${records[0]!.seq}, not ${base.seq} (another timeline)`,
-            maxVersion: base.version - 1
+      const end = bound.toVersion === undefined ? current : Math.min(current, bound.toVersion)
+      let folded = base
+      let count = 0
+      /** Whether the journal's record at the base's version was looked at (or is not read). */
+      let checked = false
+      /** Whether what lies between the base and the journal's first record was read from the archive (or is nothing). */
+      let filled = false
+      /** The version of the last record taken, folded or (after `asOf`) not. */
+      let seen = base.version
+      /**
+       * Folds `records[next..]` on; a `CodecError` fails, and so does a gap in their versions (a
+       * truncation between two pages of the read): the rebuild then looks for a newer snapshot.
+       */
+      const foldOn = (records: ReadonlyArray<JournalRecord>, next: number) => {
+        for (let i = next; i < records.length; i++) {
+          if (records[i]!.version !== seen + 1 + i - next) {
+            const missing = seen + 1 + i - next
+            return Effect.fail(truncated(stream, missing, records[i]!.version - 1, "they were truncated while the stream was read"))
           }
         }
-        next = 1
+        const result = fold(folded, records, next, bound.asOf)
+        if (result instanceof Codec.CodecError) return Effect.fail(result)
+        folded = result.folded
+        count += result.count
+        if (records.length > next) seen = records[records.length - 1]!.version
+        return Effect.void
       }
-      const end = bound.toVersion === undefined ? current : Math.min(current, bound.toVersion)
-      const firstVersion = records.length > next ? records[next]!.version : end + 1
-      let folded: ReadonlyArray<JournalRecord> = records.slice(next)
-      if (firstVersion > base.version + 1) {
-        const missing = yield* fromArchive(
-          stream,
-          base.version + 1,
-          firstVersion - 1,
-          base.seq,
-          records.length > next ? records[next]!.seq : Number.MAX_SAFE_INTEGER
-        )
-        folded = [...missing, ...folded]
-      }
-      const result = fold(base, folded, bound.asOf)
-      if (result instanceof Codec.CodecError) return yield* result
-      if (result.count > 0) yield* Metric.update(replayed, result.count)
-      return result.folded
+      /** Reads from the archive what lies between the base and the journal's first record after it (`firstVersion`, `beforeSeq`). */
+      const fill = (firstVersion: number, beforeSeq: number) =>
+        Effect.gen(function*() {
+          filled = true
+          if (firstVersion <= base.version + 1) return
+          yield* foldOn(yield* fromArchive(stream, base.version + 1, firstVersion - 1, base.seq, beforeSeq), 0)
+        })
+      /** The first pages: checks the base against the journal's record at its version, then fills the gap after it. */
+      const first = (records: ReadonlyArray<JournalRecord>) =>
+        Effect.gen(function*() {
+          let next = 0
+          if (!checked) {
+            checked = true
+            if (from === base.version && records[0]!.version === base.version) {
+              if (records[0]!.seq !== base.seq) {
+                return yield* Effect.fail(
+                  new Distrusted({
+                    reason: `the journal's record at version ${base.version} has seq ${records[0]!.seq}, not ${base.seq} (another timeline)`,
+                    maxVersion: base.version - 1
+                  })
+                )
+              }
+              next = 1
+            }
+          }
+          if (!filled && records.length > next) yield* fill(records[next]!.version, records[next]!.seq)
+          yield* foldOn(records, next)
+        })
+      const pages = Stream.runForEachArray(
+        journal.read(stream, { from, to: bound.toVersion }),
+        (records) => records.length === 0 ? Effect.void : filled ? foldOn(records, 0) : first(records)
+      )
+      const distrusted = yield* Effect.catchIf(
+        Effect.as(Effect.andThen(pages, Effect.suspend(() => filled ? Effect.void : fill(end + 1, Number.MAX_SAFE_INTEGER))), undefined),
+        isDistrusted,
+        (error) => Effect.succeed(error.untrusted)
+      )
+      if (distrusted !== undefined) return distrusted
+      if (count > 0) yield* Metric.update(replayed, count)
+      return folded
     })
 
   /**
-   * `base` with `records` folded on (those with timestamp ≤ `asOf`), and how many; or the first
-   * record's `CodecError`.
+   * `base` with `records[start..]` folded on (those with timestamp ≤ `asOf`), and how many; or the
+   * first record's `CodecError`.
    */
-  const fold = (base: Folded<S>, records: ReadonlyArray<JournalRecord>, asOf: number | undefined) => {
+  const fold = (base: Folded<S>, records: ReadonlyArray<JournalRecord>, start: number, asOf: number | undefined) => {
     let { seq, state, timestamp, version } = base
     let count = 0
-    for (let i = 0; i < records.length; i++) {
+    for (let i = start; i < records.length; i++) {
       const record = records[i]!
       if (asOf !== undefined && record.timestamp > asOf) continue
       count++
