@@ -27,6 +27,11 @@
  *              in memory, filled by the process; 10,000 and 10 in a file journal written before),
  *              the first `execute` (memory, file), and the raw baseline's first pass over the same
  *              10,000 payloads; and the import of annals. Target: first load ≤ 30 ms on Bun and Node.
+ *   long       one stream of ANNALS_BENCH_LONG_EVENTS cart events (default 300,000) in a file journal
+ *              ("os"): the growth of resident memory during its first `Repository.load` (sampled every
+ *              ms), then interleaved rounds (median of 5) of the load and of the raw baseline over the
+ *              same read (msgpackr `unpack` of each page's payloads and the plain reducer):
+ *              long_load_<n>k_file_ms, raw_long_…_ms and long_load_…_ratio_to_raw.
  *   catchup    a file journal of ANNALS_BENCH_RECORDS cart events (default 1,000,000; the mixed
  *              journal of bench/fixtures.ts), then interleaved rounds (median of 5 after a warm-up):
  *              the raw baseline (`replayFrom(1)`, msgpackr `unpack` and a plain total per record); a
@@ -384,4 +389,51 @@ const catchupGroup = async () => {
   }
 }
 
-await runGroups({ load: loadGroup, breakdown: breakdownGroup, cold: coldGroup, catchup: catchupGroup }, () => temp.removeAll())
+// ─── long ──────────────────────────────────────────────────────────────────────────────────────────
+const longGroup = async () => {
+  const events = sizeFromEnv("ANNALS_BENCH_LONG_EVENTS", 300_000)
+  const aggregate = cart()
+  const stream = { namespace: aggregate.namespace, id: "long" }
+  const runtime_ = ManagedRuntime.make(layers.file())
+  try {
+    const journal = await runtime_.runPromise(Effect.gen(function*() {
+      const journal = yield* Journal.Journal
+      for (let from = 0; from < events; from += 1_000) {
+        const batch = Array.from({ length: Math.min(1_000, events - from) }, (_, i) => itemAt(from + i))
+        yield* journal.append(stream, from, yield* Codec.encodeEvents(aggregate.eventCodec, stream, batch))
+      }
+      return journal
+    }))
+    const repo = await runtime_.runPromise(Repository.make(aggregate, { cacheSize: 0 }))
+    const name = `long_load_${events / 1000}k_file`
+    // The first load, with the resident memory sampled every millisecond while it runs.
+    const rssBefore = process.memoryUsage().rss
+    let peak = rssBefore
+    const sampler = setInterval(() => peak = Math.max(peak, process.memoryUsage().rss), 1)
+    const first = await runtime_.runPromise(repo.load(stream.id))
+    clearInterval(sampler)
+    peak = Math.max(peak, process.memoryUsage().rss)
+    if (first.version !== events) throw new Error(`long: the load reached version ${first.version}, not ${events}`)
+    report({ bench: `${name}_peak_rss_growth_mb`, value: (peak - rssBefore) / 1e6, unit: "MB" })
+    // The raw baseline: the same read, msgpackr `unpack` of each payload and the plain reducer, page by page.
+    const seconds = await interleaved({
+      load: () => runtime_.runPromise(Effect.asVoid(repo.load(stream.id))),
+      raw: async () => {
+        let state = cartInitial
+        await Effect.runPromise(Stream.runForEachArray(journal.read(stream), (page) =>
+          Effect.sync(() => {
+            for (let i = 0; i < page.length; i++) state = cartEvolve(state, unpack(page[i]!.payload) as ItemAdded)
+          })))
+        if (state.items === 0) throw new Error("long: the raw pass folded nothing")
+      }
+    })
+    report({ bench: `${name}_ms`, value: median(seconds.load) * 1000, unit: "ms" })
+    report({ bench: `raw_long_${events / 1000}k_file_ms`, value: median(seconds.raw) * 1000, unit: "ms" })
+    report({ bench: `${name}_ratio_to_raw`, value: rateRatio(seconds.raw, seconds.load), unit: "x" })
+  } finally {
+    await runtime_.dispose()
+  }
+}
+
+await runGroups({ load: loadGroup, breakdown: breakdownGroup, cold: coldGroup, catchup: catchupGroup, long: longGroup }, () =>
+  temp.removeAll())

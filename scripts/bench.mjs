@@ -17,8 +17,8 @@
 // `nats` (bench/nats.ts: groups append1, concurrent8, read, replay, follow — against the server at
 // ANNALS_NATS_URL, default nats://127.0.0.1:4222) and `observability` (bench/observability.ts: groups
 // os, durable — the file journal's appends with and without the instrumentation wrapper) and `decode`
-// (bench/decode.ts: groups load, breakdown, cold, catchup — loads, catch-ups and first uses in fresh
-// processes next to msgpackr `unpack` and a plain reducer).
+// (bench/decode.ts: groups load, breakdown, cold, catchup, long — loads, catch-ups, first uses in fresh
+// processes and a long stream's load next to msgpackr `unpack` and a plain reducer).
 // The first argument may name the suite; the other arguments limit its groups:
 //
 //   npm run bench                       # runtime suite, all groups
@@ -69,7 +69,7 @@ const suites = {
   redis: { script: "redis", groups: ["append1", "concurrent8", "read", "replay"] },
   nats: { script: "nats", groups: ["append1", "concurrent8", "read", "replay", "follow"] },
   observability: { script: "observability", groups: ["os", "durable"] },
-  decode: { script: "decode", groups: ["load", "breakdown", "cold", "catchup"] }
+  decode: { script: "decode", groups: ["load", "breakdown", "cold", "catchup", "long"] }
 }
 const argv = process.argv.slice(2)
 const suiteName = argv.length > 0 && Object.hasOwn(suites, argv[0]) ? argv.shift() : "runtime"
