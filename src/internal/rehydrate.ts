@@ -171,62 +171,51 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
       let count = 0
       /** Whether the journal's record at the base's version was looked at (or is not read). */
       let checked = false
-      /** Whether what lies between the base and the journal's first record was read from the archive (or is nothing). */
-      let filled = false
-      /** The version of the last record taken, folded or (after `asOf`) not. */
+      /** The version and seq of the last record taken, folded or (after `asOf`) not. */
       let seen = base.version
+      let seenSeq = base.seq
       /**
-       * Folds `records[next..]` on; a `CodecError` fails, and so does a gap in their versions (a
-       * truncation between two pages of the read): the rebuild then looks for a newer snapshot.
+       * Folds `records[next..]` on. Versions missing before one of them — truncated before the read
+       * began, or between two of its pages — are read from the archive (`HistoryTruncated` when it
+       * cannot: the rebuild then looks for a newer snapshot); a `CodecError` fails.
        */
-      const foldOn = (records: ReadonlyArray<JournalRecord>, next: number) => {
-        for (let i = next; i < records.length; i++) {
-          if (records[i]!.version !== seen + 1 + i - next) {
-            const missing = seen + 1 + i - next
-            return Effect.fail(truncated(stream, missing, records[i]!.version - 1, "they were truncated while the stream was read"))
-          }
+      const foldOn = (records: ReadonlyArray<JournalRecord>, next: number): Effect.Effect<void, ArchiveError | Codec.CodecError | T> => {
+        let gap = next
+        while (gap < records.length && records[gap]!.version === seen + 1 + gap - next) gap++
+        if (gap > next) {
+          const result = fold(folded, records, next, gap, bound.asOf)
+          if (result instanceof Codec.CodecError) return Effect.fail(result)
+          folded = result.folded
+          count += result.count
+          seen = records[gap - 1]!.version
+          seenSeq = records[gap - 1]!.seq
         }
-        const result = fold(folded, records, next, bound.asOf)
-        if (result instanceof Codec.CodecError) return Effect.fail(result)
-        folded = result.folded
-        count += result.count
-        if (records.length > next) seen = records[records.length - 1]!.version
-        return Effect.void
+        if (gap === records.length) return Effect.void
+        const after = records[gap]!
+        return Effect.andThen(missing(after.version - 1, after.seq), Effect.suspend(() => foldOn(records, gap)))
       }
-      /** Reads from the archive what lies between the base and the journal's first record after it (`firstVersion`, `beforeSeq`). */
-      const fill = (firstVersion: number, beforeSeq: number) =>
-        Effect.gen(function*() {
-          filled = true
-          if (firstVersion <= base.version + 1) return
-          yield* foldOn(yield* fromArchive(stream, base.version + 1, firstVersion - 1, base.seq, beforeSeq), 0)
-        })
-      /** The first pages: checks the base against the journal's record at its version, then fills the gap after it. */
-      const first = (records: ReadonlyArray<JournalRecord>) =>
-        Effect.gen(function*() {
-          let next = 0
-          if (!checked) {
-            checked = true
-            if (from === base.version && records[0]!.version === base.version) {
-              if (records[0]!.seq !== base.seq) {
-                return yield* Effect.fail(
-                  new Distrusted({
-                    reason: `the journal's record at version ${base.version} has seq ${records[0]!.seq}, not ${base.seq} (another timeline)`,
-                    maxVersion: base.version - 1
-                  })
-                )
-              }
-              next = 1
-            }
-          }
-          if (!filled && records.length > next) yield* fill(records[next]!.version, records[next]!.seq)
-          yield* foldOn(records, next)
-        })
-      const pages = Stream.runForEachArray(
-        journal.read(stream, { from, to: bound.toVersion }),
-        (records) => records.length === 0 ? Effect.void : filled ? foldOn(records, 0) : first(records)
-      )
+      /** Folds on versions `seen+1..toVersion` from the archive (their seqs lie before `beforeSeq`). */
+      const missing = (toVersion: number, beforeSeq: number) =>
+        Effect.flatMap(fromArchive(stream, seen + 1, toVersion, seenSeq, beforeSeq), (records) => foldOn(records, 0))
+      /** A page: the first one checks the base against the journal's record at its version. */
+      const page = (records: ReadonlyArray<JournalRecord>): Effect.Effect<void, ArchiveError | Codec.CodecError | T | Distrusted> => {
+        if (checked) return foldOn(records, 0)
+        checked = true
+        if (from !== base.version || records[0]!.version !== base.version) return foldOn(records, 0)
+        if (records[0]!.seq !== base.seq) {
+          return Effect.fail(
+            new Distrusted({
+              reason: `the journal's record at version ${base.version} has seq ${records[0]!.seq}, not ${base.seq} (another timeline)`,
+              maxVersion: base.version - 1
+            })
+          )
+        }
+        return foldOn(records, 1)
+      }
+      // After the pages, versions up to `end` that no page held (truncated at the end, before or during the read).
+      const rest = Effect.suspend(() => seen < end ? missing(end, Number.MAX_SAFE_INTEGER) : Effect.void)
       const distrusted = yield* Effect.catchIf(
-        Effect.as(Effect.andThen(pages, Effect.suspend(() => filled ? Effect.void : fill(end + 1, Number.MAX_SAFE_INTEGER))), undefined),
+        Effect.as(Effect.andThen(Stream.runForEachArray(journal.read(stream, { from, to: bound.toVersion }), page), rest), undefined),
         isDistrusted,
         (error) => Effect.succeed(error.untrusted)
       )
@@ -236,13 +225,13 @@ export const makeRehydrator = <E extends { readonly _tag: string }, S, T>(option
     })
 
   /**
-   * `base` with `records[start..]` folded on (those with timestamp ≤ `asOf`), and how many; or the
+   * `base` with `records[start..end)` folded on (those with timestamp ≤ `asOf`), and how many; or the
    * first record's `CodecError`.
    */
-  const fold = (base: Folded<S>, records: ReadonlyArray<JournalRecord>, start: number, asOf: number | undefined) => {
+  const fold = (base: Folded<S>, records: ReadonlyArray<JournalRecord>, start: number, end: number, asOf: number | undefined) => {
     let { seq, state, timestamp, version } = base
     let count = 0
-    for (let i = start; i < records.length; i++) {
+    for (let i = start; i < end; i++) {
       const record = records[i]!
       if (asOf !== undefined && record.timestamp > asOf) continue
       count++
