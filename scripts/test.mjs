@@ -5,7 +5,9 @@
 // The PostgreSQL suites share one embedded server started here (test/support/pgServer.ts, run by Bun)
 // and stopped at the end, passed to the runners as ANNALS_PG_URL — unless ANNALS_PG_URL is already set.
 // Likewise the S3 suites share one radosgw (test/support/s3ServerMain.ts): ANNALS_S3_ENDPOINT,
-// ANNALS_S3_ACCESS_KEY and ANNALS_S3_SECRET_KEY (none is started when radosgw is not installed).
+// ANNALS_S3_ACCESS_KEY and ANNALS_S3_SECRET_KEY (none is started when radosgw is not installed). And a
+// stream is kept on the machine's NATS server for the run (test/support/natsAnchor.ts: nats-server 2.9
+// removes an account's store directory with its last stream, failing another file's stream creation).
 import { spawn } from "node:child_process"
 import { readdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
@@ -97,7 +99,8 @@ const extra = process.argv.slice(2)
 const results = []
 const servers = (await Promise.all([
   process.env.ANNALS_PG_URL ? undefined : startServer("pgServer.ts", ["ANNALS_PG_URL"]),
-  process.env.ANNALS_S3_ENDPOINT ? undefined : startServer("s3ServerMain.ts", ["ANNALS_S3_ENDPOINT", "ANNALS_S3_ACCESS_KEY", "ANNALS_S3_SECRET_KEY"])
+  process.env.ANNALS_S3_ENDPOINT ? undefined : startServer("s3ServerMain.ts", ["ANNALS_S3_ENDPOINT", "ANNALS_S3_ACCESS_KEY", "ANNALS_S3_SECRET_KEY"]),
+  startServer("natsAnchor.ts", ["ANNALS_NATS_ANCHOR"])
 ])).filter((server) => server !== undefined)
 for (const server of servers) Object.assign(process.env, server.env)
 for (const name of selected) {
