@@ -112,8 +112,8 @@ const layers = {
     Layer.mergeAll(FileJournal.layer({ directory: temp.make("decode"), durability: "os" }), SnapshotStore.layerMemory())
 } as const
 
-/** Appends `count` events of `shape` to stream `id` in batches of 1,000 and returns the records read back. */
-const fill = <E extends { readonly _tag: string }, S>(shape: Shape<E, S>, id: string, count: number) =>
+/** Appends `count` events of `shape` to stream `id` in batches of 1,000; returns the journal. */
+const appendEvents = <E extends { readonly _tag: string }, S>(shape: Shape<E, S>, id: string, count: number) =>
   Effect.gen(function*() {
     const journal = yield* Journal.Journal
     const stream = { namespace: shape.aggregate.namespace, id }
@@ -121,8 +121,13 @@ const fill = <E extends { readonly _tag: string }, S>(shape: Shape<E, S>, id: st
       const events = Array.from({ length: Math.min(1_000, count - from) }, (_, i) => shape.at(from + i))
       yield* journal.append(stream, from, yield* Codec.encodeEvents(shape.aggregate.eventCodec, stream, events))
     }
-    return yield* Stream.runCollect(journal.read(stream))
+    return journal
   })
+
+/** `appendEvents`, then the records read back. */
+const fill = <E extends { readonly _tag: string }, S>(shape: Shape<E, S>, id: string, count: number) =>
+  Effect.flatMap(appendEvents(shape, id, count), (journal) =>
+    Stream.runCollect(journal.read({ namespace: shape.aggregate.namespace, id })))
 
 /** Milliseconds per run of `body`, `runs` times in a row. */
 const perRun = async (runs: number, body: () => unknown): Promise<number> => {
@@ -392,18 +397,13 @@ const catchupGroup = async () => {
 // ─── long ──────────────────────────────────────────────────────────────────────────────────────────
 const longGroup = async () => {
   const events = sizeFromEnv("ANNALS_BENCH_LONG_EVENTS", 300_000)
-  const aggregate = cart()
+  const shape = cartShape()
+  const aggregate = shape.aggregate
   const stream = { namespace: aggregate.namespace, id: "long" }
   const runtime_ = ManagedRuntime.make(layers.file())
   try {
-    const journal = await runtime_.runPromise(Effect.gen(function*() {
-      const journal = yield* Journal.Journal
-      for (let from = 0; from < events; from += 1_000) {
-        const batch = Array.from({ length: Math.min(1_000, events - from) }, (_, i) => itemAt(from + i))
-        yield* journal.append(stream, from, yield* Codec.encodeEvents(aggregate.eventCodec, stream, batch))
-      }
-      return journal
-    }))
+    // Not read back (as `fill` does): the records of the whole stream would be in memory.
+    const journal = await runtime_.runPromise(appendEvents(shape, stream.id, events))
     const repo = await runtime_.runPromise(Repository.make(aggregate, { cacheSize: 0 }))
     const name = `long_load_${events / 1000}k_file`
     // The first load, with the resident memory sampled every millisecond while it runs.

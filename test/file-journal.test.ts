@@ -20,20 +20,26 @@ import { tempDirectory as makeTempDirectory } from "./support/tempDirectory.ts"
 
 const tempDirectory = makeTempDirectory("journal")
 
-const fixture = (name: string, options: Omit<FileJournal.FileJournalOptions, "directory">) => {
+/**
+ * Registers the Journal and follow suites over a fresh directory per case, opened by `journalAt`
+ * (durable: every build reopens the same directory).
+ */
+const fixture = (name: string, journalAt: (directory: string) => Layer.Layer<Journal, unknown>, followCases = journalFollowCases) => {
   const storage = {
     name,
     durable: true,
-    storage: Effect.map(tempDirectory, (directory): JournalStorage => ({ layer: FileJournal.layer({ ...options, directory }) }))
+    storage: Effect.map(tempDirectory, (directory): JournalStorage => ({ layer: journalAt(directory) }))
   }
   register("Journal", storage, journalCases)
-  register("Journal follow", storage, journalFollowCases)
+  register("Journal follow", storage, followCases)
 }
+const writable = (options: Omit<FileJournal.FileJournalOptions, "directory">) => (directory: string) =>
+  FileJournal.layer({ ...options, directory })
 
-fixture("file (always)", {})
-fixture("file (always, 256-byte segments)", { segmentBytes: 256 })
-fixture("file (interval, 512-byte segments)", { durability: "interval", syncIntervalMs: 5, segmentBytes: 512 })
-fixture("file (os)", { durability: "os" })
+fixture("file (always)", writable({}))
+fixture("file (always, 256-byte segments)", writable({ segmentBytes: 256 }))
+fixture("file (interval, 512-byte segments)", writable({ durability: "interval", syncIntervalMs: 5, segmentBytes: 512 }))
+fixture("file (os)", writable({ durability: "os" }))
 
 // Reads through a read-only journal opened beside the writer on the same directory (as the CLI or a
 // second process reads): appends, truncation, the checkpoint and restore go to the writer; every read,
@@ -47,20 +53,12 @@ const readOnlyDiffers = new Set([
   // records a truncation left on disk (in a segment it could not delete) read as before.
   "truncateBefore while followers wait: one behind the cut fails with JournalTruncated (never skips), ones at or past the cut go on"
 ])
-const besideWriter = (name: string, options: Omit<FileJournal.FileJournalOptions, "directory">) => {
-  const storage = {
-    name,
-    durable: true,
-    storage: Effect.map(tempDirectory, (directory): JournalStorage => ({
-      layer: Layer.effect(Journal, readOnlyBesideWriter({ ...options, directory }))
-    }))
-  }
-  register("Journal", storage, journalCases)
-  register("Journal follow", storage, journalFollowCases.filter((testCase) => !readOnlyDiffers.has(testCase.name)))
-}
+const besideWriter = (options: Omit<FileJournal.FileJournalOptions, "directory">) => (directory: string) =>
+  Layer.effect(Journal, readOnlyBesideWriter({ ...options, directory }))
+const besideWriterFollowCases = journalFollowCases.filter((testCase) => !readOnlyDiffers.has(testCase.name))
 
-besideWriter("file (read-only reader beside the writer)", {})
-besideWriter("file (read-only reader beside the writer, 256-byte segments)", { segmentBytes: 256 })
+fixture("file (read-only reader beside the writer)", besideWriter({}), besideWriterFollowCases)
+fixture("file (read-only reader beside the writer, 256-byte segments)", besideWriter({ segmentBytes: 256 }), besideWriterFollowCases)
 
 // A slow device: each fdatasync on the thread pool takes 2 ms, so that appends are reliably in flight
 // (and share flushes) while the conformance cases read. Every build reopens the same simulated disk.

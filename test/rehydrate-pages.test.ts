@@ -21,6 +21,15 @@ const credit = (amount: number): LedgerEvent => ({ _tag: "Credited", amount })
 const events = [credit(1), credit(2), credit(4), credit(8), credit(16), credit(32), credit(64)]
 const x = { namespace: "ledger", id: "x" }
 
+/** A memory journal holding `written` in stream x, appended by one execute of `aggregate`. */
+const journalWith = (written: ReadonlyArray<LedgerEvent> = events, aggregate = ledger()) =>
+  Effect.gen(function*() {
+    const inner = yield* Journal.makeMemory
+    const writer = yield* Repository.make(aggregate).pipe(Effect.provideService(Journal.Journal, inner))
+    yield* writer.execute("x", append(written))
+    return inner
+  })
+
 type Pages = (records: ReadonlyArray<JournalRecord>) => ReadonlyArray<ReadonlyArray<JournalRecord>>
 
 /** `inner` whose `read` returns the same records in the pages `split` makes of them. */
@@ -103,9 +112,7 @@ for (const [name, split] of splits) {
 
 test("paged fold: a snapshot from another timeline is distrusted when the first page holds its record alone", () =>
   Effect.runPromise(Effect.gen(function*() {
-    const inner = yield* Journal.makeMemory
-    const writer = yield* Repository.make(ledger()).pipe(Effect.provideService(Journal.Journal, inner))
-    yield* writer.execute("x", append(events))
+    const inner = yield* journalWith()
     // A snapshot at version 4 with another seq, and a wrong state.
     const real = (yield* Stream.runCollect(inner.read(x))).find((r) => r.version === 4)!
     const snapshots = yield* SnapshotStore.SnapshotStore
@@ -129,10 +136,8 @@ test("paged fold: a snapshot from another timeline is distrusted when the first 
 
 test("paged fold: the archive fills the versions truncated before the first page, whatever the pages", () =>
   Effect.runPromise(Effect.gen(function*() {
-    const inner = yield* Journal.makeMemory
+    const inner = yield* journalWith()
     const archive = yield* Archive.Archive
-    const writer = yield* Repository.make(ledger()).pipe(Effect.provideService(Journal.Journal, inner))
-    yield* writer.execute("x", append(events))
     const records = yield* Stream.runCollect(inner.read(x))
     yield* archive.put({ startSeq: 1, endSeq: 3, records: records.slice(0, 3) })
     yield* inner.truncateBefore(records[3]!.seq)
@@ -144,9 +149,7 @@ test("paged fold: the archive fills the versions truncated before the first page
 
 test("paged fold: a CodecError in a later page fails the load; the records-replayed metric counts each fold once", () =>
   Effect.runPromise(Effect.gen(function*() {
-    const inner = yield* Journal.makeMemory
-    const writer = yield* Repository.make(ledger()).pipe(Effect.provideService(Journal.Journal, inner))
-    yield* writer.execute("x", append(events))
+    const inner = yield* journalWith()
     const replayed = Metric.withAttributes(Metrics.recordsReplayed, { namespace: "ledger" })
     const before = (yield* Metric.value(replayed)).count
     const reading = yield* Repository.make(ledger(), { cacheSize: 0 }).pipe(Effect.provideService(Journal.Journal, paged(inner, bySize(2))))
@@ -171,11 +174,9 @@ test("paged fold: a CodecError in a later page fails the load; the records-repla
  */
 const truncatedDuringRead = (truncateBeforeVersion: number) =>
   Effect.gen(function*() {
-    const inner = yield* Journal.makeMemory
-    const archive = yield* Archive.Archive
-    const writer = yield* Repository.make(ledger({ every: 6, schemaVersion: 1 })).pipe(Effect.provideService(Journal.Journal, inner))
     const six = events.slice(0, 6)
-    yield* writer.execute("x", append(six))
+    const inner = yield* journalWith(six, ledger({ every: 6, schemaVersion: 1 }))
+    const archive = yield* Archive.Archive
     const records = yield* Stream.runCollect(inner.read(x))
     yield* archive.put({ startSeq: 1, endSeq: 6, records })
     const cut = truncateBeforeVersion > 6 ? records[5]!.seq + 1 : records[truncateBeforeVersion - 1]!.seq
@@ -202,10 +203,8 @@ test("a truncation between two pages of versions 3..4 that the Archive holds: th
 
 test("a Checkpointer run between two pages of a load's read (no snapshot before it): the load starts again from its snapshot, not a state at version 2", () =>
   Effect.runPromise(Effect.gen(function*() {
-    const inner = yield* Journal.makeMemory
-    const writer = yield* Repository.make(ledger()).pipe(Effect.provideService(Journal.Journal, inner))
     const six = events.slice(0, 6)
-    yield* writer.execute("x", append(six))
+    const inner = yield* journalWith(six)
     const snapshots = yield* SnapshotStore.SnapshotStore
     // The real Checkpointer: snapshots version 6, then truncates versions 1..6 (history: "discard").
     const checkpoint = Effect.asVoid(Effect.flatMap(Checkpointer.make([ledger()], { history: "discard" }), (c) => c.run)).pipe(
