@@ -56,19 +56,25 @@ const program = Effect.gen(function*() {
   yield* today(3)
   const teller = yield* Repository.make(BankAccount)
   const atm = yield* Repository.make(BankAccount)
+  const tellerSaw = yield* Deferred.make<void>()
   const atmCommitted = yield* Deferred.make<void>()
   let tellerAttempts = 0
   const tellerWithdraws = teller.execute("alice", (account) =>
     Effect.gen(function*() {
       tellerAttempts++
       yield* Console.log(`  teller, attempt ${tellerAttempts}: sees balance ${account.balance}, wants to pay out 70`)
-      if (tellerAttempts === 1) yield* Deferred.await(atmCommitted) // the teller is slow: the ATM gets in first
+      if (tellerAttempts === 1) {
+        // The teller is slow: the ATM, which starts once the teller has seen the account, gets in first.
+        yield* Deferred.succeed(tellerSaw, undefined)
+        yield* Deferred.await(atmCommitted)
+      }
       return yield* withdraw(70, "cash at the branch")(account)
     })).pipe(
       Effect.map((done) => `teller paid out 70, balance ${done.state.balance}`),
       Effect.catchTag("InsufficientFunds", (error) => Effect.succeed(`teller refused: ${error.message}`))
     )
-  const atmWithdraws = atm.execute("alice", withdraw(60, "ATM")).pipe(
+  const atmWithdraws = Deferred.await(tellerSaw).pipe(
+    Effect.andThen(atm.execute("alice", withdraw(60, "ATM"))),
     Effect.tap((done) => Console.log(`  ATM pays out 60: balance ${done.state.balance}, version ${done.version}`)),
     Effect.andThen(Deferred.succeed(atmCommitted, undefined))
   )
